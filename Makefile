@@ -1,0 +1,38 @@
+# docpipe — everything a newcomer needs: `make run`, `make test`, `make bench`.
+SHELL := /bin/bash
+CARGO ?= cargo
+SHARED ?= $(abspath ../shared)
+export CORPUS_ROOT ?= /tmp/docpipe-corpus
+
+.PHONY: run build test unit e2e lint fmt corpus bench clean
+
+## Build and start the server on the embedded default (./data, 127.0.0.1:8750).
+run:
+	$(CARGO) run --release -- serve
+
+build:
+	$(CARGO) build --release
+
+## Every test: format and lint checks, unit tests, end-to-end tests against the real binary.
+test: lint corpus
+	$(CARGO) test --all-targets --workspace -- --nocapture 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --workspace -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Real documents for the tests and benchmarks (idempotent, cached under $(CORPUS_ROOT)).
+corpus: $(CORPUS_ROOT)/docs/MANIFEST.tsv
+
+$(CORPUS_ROOT)/docs/MANIFEST.tsv:
+	bash $(SHARED)/scripts/fetch-corpus.sh
+
+## Benchmarks: the end-to-end load bench (20,000 uploads over HTTP) beside a bare baseline.
+bench: corpus
+	$(CARGO) bench --bench load
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,322 @@
+//! Catalog: the one SQLite writer, and the durable hop between stages.
+//!
+//! In: registrations of uploads, stage results (extracted text,
+//! classification, index commits), failure decisions, retries and deletes.
+//! Messages are buffered and written in one transaction per batch (a group
+//! commit: whatever arrived while the previous batch was committing). Out,
+//! only after the commit: replies to callers, each advanced job forwarded to
+//! its next stage, finished jobs released to the Intake, retry times to the
+//! Scheduler. So the actor chain only ever carries states that are durable,
+//! and a crash at any point re-admits each document from its last committed
+//! stage. Every write is conditional on the stage it expects, so a duplicate
+//! or stale completion changes nothing.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use rusqlite::{Connection, Transaction};
+use serde_json::json;
+
+use crate::config::CatalogConfig;
+use crate::counters::Counters;
+use crate::intake::IntakeMsg;
+use crate::indexer::IndexerMsg;
+use crate::model::{now_ms, Classification, DocJob, ErrorInfo, Extracted, NewDocument, Registered, Stage};
+use crate::pipeline::{current_routes, Routes, RoutesRx};
+use crate::scheduler::SchedulerMsg;
+use crate::store::db::{self, Inserted};
+
+pub type Reply<T> = RpcReplyPort<Result<T, String>>;
+
+pub enum CatalogMsg {
+    Register {
+        docs: Vec<NewDocument>,
+        reply: Reply<Vec<Registered>>,
+    },
+    Extracted {
+        job: DocJob,
+        out: Extracted,
+    },
+    Classified {
+        job: DocJob,
+        class: Classification,
+    },
+    Indexed {
+        jobs: Vec<DocJob>,
+    },
+    Failure {
+        job: DocJob,
+        attempts: u32,
+        retry_at: Option<i64>,
+        error: ErrorInfo,
+    },
+    Retry {
+        id: String,
+        reply: Reply<Option<Stage>>,
+    },
+    MarkDeleting {
+        id: String,
+        reply: Reply<bool>,
+    },
+    Purge {
+        id: String,
+        reply: Reply<bool>,
+    },
+    /// Replies once everything received before it is committed.
+    Sync(Reply<()>),
+    /// Internal: write the buffered batch.
+    Flush,
+}
+
+/// What to do once a batch is committed.
+enum Effect {
+    Registered(Reply<Vec<Registered>>, Vec<Registered>),
+    Replied(Box<dyn FnOnce() + Send>),
+    Forward(DocJob),
+    Release(DocJob),
+    RetryDue(i64),
+    WakeIntake,
+}
+
+pub struct Catalog;
+
+pub struct CatalogArgs {
+    pub path: std::path::PathBuf,
+    pub config: CatalogConfig,
+    pub routes: RoutesRx,
+    pub counters: Arc<Counters>,
+}
+
+pub struct CatalogState {
+    args: CatalogArgs,
+    conn: Option<Connection>,
+    pending: Vec<CatalogMsg>,
+    flush_queued: bool,
+}
+
+impl Actor for Catalog {
+    type Msg = CatalogMsg;
+    type State = CatalogState;
+    type Arguments = CatalogArgs;
+
+    async fn pre_start(&self, _me: ActorRef<CatalogMsg>, args: CatalogArgs) -> Result<CatalogState, ActorProcessingErr> {
+        let conn = db::open_writer(&args.path, &args.config.synchronous)?;
+        args.counters.catalog.pool_size.store(1, Relaxed);
+        Ok(CatalogState {
+            args,
+            conn: Some(conn),
+            pending: Vec::new(),
+            flush_queued: false,
+        })
+    }
+
+    async fn handle(&self, me: ActorRef<CatalogMsg>, msg: CatalogMsg, st: &mut CatalogState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CatalogMsg::Flush => {
+                st.flush_queued = false;
+                flush(st).await?;
+            }
+            other => {
+                st.args.counters.catalog.queued(1);
+                st.pending.push(other);
+                if st.pending.len() >= st.args.config.max_batch {
+                    flush(st).await?;
+                } else if !st.flush_queued {
+                    // Everything already in the mailbox is handled before this
+                    // Flush, so it joins the same transaction.
+                    st.flush_queued = true;
+                    me.cast(CatalogMsg::Flush)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn flush(st: &mut CatalogState) -> Result<(), ActorProcessingErr> {
+    if st.pending.is_empty() {
+        return Ok(());
+    }
+    let ops = std::mem::take(&mut st.pending);
+    let n = ops.len();
+    let mut conn = st.conn.take().ok_or("catalog connection lost")?;
+    let counters = st.args.counters.clone();
+    let _timer = counters.catalog.start_job();
+    counters.catalog.queued(1 - n as i64);
+    let (conn, result) = tokio::task::spawn_blocking(move || {
+        let result = write_batch(&mut conn, ops);
+        (conn, result)
+    })
+    .await?;
+    st.conn = Some(conn);
+    let effects = result?;
+    counters.catalog.num_processed.fetch_add(n as u64, Relaxed);
+    counters.num_commits_catalog.fetch_add(1, Relaxed);
+    apply_effects(&current_routes(&st.args.routes)?, effects)
+}
+
+fn write_batch(conn: &mut Connection, ops: Vec<CatalogMsg>) -> anyhow::Result<Vec<Effect>> {
+    let tx = conn.transaction()?;
+    let now = now_ms();
+    let mut effects = Vec::with_capacity(ops.len());
+    for op in ops {
+        write_one(&tx, op, now, &mut effects)?;
+    }
+    tx.commit()?;
+    Ok(effects)
+}
+
+fn write_one(tx: &Transaction<'_>, op: CatalogMsg, now: i64, fx: &mut Vec<Effect>) -> anyhow::Result<()> {
+    match op {
+        CatalogMsg::Register { docs, reply } => {
+            let mut out = Vec::with_capacity(docs.len());
+            for d in &docs {
+                out.push(match db::write_insert(tx, d, now)? {
+                    Inserted::New => Registered {
+                        id: d.id.clone(),
+                        filename: d.filename.clone(),
+                        sha256: d.sha256.clone(),
+                        stage: Stage::Queued,
+                        duplicate_of: None,
+                    },
+                    Inserted::Duplicate(first) => Registered {
+                        id: first.id.clone(),
+                        filename: first.filename,
+                        sha256: first.sha256,
+                        stage: first.stage,
+                        duplicate_of: Some(first.id),
+                    },
+                });
+            }
+            fx.push(Effect::Registered(reply, out));
+            fx.push(Effect::WakeIntake);
+        }
+        CatalogMsg::Extracted { mut job, out } => {
+            if db::write_advance(tx, job.seq, Stage::Queued, Stage::Extracted, now)? {
+                db::write_text(tx, job.seq, &out.text, out.title.as_deref(), out.pages)?;
+                if job.title.is_none() && out.title.is_some() {
+                    tx.execute(
+                        "UPDATE documents SET title = ?2 WHERE seq = ?1 AND title IS NULL",
+                        rusqlite::params![job.seq, out.title],
+                    )?;
+                    job.title = out.title.clone();
+                }
+                let detail = json!({"chars": out.text.chars().count(), "pages": out.pages});
+                db::write_event(tx, &job.id, "extracted", Some(Stage::Extracted), Some(&detail), now)?;
+                job.stage = Stage::Extracted;
+                job.attempts = 0;
+                job.text = Some(Arc::from(out.text));
+                fx.push(Effect::Forward(job));
+            } else {
+                fx.push(Effect::Release(job));
+            }
+        }
+        CatalogMsg::Classified { mut job, class } => {
+            if db::write_advance(tx, job.seq, Stage::Extracted, Stage::Classified, now)? {
+                db::write_classification(tx, job.seq, class.doc_type.as_deref(), class.confidence)?;
+                let detail = json!({"doc_type": class.doc_type, "confidence": class.confidence});
+                db::write_event(tx, &job.id, "classified", Some(Stage::Classified), Some(&detail), now)?;
+                job.stage = Stage::Classified;
+                job.attempts = 0;
+                job.doc_type = class.doc_type;
+                job.confidence = Some(class.confidence);
+                fx.push(Effect::Forward(job));
+            } else {
+                fx.push(Effect::Release(job));
+            }
+        }
+        CatalogMsg::Indexed { jobs } => {
+            for job in jobs {
+                if db::write_advance(tx, job.seq, Stage::Classified, Stage::Indexed, now)? {
+                    db::write_event(tx, &job.id, "indexed", Some(Stage::Indexed), None, now)?;
+                }
+                fx.push(Effect::Release(job));
+            }
+        }
+        CatalogMsg::Failure {
+            job,
+            attempts,
+            retry_at,
+            error,
+        } => {
+            if db::write_failure(tx, job.seq, job.stage, attempts, retry_at, &error, now)? {
+                let detail = json!({"code": error.code, "message": error.message, "attempt": attempts,
+                                    "retry_at": retry_at.map(crate::model::format_ms)});
+                let kind = if retry_at.is_some() { "attempt_failed" } else { "failed" };
+                db::write_event(tx, &job.id, kind, Some(job.stage), Some(&detail), now)?;
+                if let Some(at) = retry_at {
+                    fx.push(Effect::RetryDue(at));
+                }
+            }
+            fx.push(Effect::Release(job));
+        }
+        CatalogMsg::Retry { id, reply } => {
+            let r = db::write_retry(tx, &id, now)?;
+            fx.push(Effect::Replied(Box::new(move || {
+                let _ = reply.send(Ok(r));
+            })));
+            fx.push(Effect::WakeIntake);
+        }
+        CatalogMsg::MarkDeleting { id, reply } => {
+            let r = db::write_mark_deleting(tx, &id, now)?;
+            fx.push(Effect::Replied(Box::new(move || {
+                let _ = reply.send(Ok(r));
+            })));
+        }
+        CatalogMsg::Purge { id, reply } => {
+            let r = db::write_purge(tx, &id, now)?;
+            fx.push(Effect::Replied(Box::new(move || {
+                let _ = reply.send(Ok(r));
+            })));
+        }
+        CatalogMsg::Sync(reply) => fx.push(Effect::Replied(Box::new(move || {
+            let _ = reply.send(Ok(()));
+        }))),
+        CatalogMsg::Flush => {}
+    }
+    Ok(())
+}
+
+fn apply_effects(routes: &Routes, effects: Vec<Effect>) -> Result<(), ActorProcessingErr> {
+    let mut released = Vec::new();
+    let mut wake = false;
+    for e in effects {
+        match e {
+            Effect::Registered(reply, out) => {
+                let _ = reply.send(Ok(out));
+            }
+            Effect::Replied(f) => f(),
+            Effect::Forward(job) => forward(routes, job)?,
+            Effect::Release(job) => released.push((job.seq, job.admission)),
+            Effect::RetryDue(at) => routes.scheduler.cast(SchedulerMsg::Due(at))?,
+            Effect::WakeIntake => wake = true,
+        }
+    }
+    if !released.is_empty() {
+        routes.intake.cast(IntakeMsg::Release(released))?;
+    } else if wake {
+        routes.intake.cast(IntakeMsg::Wake)?;
+    }
+    Ok(())
+}
+
+/// Sends a job whose stage was just committed to the actor for its next stage.
+pub fn forward(routes: &Routes, job: DocJob) -> Result<(), ActorProcessingErr> {
+    match job.stage {
+        Stage::Queued => {
+            routes.counters.extract.queued(1);
+            routes.extract.dispatch((), job).map_err(|e| format!("extract pool is gone: {e}"))?;
+        }
+        Stage::Extracted => {
+            routes.counters.classify.queued(1);
+            routes.classify.dispatch((), job).map_err(|e| format!("classify pool is gone: {e}"))?;
+        }
+        Stage::Classified => {
+            routes.counters.indexer.queued(1);
+            routes.indexer.cast(IndexerMsg::Add(job))?;
+        }
+        other => return Err(format!("no stage follows {other}").into()),
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! The engine's settings. Each section sits beside the component that reads it;
+//! defaults are written once, here, in the `Default` impls. The binary merges
+//! files, environment and flags with figment and hands the result over.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Documents admitted into the actor chain at once; the rest wait in SQLite.
+    pub max_in_flight: usize,
+    /// An admitted document that has not finished after this long is admitted
+    /// again (its first admission is presumed lost: a crashed worker, a dropped
+    /// message). Must be longer than the slowest stage.
+    pub lease_ms: u64,
+    pub extract: ExtractConfig,
+    pub classify: ClassifyPoolConfig,
+    pub retry: RetryConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtractConfig {
+    pub workers: usize,
+    /// Time limit for one document's parse; the parser process is killed after it.
+    pub timeout_ms: u64,
+    /// Address-space limit of a parser process (setrlimit RLIMIT_AS).
+    pub max_memory_mb: u64,
+    /// Extracted text beyond this many characters is cut off.
+    pub max_text_chars: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifyPoolConfig {
+    pub workers: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts per stage before a document is parked as `failed`.
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Most stage updates written in one SQLite transaction (group commit).
+    pub max_batch: usize,
+    /// SQLite `synchronous`: "full" (every commit survives power loss) or "normal".
+    pub synchronous: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexConfig {
+    /// Commit when this many documents are waiting...
+    pub commit_batch: usize,
+    /// ...or when the oldest has waited this long.
+    pub commit_interval_ms: u64,
+    pub writer_memory_mb: usize,
+    pub writer_threads: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobConfig {
+    /// fsync every stored original before the upload is acknowledged.
+    pub fsync: bool,
+}
+
+/// A document type and the rules that recognise it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TypeConfig {
+    pub name: String,
+    pub description: String,
+    /// Case-insensitive words or phrases; each one found counts once.
+    pub keywords: Vec<String>,
+    /// Regular expressions; each one that matches counts once.
+    pub patterns: Vec<String>,
+}
+
+/// Everything the engine needs, assembled by the binary.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub pipeline: PipelineConfig,
+    pub catalog: CatalogConfig,
+    pub index: IndexConfig,
+    pub blobs: BlobConfig,
+    pub types: Vec<TypeConfig>,
+    /// The program and arguments that start a parser process (the docpipe
+    /// binary itself in its parser mode).
+    pub parser_command: Vec<String>,
+}
+
+impl Default for ExtractConfig {
+    fn default() -> Self {
+        ExtractConfig {
+            workers: 2,
+            timeout_ms: 30_000,
+            max_memory_mb: 1024,
+            max_text_chars: 5_000_000,
+        }
+    }
+}
+
+impl Default for ClassifyPoolConfig {
+    fn default() -> Self {
+        ClassifyPoolConfig { workers: 1 }
+    }
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 3,
+            initial_backoff_ms: 2_000,
+            max_backoff_ms: 300_000,
+        }
+    }
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            max_batch: 1024,
+            synchronous: "full".into(),
+        }
+    }
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            commit_batch: 2000,
+            commit_interval_ms: 250,
+            writer_memory_mb: 64,
+            writer_threads: 1,
+        }
+    }
+}
+
+impl Default for BlobConfig {
+    fn default() -> Self {
+        BlobConfig { fsync: true }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_in_flight: 64,
+            lease_ms: 600_000,
+            extract: ExtractConfig::default(),
+            classify: ClassifyPoolConfig::default(),
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+/// The document types docpipe ships with; users replace them in config.
+pub fn default_types() -> Vec<TypeConfig> {
+    let t = |name: &str, description: &str, keywords: &[&str], patterns: &[&str]| TypeConfig {
+        name: name.into(),
+        description: description.into(),
+        keywords: keywords.iter().map(|s| s.to_string()).collect(),
+        patterns: patterns.iter().map(|s| s.to_string()).collect(),
+    };
+    vec![
+        t(
+            "invoice",
+            "A bill asking for payment for goods or services",
+            &["invoice", "amount due", "rechnung", "facture", "vat", "bill to"],
+            &[r"(?i)invoice\s*(no|number|#)"],
+        ),
+        t(
+            "receipt",
+            "Proof of a payment already made",
+            &["receipt", "quittung", "reçu", "thank you for your purchase", "change due"],
+            &[],
+        ),
+        t(
+            "contract",
+            "An agreement between parties",
+            &["agreement", "contract", "hereinafter", "terms and conditions", "vertrag"],
+            &[r"(?i)the parties agree"],
+        ),
+        t(
+            "letter",
+            "Correspondence addressed to a person",
+            &["dear", "sincerely", "yours faithfully", "sehr geehrte"],
+            &[],
+        ),
+        t(
+            "email",
+            "An e-mail message",
+            &[],
+            &[r"(?m)^From: .+", r"(?m)^Subject: .+", r"(?m)^Message-ID: .+"],
+        ),
+        t(
+            "manual",
+            "A manual, guide, specification or report",
+            &["manual", "chapter", "table of contents", "reference", "documentation", "guide"],
+            &[],
+        ),
+    ]
+}
+
+impl EngineConfig {
+    /// Every problem with the values, at once (unknown keys and wrong types are
+    /// caught earlier, by deserialisation).
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let p = &self.pipeline;
+        let mut positive = |key: &str, v: u64| {
+            if v == 0 {
+                problems.push(format!("{key} must be at least 1"));
+            }
+        };
+        positive("pipeline.max_in_flight", p.max_in_flight as u64);
+        positive("pipeline.extract.workers", p.extract.workers as u64);
+        positive("pipeline.extract.timeout_ms", p.extract.timeout_ms);
+        positive("pipeline.extract.max_memory_mb", p.extract.max_memory_mb);
+        positive("pipeline.extract.max_text_chars", p.extract.max_text_chars as u64);
+        positive("pipeline.classify.workers", p.classify.workers as u64);
+        positive("pipeline.retry.max_attempts", p.retry.max_attempts as u64);
+        positive("catalog.max_batch", self.catalog.max_batch as u64);
+        positive("index.commit_batch", self.index.commit_batch as u64);
+        positive("index.commit_interval_ms", self.index.commit_interval_ms);
+        positive("index.writer_threads", self.index.writer_threads as u64);
+        if p.lease_ms <= p.extract.timeout_ms {
+            problems.push(format!(
+                "pipeline.lease_ms ({}) must be longer than pipeline.extract.timeout_ms ({})",
+                p.lease_ms, p.extract.timeout_ms
+            ));
+        }
+        if p.retry.max_backoff_ms < p.retry.initial_backoff_ms {
+            problems.push("pipeline.retry.max_backoff_ms must be at least pipeline.retry.initial_backoff_ms".into());
+        }
+        if self.index.writer_memory_mb < 15 * self.index.writer_threads.max(1) {
+            problems.push("index.writer_memory_mb must be at least 15 per writer thread".into());
+        }
+        if !matches!(self.catalog.synchronous.as_str(), "full" | "normal") {
+            problems.push(format!(
+                "catalog.synchronous must be \"full\" or \"normal\", not {:?}",
+                self.catalog.synchronous
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in self.types.iter().enumerate() {
+            if t.name.trim().is_empty() {
+                problems.push(format!("types[{i}].name must not be empty"));
+            } else if !names.insert(t.name.as_str()) {
+                problems.push(format!("types[{i}].name {:?} is defined twice", t.name));
+            }
+            for (j, pat) in t.patterns.iter().enumerate() {
+                if let Err(e) = regex::Regex::new(pat) {
+                    problems.push(format!("types[{i}].patterns[{j}] is not a valid regex: {e}"));
+                }
+            }
+        }
+        problems
+    }
+}

@@ -1,0 +1,221 @@
+//! Extract pool: turns a stored original into text.
+//!
+//! In: [`DocJob`]s at stage `queued`, dispatched by the Intake through a
+//! ractor factory. Out: `Extracted` to the Catalog (which commits the text and
+//! the stage advance, then forwards the job to Classify), or a failure to the
+//! Scheduler. Plain text, Markdown and HTML are parsed in-process on the
+//! blocking pool; PDFs (and later every other untrusted binary format) in a
+//! pooled parser process of this same binary, under a time limit and an
+//! address-space limit. A parser that panics, hangs or dies fails that one
+//! document with a code; the worker replaces its process and goes on.
+
+pub mod detect;
+pub mod pdf;
+pub mod sandbox;
+pub mod text;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::factory::{FactoryMessage, Job, Worker, WorkerId};
+use ractor::{ActorProcessingErr, ActorRef};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::CatalogMsg;
+use crate::config::ExtractConfig;
+use crate::counters::Counters;
+use crate::model::{DocJob, ErrorInfo, Extracted};
+use crate::pipeline::{current_routes, RoutesRx};
+use crate::scheduler::SchedulerMsg;
+use crate::store::blobs::Blobs;
+
+/// Why a parse failed, with a stable code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ParseError {
+    pub code: String,
+    pub message: String,
+}
+
+impl ParseError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        ParseError {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Deterministic failures (the same bytes fail the same way) are parked at
+    /// once; the others (time, crashes, I/O) are retried with backoff.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self.code.as_str(), "malformed" | "encrypted" | "unsupported")
+    }
+
+    pub fn into_info(self) -> ErrorInfo {
+        ErrorInfo::new(self.code, self.message)
+    }
+}
+
+/// Formats that are parsed in the parser process rather than in-process.
+pub fn needs_sandbox(mime: &str) -> bool {
+    mime == detect::PDF
+}
+
+/// Parses any supported format. Called in-process for the safe formats and
+/// inside the parser process for the others.
+pub fn parse(mime: &str, bytes: &[u8]) -> Result<Extracted, ParseError> {
+    match mime {
+        detect::PDF => pdf::extract(bytes),
+        detect::HTML => {
+            let (title, text) = text::html_to_text(&text::decode(bytes));
+            Ok(Extracted { text, title, pages: None })
+        }
+        detect::MARKDOWN => {
+            let (title, text) = text::markdown_to_text(&text::decode(bytes));
+            Ok(Extracted { text, title, pages: None })
+        }
+        detect::TEXT => Ok(Extracted {
+            text: text::decode(bytes),
+            title: None,
+            pages: None,
+        }),
+        other => Err(ParseError::new("unsupported", format!("docpipe cannot read {other}"))),
+    }
+}
+
+/// Cuts text at a character boundary after `max_chars` characters.
+pub fn truncate_chars(text: &mut String, max_chars: usize) -> bool {
+    match text.char_indices().nth(max_chars) {
+        Some((byte, _)) => {
+            text.truncate(byte);
+            true
+        }
+        None => false,
+    }
+}
+
+/// What every Extract worker shares.
+pub struct ExtractCtx {
+    pub config: ExtractConfig,
+    pub parser_command: Vec<String>,
+    pub blobs: Blobs,
+    pub routes: RoutesRx,
+    pub counters: Arc<Counters>,
+}
+
+pub struct Extractor {
+    pub ctx: Arc<ExtractCtx>,
+}
+
+pub struct ExtractorState {
+    sandbox: Option<sandbox::Sandbox>,
+}
+
+impl Extractor {
+    async fn extract(&self, job: &DocJob, state: &mut ExtractorState) -> Result<Extracted, ParseError> {
+        let cfg = &self.ctx.config;
+        let bytes = self
+            .ctx
+            .blobs
+            .get(&job.id)
+            .await
+            .map_err(|e| ParseError::new("storage", format!("cannot read the original: {e:#}")))?;
+        let timeout = Duration::from_millis(cfg.timeout_ms);
+        let mut out = if needs_sandbox(&job.mime) {
+            let sb = match state.sandbox.as_mut() {
+                Some(sb) => sb,
+                None => state.sandbox.insert(
+                    sandbox::Sandbox::spawn(&self.ctx.parser_command, cfg.max_memory_mb)
+                        .map_err(|e| ParseError::new("parser_unavailable", format!("cannot start a parser process: {e}")))?,
+                ),
+            };
+            let result = sb.parse(&job.mime, &bytes, timeout).await;
+            if matches!(&result, Err(e) if e.code == "timeout" || e.code == "crashed") {
+                // The process is dead or stuck: replace it for the next document.
+                state.sandbox = None;
+            }
+            result?
+        } else {
+            let mime = job.mime.clone();
+            let task = tokio::task::spawn_blocking(move || parse(&mime, &bytes));
+            match tokio::time::timeout(timeout, task).await {
+                Err(_) => return Err(ParseError::new("timeout", format!("parsing took longer than {} ms", cfg.timeout_ms))),
+                Ok(Err(join)) => return Err(ParseError::new("parser_panic", format!("the parser panicked: {join}"))),
+                Ok(Ok(r)) => r?,
+            }
+        };
+        truncate_chars(&mut out.text, cfg.max_text_chars);
+        Ok(out)
+    }
+}
+
+impl Worker for Extractor {
+    type Key = ();
+    type Message = DocJob;
+    type Arguments = ();
+    type State = ExtractorState;
+
+    async fn pre_start(
+        &self,
+        _wid: WorkerId,
+        _factory: &ActorRef<FactoryMessage<(), DocJob>>,
+        _args: (),
+    ) -> Result<ExtractorState, ActorProcessingErr> {
+        Ok(ExtractorState { sandbox: None })
+    }
+
+    async fn handle(
+        &self,
+        _wid: WorkerId,
+        _factory: &ActorRef<FactoryMessage<(), DocJob>>,
+        job: Job<(), DocJob>,
+        state: &mut ExtractorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let doc = job.msg;
+        let counters = &self.ctx.counters.extract;
+        let result = {
+            let _timer = counters.start_job();
+            self.extract(&doc, state).await
+        };
+        let routes = current_routes(&self.ctx.routes)?;
+        match result {
+            Ok(out) => {
+                counters.num_processed.fetch_add(1, Relaxed);
+                routes.catalog.cast(CatalogMsg::Extracted { job: doc, out })?;
+            }
+            Err(e) => {
+                counters.num_failed.fetch_add(1, Relaxed);
+                tracing::info!(doc_id = %doc.id, stage = "extract", code = %e.code, error = %e.message, "extraction failed");
+                let retryable = e.is_retryable();
+                routes.scheduler.cast(SchedulerMsg::Failed {
+                    job: doc,
+                    error: e.into_info(),
+                    retryable,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        let mut s = "äöü".to_string();
+        assert!(truncate_chars(&mut s, 2));
+        assert_eq!(s, "äö");
+        assert!(!truncate_chars(&mut s, 5));
+    }
+
+    #[test]
+    fn parse_rejects_unknown_types_and_broken_pdfs() {
+        assert_eq!(parse("image/png", b"x").unwrap_err().code, "unsupported");
+        let e = parse(detect::PDF, b"%PDF-1.4\n garbage").unwrap_err();
+        assert_eq!(e.code, "malformed");
+        assert!(!e.is_retryable());
+    }
+}

@@ -1,0 +1,193 @@
+//! Parser processes: `docpipe` re-executed in its parser mode, reused for many
+//! documents. The parent sends a request frame on stdin and reads the answer
+//! frame on stdout; it kills the process when a parse runs past its time
+//! limit. The child limits its own address space with setrlimit, so a runaway
+//! parser fails its allocation and dies instead of taking the machine.
+//!
+//! Frames: request = u32 LE header length, JSON header, u64 LE body length,
+//! body; response = u32 LE length, JSON `Result<Extracted, ParseError>`.
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::extract::ParseError;
+use crate::model::Extracted;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Request {
+    mime: String,
+}
+
+pub struct Sandbox {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Sandbox {
+    /// Starts `command` (the docpipe binary and its parser-mode argument) with
+    /// the memory limit as its last argument.
+    pub fn spawn(command: &[String], max_memory_mb: u64) -> std::io::Result<Sandbox> {
+        let (program, args) = command
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("no parser command configured"))?;
+        let mut child = Command::new(program)
+            .args(args)
+            .arg(max_memory_mb.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
+        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+        Ok(Sandbox {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+        })
+    }
+
+    /// Parses one document. On `timeout` or `crashed` the caller must drop
+    /// this sandbox (dropping kills the process).
+    pub async fn parse(&mut self, mime: &str, body: &[u8], timeout: Duration) -> Result<Extracted, ParseError> {
+        let exchange = async {
+            let header = serde_json::to_vec(&Request { mime: mime.to_string() }).map_err(std::io::Error::other)?;
+            self.stdin.write_all(&(header.len() as u32).to_le_bytes()).await?;
+            self.stdin.write_all(&header).await?;
+            self.stdin.write_all(&(body.len() as u64).to_le_bytes()).await?;
+            self.stdin.write_all(body).await?;
+            self.stdin.flush().await?;
+            let len = self.stdout.read_u32_le().await? as usize;
+            let mut buf = vec![0u8; len];
+            self.stdout.read_exact(&mut buf).await?;
+            serde_json::from_slice::<Result<Extracted, ParseError>>(&buf).map_err(std::io::Error::other)
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => {
+                let _ = self.child.start_kill();
+                Err(ParseError::new(
+                    "timeout",
+                    format!("parsing took longer than {} ms; the parser was stopped", timeout.as_millis()),
+                ))
+            }
+            Ok(Err(_io)) => Err(ParseError::new("crashed", self.describe_death().await)),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    async fn describe_death(&mut self) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        let status = match tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await {
+            Ok(Ok(s)) => s,
+            _ => {
+                let _ = self.child.start_kill();
+                return "the parser process stopped answering".into();
+            }
+        };
+        match status.signal() {
+            Some(libc::SIGABRT) => {
+                "the parser process aborted (out of memory under its limit, or a stack overflow)".into()
+            }
+            Some(libc::SIGSEGV) => "the parser process crashed (segmentation fault)".into(),
+            Some(libc::SIGKILL) => "the parser process was killed".into(),
+            Some(sig) => format!("the parser process died from signal {sig}"),
+            None => format!("the parser process exited unexpectedly ({status})"),
+        }
+    }
+}
+
+/// Entry point of the parser mode. `args` holds the memory limit in MiB.
+/// Returns the process exit code.
+pub fn child_main(args: &[String]) -> i32 {
+    let max_mb: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(1024);
+    limit_memory(max_mb);
+    // Panics are reported in the answer frame, not on stderr.
+    std::panic::set_hook(Box::new(|_| {}));
+    let faults = std::env::var("DOCPIPE_TEST_FAULTS").is_ok_and(|v| v == "1");
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut input = stdin.lock();
+    let mut output = stdout.lock();
+    loop {
+        let mut len4 = [0u8; 4];
+        if input.read_exact(&mut len4).is_err() {
+            return 0; // parent closed the pipe: done
+        }
+        let mut header = vec![0u8; u32::from_le_bytes(len4) as usize];
+        let mut len8 = [0u8; 8];
+        if input.read_exact(&mut header).is_err() || input.read_exact(&mut len8).is_err() {
+            return 1;
+        }
+        let mut body = vec![0u8; u64::from_le_bytes(len8) as usize];
+        if input.read_exact(&mut body).is_err() {
+            return 1;
+        }
+        let result: Result<Extracted, ParseError> = match serde_json::from_slice::<Request>(&header) {
+            Err(e) => Err(ParseError::new("internal", format!("bad request frame: {e}"))),
+            Ok(req) => std::panic::catch_unwind(|| {
+                if faults {
+                    inject_fault(&body);
+                }
+                super::parse(&req.mime, &body)
+            })
+            .unwrap_or_else(|panic| {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(ParseError::new("parser_panic", format!("the parser panicked: {msg}")))
+            }),
+        };
+        drop(body);
+        let answer = serde_json::to_vec(&result).unwrap_or_default();
+        if output.write_all(&(answer.len() as u32).to_le_bytes()).is_err()
+            || output.write_all(&answer).is_err()
+            || output.flush().is_err()
+        {
+            return 1;
+        }
+    }
+}
+
+fn limit_memory(max_mb: u64) {
+    let bytes = max_mb.saturating_mul(1024 * 1024) as libc::rlim_t;
+    let lim = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain libc calls with valid pointers to initialised structs.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_AS, &lim);
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+    }
+}
+
+/// Test hook, active only with DOCPIPE_TEST_FAULTS=1 in the server's
+/// environment: a document containing a marker makes its parser misbehave,
+/// so the tests can prove that each kind of misbehaviour is contained.
+fn inject_fault(body: &[u8]) {
+    let has = |marker: &[u8]| body.windows(marker.len()).any(|w| w == marker);
+    if has(b"DOCPIPE-FAULT:panic") {
+        panic!("injected fault");
+    }
+    if has(b"DOCPIPE-FAULT:hang") {
+        loop {
+            std::thread::park();
+        }
+    }
+    if has(b"DOCPIPE-FAULT:abort") {
+        std::process::abort();
+    }
+    if has(b"DOCPIPE-FAULT:oom") {
+        // Far more than any sane limit: the allocation fails under RLIMIT_AS.
+        let v: Vec<u8> = vec![1u8; 64 << 30];
+        std::hint::black_box(v);
+    }
+}

@@ -1,0 +1,432 @@
+//! docpipe's engine: supervised actors around a durable SQLite queue.
+//!
+//! ```text
+//!  upload ─► blobs: incoming/<id> ─► Catalog.Register (commit) ─► blobs: docs/<id> ─► 202
+//!                                              │ Wake
+//!                                              ▼
+//!  SQLite (the queue) ◄──── ready query ──── Intake ── max_in_flight permits, leases
+//!        ▲                                     │ admit by stage
+//!        │ group commits                       ▼
+//!     Catalog ◄── Extracted ── Extract pool (factory; PDFs in parser processes)
+//!        │ ────── forward ───► Classify pool (factory; rules)
+//!        │ ◄── Classified ───┘
+//!        │ ────── forward ───► Indexer (the one Tantivy writer; batch commits)
+//!        │ ◄── Indexed (after commit)
+//!        │ ────── Release ───► Intake
+//!     Scheduler ◄── failures; ──► Catalog (retry_at | failed), timers ──► Intake.Wake
+//!  PipelineSupervisor: spawns, links and restarts all of the above.
+//! ```
+//!
+//! Reads (documents, text, search, status) go straight to SQLite read
+//! connections and the Tantivy reader, never through the actors.
+
+pub mod catalog;
+pub mod classify;
+pub mod config;
+pub mod counters;
+pub mod extract;
+pub mod indexer;
+pub mod intake;
+pub mod model;
+pub mod pipeline;
+pub mod scheduler;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
+use serde::Serialize;
+use tokio::sync::watch;
+
+pub use config::EngineConfig;
+use counters::{ActorSnapshot, Counters};
+pub use model::{Document, ErrorInfo, NewDocument, Registered, Stage};
+use pipeline::{current_routes, PipelineSupervisor, Routes, RoutesRx, Shared, SupervisorMsg};
+use store::blobs::{Blobs, Upload};
+use store::db::{self, ListFilter, ReadPool};
+use store::index::{QueryError, SearchIndex};
+
+/// A running pipeline. Cheap to clone; every clone drives the same engine.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EngineConfig,
+    db: ReadPool,
+    blobs: Blobs,
+    index: SearchIndex,
+    counters: Arc<Counters>,
+    routes: RoutesRx,
+    supervisor: ActorRef<SupervisorMsg>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("{0}")]
+    Query(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchResults {
+    pub total: u64,
+    pub hits: Vec<SearchHit>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchHit {
+    pub id: String,
+    pub title: String,
+    pub doc_type: Option<String>,
+    pub score: f32,
+    pub snippet: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StageStatus {
+    pub documents: u64,
+    pub in_flight: u64,
+    pub processed: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub stages: BTreeMap<&'static str, StageStatus>,
+    pub actors: Vec<ActorSnapshot>,
+    pub in_flight: u64,
+    pub max_in_flight: usize,
+    pub commits: Commits,
+    pub retries_scheduled: u64,
+    pub parked: u64,
+    pub leases_expired: u64,
+    pub index_docs: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Commits {
+    pub catalog: u64,
+    pub index: u64,
+}
+
+pub enum RetryOutcome {
+    Requeued(Stage),
+    NotFound,
+    NotFailed(Stage),
+}
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+async fn ask<M, T>(actor: &ActorRef<M>, msg: impl FnOnce(catalog::Reply<T>) -> M) -> Result<T>
+where
+    M: ractor::Message,
+    T: Send + 'static,
+{
+    match actor.call(msg, Some(CALL_TIMEOUT)).await.map_err(|e| anyhow!("the pipeline is not running: {e}"))? {
+        CallResult::Success(Ok(v)) => Ok(v),
+        CallResult::Success(Err(e)) => Err(anyhow!(e)),
+        CallResult::Timeout => bail!("the pipeline did not answer in time"),
+        CallResult::SenderError => bail!("the pipeline stopped before answering"),
+    }
+}
+
+impl Pipeline {
+    /// Opens (or creates) the data directory, recovers from any crash, and
+    /// starts the actors. Documents left mid-pipeline resume on their own.
+    pub async fn start(config: EngineConfig) -> Result<Pipeline> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).with_context(|| format!("data directory {} is not usable", dir.display()))?;
+        let probe = dir.join(".write-probe");
+        std::fs::write(&probe, b"ok").with_context(|| format!("data directory {} is not writable", dir.display()))?;
+        let _ = std::fs::remove_file(&probe);
+
+        let db_path = db::db_path(&dir);
+        drop(db::open_writer(&db_path, &config.catalog.synchronous)?); // migrations
+        let db = ReadPool::new(db_path);
+        let blobs = Blobs::local(&dir.join("blobs"), config.blobs.fsync)?;
+        {
+            let conn = rusqlite::Connection::open(db::db_path(&dir))?;
+            let (promoted, deleted) = blobs.sweep_incoming(|id| db::exists_id(&conn, id)).await?;
+            if promoted + deleted > 0 {
+                tracing::info!(promoted, deleted, "recovered interrupted uploads");
+            }
+        }
+        let index = SearchIndex::open(&dir.join("index"))?;
+        let counters = Arc::new(Counters::default());
+        let (routes_tx, routes_rx) = watch::channel::<Option<Routes>>(None);
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            db: db.clone(),
+            blobs: blobs.clone(),
+            index: index.clone(),
+            counters: counters.clone(),
+            routes_tx,
+        });
+        let (supervisor, _) = Actor::spawn(None, PipelineSupervisor, shared)
+            .await
+            .map_err(|e| anyhow!("failed to start the pipeline: {e}"))?;
+        let p = Pipeline {
+            inner: Arc::new(Inner {
+                config,
+                db,
+                blobs,
+                index,
+                counters,
+                routes: routes_rx,
+                supervisor,
+            }),
+        };
+        for id in p.inner.db.run(db::deleting_ids).await? {
+            p.finish_delete(&id).await?;
+        }
+        Ok(p)
+    }
+
+    fn routes(&self) -> Result<Routes> {
+        current_routes(&self.inner.routes).map_err(|e| anyhow!("{e}"))
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// Starts streaming a new original into the blob store. Returns the id the
+    /// document will have if it is not a duplicate.
+    pub fn begin_upload(&self) -> (String, Upload) {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let up = self.inner.blobs.begin(&id);
+        (id, up)
+    }
+
+    /// Drops a staged upload that will not be registered.
+    pub async fn discard_upload(&self, id: &str) {
+        self.inner.blobs.discard(id).await;
+    }
+
+    /// Registers staged uploads in one transaction. Returns after the rows are
+    /// committed and the blobs moved into place: the documents are durable.
+    /// Duplicates come back as the first document, and their bytes are dropped.
+    pub async fn register(&self, docs: Vec<NewDocument>) -> Result<Vec<Registered>> {
+        let staged: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+        let catalog = self.routes()?.catalog;
+        let out = match ask(&catalog, |reply| catalog::CatalogMsg::Register { docs, reply }).await {
+            Ok(out) => out,
+            Err(e) => {
+                // Not committed as far as we know; if it was after all, the
+                // boot sweep promotes the blob instead of deleting it.
+                for id in &staged {
+                    if !self.inner.db.run({
+                        let id = id.clone();
+                        move |c| db::exists_id(c, &id)
+                    })
+                    .await
+                    .unwrap_or(true)
+                    {
+                        self.inner.blobs.discard(id).await;
+                    }
+                }
+                return Err(e);
+            }
+        };
+        for (id, r) in staged.iter().zip(&out) {
+            if r.duplicate_of.is_some() {
+                self.inner.blobs.discard(id).await;
+            } else if let Err(e) = self.inner.blobs.promote(id).await {
+                // The row and the bytes are durable; the next start finishes the move.
+                tracing::error!(doc_id = %id, error = %format!("{e:#}"), "blob not moved into place");
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Document>> {
+        let id = id.to_string();
+        self.inner.db.run(move |c| db::get_document(c, &id)).await
+    }
+
+    pub async fn text(&self, id: &str) -> Result<Option<String>> {
+        let id = id.to_string();
+        self.inner.db.run(move |c| db::get_text(c, &id)).await
+    }
+
+    pub async fn events(&self, id: &str) -> Result<Vec<db::Event>> {
+        let id = id.to_string();
+        self.inner.db.run(move |c| db::events_for(c, &id)).await
+    }
+
+    pub async fn list(&self, filter: ListFilter) -> Result<(Vec<Document>, Option<i64>)> {
+        self.inner.db.run(move |c| db::list_documents(c, &filter)).await
+    }
+
+    /// The original's bytes as a stream.
+    pub async fn content(
+        &self,
+        id: &str,
+    ) -> Result<futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>> {
+        self.inner.blobs.stream(id).await
+    }
+
+    /// Deletes a document: row marked, index entry removed, blob removed, row
+    /// removed. An interrupted delete is finished at the next start.
+    pub async fn delete(&self, id: &str) -> Result<bool> {
+        let catalog = self.routes()?.catalog;
+        let id_owned = id.to_string();
+        if !ask(&catalog, |reply| catalog::CatalogMsg::MarkDeleting { id: id_owned, reply }).await? {
+            return Ok(false);
+        }
+        self.finish_delete(id).await?;
+        Ok(true)
+    }
+
+    async fn finish_delete(&self, id: &str) -> Result<()> {
+        let routes = self.routes()?;
+        let owned = id.to_string();
+        ask(&routes.indexer, |reply| indexer::IndexerMsg::Delete { id: owned, reply }).await?;
+        self.inner.blobs.delete(id).await?;
+        let owned = id.to_string();
+        ask(&routes.catalog, |reply| catalog::CatalogMsg::Purge { id: owned, reply }).await?;
+        Ok(())
+    }
+
+    /// Re-admits a failed document at the stage it failed in.
+    pub async fn retry(&self, id: &str) -> Result<RetryOutcome> {
+        let Some(doc) = self.get(id).await? else {
+            return Ok(RetryOutcome::NotFound);
+        };
+        let catalog = self.routes()?.catalog;
+        let owned = id.to_string();
+        match ask(&catalog, |reply| catalog::CatalogMsg::Retry { id: owned, reply }).await? {
+            Some(stage) => Ok(RetryOutcome::Requeued(stage)),
+            None => Ok(RetryOutcome::NotFailed(doc.stage)),
+        }
+    }
+
+    pub async fn search(&self, q: &str, limit: usize, offset: usize) -> Result<SearchResults, SearchError> {
+        let index = self.inner.index.clone();
+        let q = q.to_string();
+        let r = self
+            .inner
+            .db
+            .run(move |conn| {
+                let raw = match index.search(&q, limit, offset) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let mut hits = Vec::with_capacity(raw.hits.len());
+                for (id, score) in raw.hits {
+                    let Some(doc) = db::get_document(conn, &id)? else { continue };
+                    let text = db::get_text(conn, &id)?.unwrap_or_default();
+                    hits.push(SearchHit {
+                        title: doc.title.unwrap_or(doc.filename),
+                        doc_type: doc.doc_type,
+                        id,
+                        score,
+                        snippet: raw.snippets.snippet(&text).to_html(),
+                    });
+                }
+                Ok(Ok(SearchResults { total: raw.total, hits }))
+            })
+            .await?;
+        r.map_err(|QueryError(m)| SearchError::Query(m))
+    }
+
+    pub async fn status(&self) -> Result<Status> {
+        let counts: BTreeMap<Stage, u64> = self.inner.db.run(db::stage_counts).await?.into_iter().collect();
+        let c = &self.inner.counters;
+        let n = |s: Stage| counts.get(&s).copied().unwrap_or(0);
+        let busy = |a: &counters::ActorCounters| a.num_busy.load(Relaxed) + a.num_queued.load(Relaxed).max(0) as u64;
+        let mut stages = BTreeMap::new();
+        // Each stage reports the actor that takes documents out of it.
+        let pairs = [
+            (Stage::Queued, Some(&c.extract)),
+            (Stage::Extracted, Some(&c.classify)),
+            (Stage::Classified, Some(&c.indexer)),
+            (Stage::Indexed, None),
+            (Stage::Failed, None),
+        ];
+        for (stage, actor) in pairs {
+            let (in_flight, processed, failed) = match actor {
+                Some(a) => (busy(a), a.num_processed.load(Relaxed), a.num_failed.load(Relaxed)),
+                None if stage == Stage::Failed => (0, c.num_parked.load(Relaxed), 0),
+                None => (0, c.indexer.num_processed.load(Relaxed), 0),
+            };
+            stages.insert(
+                stage.as_str(),
+                StageStatus {
+                    documents: n(stage),
+                    in_flight,
+                    processed,
+                    failed,
+                },
+            );
+        }
+        Ok(Status {
+            stages,
+            actors: c.actors(),
+            in_flight: c.num_in_flight.load(Relaxed),
+            max_in_flight: self.inner.config.pipeline.max_in_flight,
+            commits: Commits {
+                catalog: c.num_commits_catalog.load(Relaxed),
+                index: c.num_commits_index.load(Relaxed),
+            },
+            retries_scheduled: c.num_retries_scheduled.load(Relaxed),
+            parked: c.num_parked.load(Relaxed),
+            leases_expired: c.num_leases_expired.load(Relaxed),
+            index_docs: self.inner.index.num_docs(),
+        })
+    }
+
+    /// Checks that SQLite, the index and the blob store answer.
+    pub async fn ready(&self) -> Result<()> {
+        self.inner
+            .db
+            .run(|c| Ok(c.query_row("SELECT COUNT(*) FROM documents WHERE 0", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .context("SQLite is not usable")?;
+        self.inner.index.reader.searcher();
+        self.inner.blobs.probe().await.context("the blob store is not usable")?;
+        self.routes()?;
+        Ok(())
+    }
+
+    /// Stops admitting, lets what is in flight finish (up to `drain`), commits
+    /// the index and the catalog, and stops every actor.
+    pub async fn shutdown(&self, drain: Duration) -> Result<()> {
+        let routes = self.routes()?;
+        let drained = tokio::time::timeout(drain, routes.intake.call(intake::IntakeMsg::Drain, Some(drain))).await;
+        if drained.is_err() {
+            tracing::warn!(in_flight = self.inner.counters.num_in_flight.load(Relaxed), "drain timed out; the rest resumes at next start");
+        }
+        let _ = ask(&routes.indexer, indexer::IndexerMsg::CommitNow).await;
+        let _ = ask(&routes.catalog, catalog::CatalogMsg::Sync).await;
+        let _ = self
+            .inner
+            .supervisor
+            .call(SupervisorMsg::Shutdown, Some(Duration::from_secs(60)))
+            .await;
+        self.inner
+            .supervisor
+            .stop_and_wait(None, Some(Duration::from_secs(10)))
+            .await
+            .map_err(|e| anyhow!("supervisor did not stop: {e}"))?;
+        Ok(())
+    }
+}
+
+/// Entry point of the parser mode (see [`extract::sandbox`]).
+pub fn parser_main(args: &[String]) -> i32 {
+    extract::sandbox::child_main(args)
+}

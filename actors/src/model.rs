@@ -1,0 +1,168 @@
+//! Plain data shared by the actors and the public API: stages, documents, jobs, errors.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a document is in the pipeline. Stored as text in SQLite; the order of
+/// the active stages is the order of the actor chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Queued,
+    Extracted,
+    Classified,
+    Indexed,
+    Failed,
+    /// Internal: a delete is under way (resumed at boot). Never shown over the API.
+    Deleting,
+}
+
+impl Stage {
+    /// The stages a user can see and filter on, in pipeline order.
+    pub const VISIBLE: [Stage; 5] = [
+        Stage::Queued,
+        Stage::Extracted,
+        Stage::Classified,
+        Stage::Indexed,
+        Stage::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Queued => "queued",
+            Stage::Extracted => "extracted",
+            Stage::Classified => "classified",
+            Stage::Indexed => "indexed",
+            Stage::Failed => "failed",
+            Stage::Deleting => "deleting",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        Some(match s {
+            "queued" => Stage::Queued,
+            "extracted" => Stage::Extracted,
+            "classified" => Stage::Classified,
+            "indexed" => Stage::Indexed,
+            "failed" => Stage::Failed,
+            "deleting" => Stage::Deleting,
+            _ => return None,
+        })
+    }
+
+    /// Active stages still have work ahead of them; the Intake admits them.
+    pub fn is_active(self) -> bool {
+        matches!(self, Stage::Queued | Stage::Extracted | Stage::Classified)
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stable error code plus a human message, stored with a failed document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
+}
+
+impl ErrorInfo {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorInfo {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One row of the `documents` table, as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Document {
+    #[serde(skip)]
+    pub seq: i64,
+    pub id: String,
+    pub filename: String,
+    pub title: Option<String>,
+    pub mime: String,
+    pub size: u64,
+    pub sha256: String,
+    pub stage: Stage,
+    pub doc_type: Option<String>,
+    pub confidence: Option<f32>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub attempts: u32,
+    pub error: Option<ErrorInfo>,
+}
+
+/// A document whose blob is staged in `incoming/` and is about to be registered.
+#[derive(Clone, Debug)]
+pub struct NewDocument {
+    pub id: String,
+    pub filename: String,
+    pub title: Option<String>,
+    pub mime: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// What registering an upload gave: the new document, or the one it duplicates.
+#[derive(Clone, Debug, Serialize)]
+pub struct Registered {
+    pub id: String,
+    pub filename: String,
+    pub sha256: String,
+    pub stage: Stage,
+    pub duplicate_of: Option<String>,
+}
+
+/// One admission of one document into the actor chain. `admission` is unique
+/// per admission so that a late completion from an expired lease is ignored.
+#[derive(Clone, Debug)]
+pub struct DocJob {
+    pub seq: i64,
+    pub id: String,
+    pub admission: u64,
+    pub stage: Stage,
+    pub mime: String,
+    pub filename: String,
+    pub title: Option<String>,
+    pub attempts: u32,
+    /// Extracted text, carried forward from the Extract stage (or loaded by the
+    /// Intake when a document is re-admitted past extraction).
+    pub text: Option<Arc<str>>,
+    pub doc_type: Option<String>,
+    pub confidence: Option<f32>,
+}
+
+/// Output of the Extract stage.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Extracted {
+    pub text: String,
+    pub title: Option<String>,
+    pub pages: Option<u32>,
+}
+
+/// Output of the Classify stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Classification {
+    pub doc_type: Option<String>,
+    pub confidence: f32,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn format_ms(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}

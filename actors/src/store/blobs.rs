@@ -1,0 +1,305 @@
+//! The originals, through object_store. An upload streams into
+//! `incoming/<id>` while its SHA-256 is computed; once its row is committed the
+//! blob is renamed to `docs/<xx>/<id>`. At boot, [`Blobs::sweep_incoming`]
+//! finishes the rename for every incoming blob that has a row and deletes the
+//! rest, so a crash at any moment leaves no orphan and loses nothing
+//! acknowledged (the row is committed before the upload is acknowledged).
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
+
+/// Uploads smaller than this are written with one `put`; larger ones stream
+/// through a multipart upload in parts of this size.
+const PART_BYTES: usize = 4 * 1024 * 1024;
+/// How much of the start of each upload is kept for type sniffing.
+pub const HEAD_BYTES: usize = 8192;
+
+#[derive(Clone)]
+pub struct Blobs {
+    store: Arc<dyn ObjectStore>,
+    /// Set for the local file system: lets the sweep also remove the
+    /// half-written part files object_store leaves behind after a crash.
+    local_root: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Blobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Blobs({})", self.store)
+    }
+}
+
+fn incoming_path(id: &str) -> Path {
+    Path::from(format!("incoming/{id}"))
+}
+
+fn doc_path(id: &str) -> Path {
+    let shard = &id[id.len().saturating_sub(2)..];
+    Path::from(format!("docs/{shard}/{id}"))
+}
+
+impl Blobs {
+    pub fn local(root: &FsPath, fsync: bool) -> Result<Self> {
+        std::fs::create_dir_all(root.join("incoming"))
+            .with_context(|| format!("cannot create blob directory {}", root.display()))?;
+        let store = LocalFileSystem::new_with_prefix(root)
+            .with_context(|| format!("cannot open blob directory {}", root.display()))?
+            .with_fsync(fsync)
+            .with_automatic_cleanup(true);
+        Ok(Blobs {
+            store: Arc::new(store),
+            local_root: Some(root.to_path_buf()),
+        })
+    }
+
+    /// Starts streaming a new upload into `incoming/<id>`.
+    pub fn begin(&self, id: &str) -> Upload {
+        Upload {
+            store: self.store.clone(),
+            path: incoming_path(id),
+            hasher: Sha256::new(),
+            size: 0,
+            head: Vec::new(),
+            buffer: Vec::new(),
+            multipart: None,
+        }
+    }
+
+    /// Moves a registered upload to its permanent place.
+    pub async fn promote(&self, id: &str) -> Result<()> {
+        self.store
+            .rename(&incoming_path(id), &doc_path(id))
+            .await
+            .with_context(|| format!("failed to move blob {id} into place"))
+    }
+
+    /// Drops an upload that was not registered (rejected, duplicate, failed).
+    pub async fn discard(&self, id: &str) {
+        if let Err(e) = self.store.delete(&incoming_path(id)).await {
+            tracing::warn!(doc_id = id, error = %e, "failed to delete incoming blob");
+        }
+    }
+
+    /// A registered document's bytes. Its row is committed before its blob
+    /// moves out of `incoming/`, so a worker may get there first: look in
+    /// both places (and in the final one again, in case the move completed
+    /// between the two looks).
+    pub async fn get(&self, id: &str) -> Result<Bytes> {
+        for path in [doc_path(id), incoming_path(id), doc_path(id)] {
+            match self.store.get(&path).await {
+                Ok(r) => return Ok(r.bytes().await?),
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e).with_context(|| format!("cannot read blob {id}")),
+            }
+        }
+        anyhow::bail!("blob {id} is missing from the blob store")
+    }
+
+    /// The stored original as a stream of chunks (for downloads).
+    pub async fn stream(
+        &self,
+        id: &str,
+    ) -> Result<futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>> {
+        let r = self.store.get(&doc_path(id)).await.with_context(|| format!("blob {id} missing"))?;
+        Ok(r.into_stream())
+    }
+
+    pub async fn exists(&self, id: &str) -> bool {
+        self.store.head(&doc_path(id)).await.is_ok()
+    }
+
+    /// Deletes a document's blob; a blob that is already gone is fine.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        match self.store.delete(&doc_path(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("failed to delete blob {id}")),
+        }
+    }
+
+    /// Every blob id under `docs/` (for consistency checks).
+    pub async fn list_ids(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut s = self.store.list(Some(&Path::from("docs")));
+        while let Some(meta) = s.next().await {
+            if let Some(name) = meta?.location.filename() {
+                out.push(name.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Boot-time recovery of `incoming/`: promote blobs whose row exists,
+    /// delete the others. Returns (promoted, deleted).
+    pub async fn sweep_incoming<F>(&self, has_row: F) -> Result<(usize, usize)>
+    where
+        F: Fn(&str) -> Result<bool>,
+    {
+        let (mut promoted, mut deleted) = (0, 0);
+        let mut names = Vec::new();
+        let mut s = self.store.list(Some(&Path::from("incoming")));
+        while let Some(meta) = s.next().await {
+            if let Some(name) = meta?.location.filename() {
+                names.push(name.to_string());
+            }
+        }
+        for id in names {
+            if has_row(&id)? {
+                self.promote(&id).await?;
+                promoted += 1;
+            } else {
+                self.discard(&id).await;
+                deleted += 1;
+            }
+        }
+        // Part files of multipart uploads cut short by a crash ("<id>#<n>")
+        // are not listed by object_store; remove them directly.
+        if let Some(root) = &self.local_root {
+            if let Ok(entries) = std::fs::read_dir(root.join("incoming")) {
+                for e in entries.flatten() {
+                    if e.file_name().to_string_lossy().contains('#') {
+                        let _ = std::fs::remove_file(e.path());
+                        deleted += 1;
+                    }
+                }
+            }
+        }
+        Ok((promoted, deleted))
+    }
+
+    /// Writes and reads back a small probe object (for `/readyz`).
+    pub async fn probe(&self) -> Result<()> {
+        let p = Path::from("incoming/.readyz-probe");
+        self.store.put(&p, PutPayload::from_static(b"ok")).await?;
+        self.store.delete(&p).await?;
+        Ok(())
+    }
+}
+
+/// A blob being streamed in. Either finished with [`Upload::finish`] or
+/// dropped with [`Upload::abort`].
+pub struct Upload {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    hasher: Sha256,
+    size: u64,
+    head: Vec<u8>,
+    buffer: Vec<u8>,
+    multipart: Option<WriteMultipart>,
+}
+
+/// A finished upload, still under `incoming/`.
+#[derive(Clone, Debug)]
+pub struct Staged {
+    pub sha256: String,
+    pub size: u64,
+    /// The first bytes, for sniffing the type.
+    pub head: Vec<u8>,
+}
+
+impl Upload {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The first bytes seen so far (up to [`HEAD_BYTES`]).
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        if self.head.len() < HEAD_BYTES {
+            let n = (HEAD_BYTES - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..n]);
+        }
+        match &mut self.multipart {
+            Some(w) => {
+                w.wait_for_capacity(2).await?;
+                w.write(chunk);
+            }
+            None => {
+                self.buffer.extend_from_slice(chunk);
+                if self.buffer.len() >= PART_BYTES {
+                    let upload = self.store.put_multipart(&self.path).await?;
+                    let mut w = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+                    w.put(Bytes::from(std::mem::take(&mut self.buffer)));
+                    self.multipart = Some(w);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn finish(self) -> Result<Staged> {
+        match self.multipart {
+            Some(w) => {
+                w.finish().await.context("failed to store upload")?;
+            }
+            None => {
+                self.store
+                    .put(&self.path, PutPayload::from(Bytes::from(self.buffer)))
+                    .await
+                    .context("failed to store upload")?;
+            }
+        }
+        Ok(Staged {
+            sha256: hex::encode(self.hasher.finalize()),
+            size: self.size,
+            head: self.head,
+        })
+    }
+
+    pub async fn abort(self) {
+        if let Some(w) = self.multipart {
+            let _ = w.abort().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn upload_hashes_streams_and_promotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::local(dir.path(), false).unwrap();
+        let mut up = blobs.begin("doc1");
+        let big = vec![7u8; PART_BYTES + 123];
+        for chunk in big.chunks(64 * 1024) {
+            up.write(chunk).await.unwrap();
+        }
+        let staged = up.finish().await.unwrap();
+        assert_eq!(staged.size, big.len() as u64);
+        assert_eq!(staged.sha256, hex::encode(Sha256::digest(&big)));
+        assert_eq!(staged.head.len(), HEAD_BYTES);
+        // Readable while still staged (a worker can be faster than the move).
+        assert_eq!(blobs.get("doc1").await.unwrap().len(), big.len());
+        blobs.promote("doc1").await.unwrap();
+        assert_eq!(blobs.get("doc1").await.unwrap().len(), big.len());
+    }
+
+    #[tokio::test]
+    async fn sweep_promotes_registered_and_deletes_orphans() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::local(dir.path(), false).unwrap();
+        for id in ["keep", "orphan"] {
+            let mut up = blobs.begin(id);
+            up.write(b"hello").await.unwrap();
+            up.finish().await.unwrap();
+        }
+        std::fs::write(dir.path().join("incoming/x#1"), b"part").unwrap();
+        let (promoted, deleted) = blobs.sweep_incoming(|id| Ok(id == "keep")).await.unwrap();
+        assert_eq!((promoted, deleted), (1, 2));
+        assert!(blobs.exists("keep").await);
+        assert_eq!(std::fs::read_dir(dir.path().join("incoming")).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,167 @@
+//! The Tantivy index: schema, opening, and the query side. Only the id is
+//! stored; titles and snippet text come from SQLite for the top hits, so the
+//! text is not kept twice. The Indexer actor is the only writer.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::QueryParser;
+use tantivy::schema::{Field, Schema, Value, STORED, STRING, TEXT};
+use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Fields {
+    pub id: Field,
+    pub title: Field,
+    pub filename: Field,
+    pub body: Field,
+    pub doc_type: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let fields = Fields {
+        id: b.add_text_field("id", STRING | STORED),
+        title: b.add_text_field("title", TEXT),
+        filename: b.add_text_field("filename", TEXT),
+        body: b.add_text_field("body", TEXT),
+        doc_type: b.add_text_field("doc_type", STRING),
+    };
+    (b.build(), fields)
+}
+
+/// The index, a manually reloaded reader (the Indexer reloads it after each
+/// commit, so a committed document is visible as soon as it is `indexed`).
+#[derive(Clone)]
+pub struct SearchIndex {
+    pub index: Index,
+    pub reader: IndexReader,
+    pub fields: Fields,
+}
+
+impl SearchIndex {
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create index directory {}", dir.display()))?;
+        let (schema, fields) = schema();
+        let mmap = tantivy::directory::MmapDirectory::open(dir)
+            .with_context(|| format!("cannot open index directory {}", dir.display()))?;
+        let index = Index::open_or_create(mmap, schema).context("cannot open the search index")?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .context("cannot open an index reader")?;
+        Ok(SearchIndex { index, reader, fields })
+    }
+
+    pub fn id_term(&self, id: &str) -> Term {
+        Term::from_field_text(self.fields.id, id)
+    }
+
+    pub fn make_doc(&self, id: &str, title: &str, filename: &str, body: &str, doc_type: Option<&str>) -> TantivyDocument {
+        let f = self.fields;
+        let mut d = TantivyDocument::default();
+        d.add_text(f.id, id);
+        d.add_text(f.title, title);
+        d.add_text(f.filename, filename);
+        d.add_text(f.body, body);
+        if let Some(t) = doc_type {
+            d.add_text(f.doc_type, t);
+        }
+        d
+    }
+
+    fn parser(&self) -> QueryParser {
+        let f = self.fields;
+        let mut p = QueryParser::for_index(&self.index, vec![f.title, f.body, f.filename]);
+        p.set_conjunction_by_default();
+        p.set_field_boost(f.title, 2.0);
+        p
+    }
+
+    /// Runs a query; a syntax error comes back as [`QueryError`].
+    pub fn search(&self, q: &str, limit: usize, offset: usize) -> Result<RawResults, QueryError> {
+        let query = self.parser().parse_query(q).map_err(|e| QueryError(describe_query_error(&e)))?;
+        let searcher = self.reader.searcher();
+        let collector = (TopDocs::with_limit(limit.max(1)).and_offset(offset).order_by_score(), Count);
+        let (top, total) = searcher
+            .search(&query, &collector)
+            .map_err(|e| QueryError(format!("search failed: {e}")))?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, addr) in top.into_iter().take(limit) {
+            hits.push((self.stored_id(&searcher, addr)?, score));
+        }
+        let snippets = tantivy::snippet::SnippetGenerator::create(&searcher, &*query, self.fields.body)
+            .map_err(|e| QueryError(format!("search failed: {e}")))?;
+        Ok(RawResults {
+            total: total as u64,
+            hits,
+            snippets,
+        })
+    }
+
+    fn stored_id(&self, searcher: &tantivy::Searcher, addr: DocAddress) -> Result<String, QueryError> {
+        let doc: TantivyDocument = searcher.doc(addr).map_err(|e| QueryError(format!("search failed: {e}")))?;
+        Ok(doc
+            .get_first(self.fields.id)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Number of live documents in the current reader (for checks and status).
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Counts live documents carrying exactly this id.
+    pub fn count_id(&self, id: &str) -> Result<usize> {
+        let q = tantivy::query::TermQuery::new(self.id_term(id), tantivy::schema::IndexRecordOption::Basic);
+        Ok(self.reader.searcher().search(&q, &Count)?)
+    }
+}
+
+/// A query the parser rejected, with a message for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
+fn describe_query_error(e: &tantivy::query::QueryParserError) -> String {
+    use tantivy::query::QueryParserError as E;
+    match e {
+        E::SyntaxError(s) => format!("query syntax error: {s}"),
+        E::FieldDoesNotExist(f) => format!("unknown field {f:?}; searchable fields are title, body and filename"),
+        other => format!("invalid query: {other}"),
+    }
+}
+
+pub struct RawResults {
+    pub total: u64,
+    pub hits: Vec<(String, f32)>,
+    pub snippets: tantivy::snippet::SnippetGenerator,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_searches_and_replaces_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = SearchIndex::open(dir.path()).unwrap();
+        let mut w: tantivy::IndexWriter = idx.index.writer_with_num_threads(1, 15_000_000).unwrap();
+        w.add_document(idx.make_doc("a", "Quarterly report", "a.txt", "zebra finance", None)).unwrap();
+        // Re-adding the same id after a delete leaves one copy (idempotent indexing).
+        w.delete_term(idx.id_term("a"));
+        w.add_document(idx.make_doc("a", "Quarterly report", "a.txt", "zebra finance", None)).unwrap();
+        w.commit().unwrap();
+        idx.reader.reload().unwrap();
+        let r = idx.search("zebra", 10, 0).unwrap();
+        assert_eq!(r.total, 1);
+        assert_eq!(r.hits[0].0, "a");
+        let html = r.snippets.snippet("a zebra <b>bold</b> zebra").to_html();
+        assert!(html.contains("<b>zebra</b>") && html.contains("&lt;b&gt;bold"), "{html}");
+        assert!(idx.search("title:(", 10, 0).is_err());
+    }
+}

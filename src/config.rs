@@ -1,0 +1,270 @@
+//! Configuration: built-in defaults, then `config.toml`, then `DOCPIPE_…`
+//! environment variables (`__` separates sections), then command-line flags.
+//! Unknown keys and wrong types fail with the key and where its value came
+//! from; [`Config::validate`] reports every bad value at once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use docpipe_actors::config::{
+    default_types, BlobConfig, CatalogConfig, IndexConfig, PipelineConfig, TypeConfig,
+};
+use docpipe_actors::EngineConfig;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the catalog, the index and the originals live.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub pipeline: PipelineConfig,
+    pub catalog: CatalogConfig,
+    pub index: IndexConfig,
+    pub blobs: BlobConfig,
+    pub types: Vec<TypeConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Largest upload request accepted, all files together.
+    pub max_upload_bytes: u64,
+    /// On SIGTERM, how long to let in-flight documents finish.
+    pub shutdown_drain_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter: "info", "docpipe=debug,info", … (RUST_LOG wins if set).
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            server: ServerConfig::default(),
+            log: LogConfig::default(),
+            pipeline: PipelineConfig::default(),
+            catalog: CatalogConfig::default(),
+            index: IndexConfig::default(),
+            blobs: BlobConfig::default(),
+            types: default_types(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8750)),
+            max_upload_bytes: 100 * 1024 * 1024,
+            shutdown_drain_ms: 30_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into() }
+    }
+}
+
+/// Values given on the command line.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct Flags {
+    /// Configuration file (default: ./config.toml if it exists)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (default: ./data)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on (default: 127.0.0.1:8750)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+/// A provider under a name of our choosing, so sources read well.
+struct Named<P> {
+    name: &'static str,
+    inner: P,
+}
+
+impl<P: Provider> Provider for Named<P> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name)
+    }
+
+    fn data(&self) -> figment::Result<Map<Profile, Dict>> {
+        self.inner.data()
+    }
+}
+
+/// Environment variables that are not configuration keys.
+const ENV_NOT_CONFIG: &[&str] = &["test_faults", "url"];
+
+pub fn figment(flags: &Flags) -> Result<Figment, String> {
+    let mut fig = Figment::from(Named {
+        name: "built-in default",
+        inner: Serialized::defaults(Config::default()),
+    });
+    let file = match &flags.config {
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from("config.toml")).filter(|p| p.exists()),
+    };
+    if let Some(path) = file {
+        if !path.is_file() {
+            return Err(format!("configuration file {} does not exist", path.display()));
+        }
+        fig = fig.merge(Toml::file_exact(path));
+    }
+    fig = fig.merge(Env::prefixed("DOCPIPE_").split("__").ignore(ENV_NOT_CONFIG));
+    if let Some(d) = &flags.data_dir {
+        fig = fig.merge(Named {
+            name: "--data-dir flag",
+            inner: Serialized::default("data_dir", d),
+        });
+    }
+    if let Some(l) = &flags.listen {
+        fig = fig.merge(Named {
+            name: "--listen flag",
+            inner: Serialized::default("server.listen", l),
+        });
+    }
+    Ok(fig)
+}
+
+/// Loads and validates the configuration; the error is ready to print.
+pub fn load(flags: &Flags) -> Result<(Config, Figment), String> {
+    let fig = figment(flags)?;
+    let cfg: Config = fig.extract().map_err(|e| {
+        e.into_iter()
+            .map(|e| format!("invalid configuration: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let problems = cfg.validate();
+    if !problems.is_empty() {
+        return Err(problems
+            .iter()
+            .map(|p| format!("invalid configuration: {p}"))
+            .collect::<Vec<_>>()
+            .join("\n"));
+    }
+    Ok((cfg, fig))
+}
+
+impl Config {
+    pub fn engine(&self, parser_command: Vec<String>) -> EngineConfig {
+        EngineConfig {
+            data_dir: self.data_dir.clone(),
+            pipeline: self.pipeline.clone(),
+            catalog: self.catalog.clone(),
+            index: self.index.clone(),
+            blobs: self.blobs.clone(),
+            types: self.types.clone(),
+            parser_command,
+        }
+    }
+
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = self.engine(Vec::new()).validate();
+        if self.server.max_upload_bytes == 0 {
+            problems.push("server.max_upload_bytes must be at least 1".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            problems.push(format!("log.level {:?} is not a valid filter", self.log.level));
+        }
+        problems
+    }
+}
+
+/// Every setting with its effective value and where it came from, one per
+/// line, for `docpipe config`.
+pub fn describe(cfg: &Config, fig: &Figment) -> String {
+    let value = serde_json::to_value(cfg).unwrap_or_default();
+    let mut lines = Vec::new();
+    walk(&value, String::new(), &mut |key, v| {
+        let source = fig
+            .find_metadata(key)
+            .map(|m| source_of(m, key))
+            .unwrap_or_else(|| "built-in default".into());
+        lines.push((format!("{key} = {v}"), source));
+    });
+    let width = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0).min(60);
+    lines
+        .into_iter()
+        .map(|(l, s)| format!("{l:width$}  # {s}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn source_of(m: &Metadata, key: &str) -> String {
+    match &m.source {
+        Some(figment::Source::File(p)) => format!("{} {}", m.name, p.display()),
+        _ if m.name.starts_with("environment") => {
+            let parts: Vec<&str> = key.split('.').collect();
+            format!("environment variable {}", m.interpolate(&Profile::Default, &parts))
+        }
+        _ => m.name.to_string(),
+    }
+}
+
+/// Visits leaves; arrays (the document types) are shown whole.
+fn walk(v: &serde_json::Value, prefix: String, f: &mut dyn FnMut(&str, String)) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                walk(child, key, f);
+            }
+        }
+        other => f(&prefix, other.to_string()),
+    }
+}
+
+/// The engine's parser processes are this binary in parser mode.
+pub fn parser_command() -> Vec<String> {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("docpipe"));
+    vec![exe.display().to_string(), crate::PARSER_MODE.to_string()]
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn shipped_config_toml_parses_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let cfg: Config = Figment::from(Toml::file_exact(&path)).extract().expect("config.toml parses");
+        assert_eq!(cfg, Config::default(), "config.toml and the built-in defaults disagree");
+        assert!(cfg.validate().is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let fig = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("[pipeline]\nmax_in_flite = 3\n"));
+        let err = fig.extract::<Config>().unwrap_err().to_string();
+        assert!(err.contains("max_in_flite"), "{err}");
+    }
+
+    #[test]
+    fn validate_reports_every_problem() {
+        let mut c = Config::default();
+        c.pipeline.max_in_flight = 0;
+        c.pipeline.extract.workers = 0;
+        c.types[0].patterns.push("(".into());
+        let p = c.validate();
+        assert_eq!(p.len(), 3, "{p:?}");
+    }
+}

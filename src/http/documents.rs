@@ -1,0 +1,332 @@
+//! `/api/v1/documents`: upload (streamed), read, list, delete, retry.
+
+use axum::body::Body;
+use axum::extract::multipart::{Field, MultipartRejection};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use docpipe_actors::extract::detect::{sniff, Sniffed};
+use docpipe_actors::store::blobs::{Upload, HEAD_BYTES};
+use docpipe_actors::store::db::ListFilter;
+use docpipe_actors::{NewDocument, RetryOutcome, Stage};
+use futures::TryStreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::problem::Problem;
+use super::AppState;
+
+/// Past the limit we keep reading (and discarding) this much more, so that the
+/// client is still listening when the 413 arrives.
+const DRAIN_AFTER_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+pub async fn upload(
+    State(app): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, Problem> {
+    let mut multipart = multipart.map_err(|e| {
+        Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_multipart", format!("expected multipart/form-data with parts named \"file\": {e}"))
+    })?;
+    let mut staged: Vec<NewDocument> = Vec::new();
+    let mut title: Option<String> = None;
+    let mut total = 0u64;
+    let result = read_parts(&app, &mut multipart, &mut staged, &mut title, &mut total).await;
+    if let Err(problem) = result {
+        for d in &staged {
+            app.pipeline.discard_upload(&d.id).await;
+        }
+        if problem.status == StatusCode::PAYLOAD_TOO_LARGE {
+            drain(&mut multipart, total + DRAIN_AFTER_LIMIT_BYTES).await;
+        }
+        return Err(problem);
+    }
+    if staged.is_empty() {
+        return Err(Problem::bad_request("no_file", "the request has no part named \"file\""));
+    }
+    if let Some(t) = title {
+        for d in &mut staged {
+            d.title = Some(t.clone());
+        }
+    }
+    let registered = app.pipeline.register(staged).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "documents": registered }))).into_response())
+}
+
+async fn read_parts(
+    app: &AppState,
+    multipart: &mut Multipart,
+    staged: &mut Vec<NewDocument>,
+    title: &mut Option<String>,
+    total: &mut u64,
+) -> Result<(), Problem> {
+    while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
+        match field.name() {
+            Some("file") => {
+                let filename = clean_filename(field.file_name().unwrap_or(""));
+                let (id, up) = app.pipeline.begin_upload();
+                match stream_file(app, field, up, &filename, total).await {
+                    Ok((mime, staged_blob)) => staged.push(NewDocument {
+                        id,
+                        filename,
+                        title: None,
+                        mime: mime.to_string(),
+                        size: staged_blob.size,
+                        sha256: staged_blob.sha256,
+                    }),
+                    Err(p) => return Err(p),
+                }
+            }
+            Some("title") => {
+                let t = field.text().await.map_err(bad_multipart)?;
+                let t: String = t.chars().filter(|c| !c.is_control()).take(1000).collect();
+                *title = Some(t.trim().to_string()).filter(|t| !t.is_empty());
+            }
+            _ => {
+                // Unknown parts are read and ignored.
+                let mut f = field;
+                while f.chunk().await.map_err(bad_multipart)?.is_some() {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Streams one file part into the blob store, rejecting it as soon as its
+/// first bytes show a type docpipe does not read, or the request grows past
+/// the limit.
+async fn stream_file(
+    app: &AppState,
+    mut field: Field<'_>,
+    mut up: Upload,
+    filename: &str,
+    total: &mut u64,
+) -> Result<(&'static str, docpipe_actors::store::blobs::Staged), Problem> {
+    let max = app.max_upload_bytes;
+    let mut mime: Option<&'static str> = None;
+    loop {
+        let chunk = match field.chunk().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => {
+                up.abort().await;
+                return Err(bad_multipart(e));
+            }
+        };
+        *total += chunk.len() as u64;
+        if *total > max {
+            up.abort().await;
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the upload is larger than the limit of {max} bytes (server.max_upload_bytes)"),
+            ));
+        }
+        if let Err(e) = up.write(&chunk).await {
+            up.abort().await;
+            return Err(Problem::new(StatusCode::INSUFFICIENT_STORAGE, "storage_failed", format!("cannot store the upload: {e:#}")));
+        }
+        if mime.is_none() && up.head().len() >= HEAD_BYTES {
+            match check_type(up.head(), filename) {
+                Ok(m) => mime = Some(m),
+                Err(p) => {
+                    up.abort().await;
+                    return Err(p);
+                }
+            }
+        }
+    }
+    let mime = match mime {
+        Some(m) => m,
+        None => match check_type(up.head(), filename) {
+            Ok(m) => m,
+            Err(p) => {
+                up.abort().await;
+                return Err(p);
+            }
+        },
+    };
+    let staged = up
+        .finish()
+        .await
+        .map_err(|e| Problem::new(StatusCode::INSUFFICIENT_STORAGE, "storage_failed", format!("cannot store the upload: {e:#}")))?;
+    Ok((mime, staged))
+}
+
+fn check_type(head: &[u8], filename: &str) -> Result<&'static str, Problem> {
+    match sniff(head, filename) {
+        Sniffed::Supported(m) => Ok(m),
+        Sniffed::Empty => Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "empty_document",
+            format!("{filename:?} is empty"),
+        )),
+        Sniffed::Unsupported(t) => Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("{filename:?} looks like {t}, which docpipe does not read; it reads PDF, HTML, Markdown and plain text"),
+        )),
+    }
+}
+
+async fn drain(multipart: &mut Multipart, budget: u64) {
+    let mut seen = 0u64;
+    while let Ok(Some(mut f)) = multipart.next_field().await {
+        while let Ok(Some(c)) = f.chunk().await {
+            seen += c.len() as u64;
+            if seen > budget {
+                return;
+            }
+        }
+    }
+}
+
+fn bad_multipart(e: axum::extract::multipart::MultipartError) -> Problem {
+    Problem::new(
+        StatusCode::from_u16(e.status().as_u16()).unwrap_or(StatusCode::BAD_REQUEST),
+        "bad_multipart",
+        format!("the multipart body could not be read: {}", e.body_text()),
+    )
+}
+
+/// The last path component, without control characters, at most 255 chars.
+pub fn clean_filename(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let cleaned = cleaned.trim().to_string();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        "upload".into()
+    } else {
+        cleaned
+    }
+}
+
+pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    let doc = app.pipeline.get(&id).await?.ok_or_else(|| Problem::not_found("document"))?;
+    Ok(Json(doc).into_response())
+}
+
+pub async fn text(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    let doc = app.pipeline.get(&id).await?.ok_or_else(|| Problem::not_found("document"))?;
+    match app.pipeline.text(&id).await? {
+        Some(t) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t).into_response()),
+        None => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not_extracted",
+            format!("the document's text is not extracted yet (stage {})", doc.stage),
+        )),
+    }
+}
+
+pub async fn events(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    app.pipeline.get(&id).await?.ok_or_else(|| Problem::not_found("document"))?;
+    Ok(Json(json!({ "events": app.pipeline.events(&id).await? })).into_response())
+}
+
+pub async fn content(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    let doc = app.pipeline.get(&id).await?.ok_or_else(|| Problem::not_found("document"))?;
+    let stream = app.pipeline.content(&id).await?;
+    let body = Body::from_stream(stream.map_err(std::io::Error::other));
+    Ok((
+        [
+            (header::CONTENT_TYPE, doc.mime.clone()),
+            (header::CONTENT_LENGTH, doc.size.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename*=UTF-8''{}", percent_encode(&doc.filename)),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    stage: Option<String>,
+    doc_type: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let stage = match p.stage.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match Stage::parse(s).filter(|s| Stage::VISIBLE.contains(s)) {
+            Some(stage) => Some(stage),
+            None => {
+                return Err(Problem::bad_request(
+                    "invalid_parameter",
+                    format!("stage {s:?} is not one of queued, extracted, classified, indexed, failed"),
+                ))
+            }
+        },
+    };
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request("invalid_parameter", "limit must be between 1 and 1000"));
+    }
+    let after_seq = match p.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| Problem::bad_request("invalid_parameter", "cursor is not one this server gave out"))?),
+    };
+    let filter = ListFilter {
+        stage,
+        doc_type: p.doc_type.filter(|t| !t.is_empty()),
+        limit,
+        after_seq,
+    };
+    let (docs, next) = app.pipeline.list(filter).await?;
+    Ok(Json(json!({ "documents": docs, "next_cursor": next.map(|n| n.to_string()) })).into_response())
+}
+
+pub async fn delete(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    if app.pipeline.delete(&id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Problem::not_found("document"))
+    }
+}
+
+pub async fn retry(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    match app.pipeline.retry(&id).await? {
+        RetryOutcome::Requeued(stage) => Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "stage": stage }))).into_response()),
+        RetryOutcome::NotFound => Err(Problem::not_found("document")),
+        RetryOutcome::NotFailed(stage) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not_failed",
+            format!("only failed documents can be retried; this one is {stage}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_lose_paths_and_control_characters() {
+        assert_eq!(clean_filename("../../etc/passwd"), "passwd");
+        assert_eq!(clean_filename("C:\\x\\a.pdf"), "a.pdf");
+        assert_eq!(clean_filename("a\u{0}b\nc.txt"), "abc.txt");
+        assert_eq!(clean_filename(".."), "upload");
+        assert_eq!(clean_filename(""), "upload");
+    }
+}

@@ -1,0 +1,124 @@
+//! docpipe: a self-hosted document pipeline in one binary.
+
+mod cli;
+mod config;
+mod http;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use docpipe_actors::Pipeline;
+
+/// The argument that starts this binary as a parser process (see DESIGN.md,
+/// rule 5). Not a user command.
+pub const PARSER_MODE: &str = "__parse-worker";
+
+#[derive(Parser)]
+#[command(name = "docpipe", version, about = "A self-hosted document pipeline in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: HTTP API, status page and the pipeline
+    Serve(config::Flags),
+    /// Print the effective configuration and where each value came from
+    Config(config::Flags),
+    /// Upload files or whole directories to a running server
+    Ingest(cli::IngestArgs),
+    /// Search a running server
+    Search(cli::SearchArgs),
+    /// Show a running server's pipeline status
+    Status(cli::ServerArgs),
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(PARSER_MODE) {
+        return ExitCode::from(docpipe_actors::parser_main(&args[2..]).clamp(0, 255) as u8);
+    }
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(flags) => serve(flags).await,
+            Command::Config(flags) => {
+                let (cfg, fig) = config::load(&flags)?;
+                println!("{}", config::describe(&cfg, &fig));
+                Ok(())
+            }
+            Command::Ingest(a) => cli::ingest(a).await,
+            Command::Search(a) => cli::search(a).await,
+            Command::Status(a) => cli::status(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            for line in msg.lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(flags: config::Flags) -> Result<(), String> {
+    let (cfg, _) = config::load(&flags)?;
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cfg.log.level.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+
+    let addr = cfg.server.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let pipeline = Pipeline::start(cfg.engine(config::parser_command()))
+        .await
+        .map_err(|e| format!("cannot start: {e:#}"))?;
+    let state = http::AppState {
+        pipeline: pipeline.clone(),
+        max_upload_bytes: cfg.server.max_upload_bytes,
+    };
+    // Tests and scripts read this line to learn the port when given port 0.
+    println!("docpipe listening on http://{local}");
+    tracing::info!(%local, data_dir = %cfg.data_dir.display(), "docpipe serving");
+    http::run(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    tracing::info!("shutting down: draining the pipeline");
+    pipeline
+        .shutdown(Duration::from_millis(cfg.server.shutdown_drain_ms))
+        .await
+        .map_err(|e| format!("shutdown failed: {e:#}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
