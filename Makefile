@@ -15,7 +15,7 @@ build:
 
 ## Every test: format and lint checks, unit tests, end-to-end tests against the real binary.
 test: lint corpus
-	$(CARGO) test --all-targets --workspace -- --nocapture 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+	$(CARGO) test --release --workspace --all-targets
 
 lint:
 	$(CARGO) fmt --all -- --check

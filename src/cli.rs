@@ -37,9 +37,11 @@ fn files_under(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let mut stack: Vec<PathBuf> = paths.to_vec();
     while let Some(p) = stack.pop() {
-        let meta = std::fs::metadata(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        let meta =
+            std::fs::metadata(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
         if meta.is_dir() {
-            let entries = std::fs::read_dir(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            let entries =
+                std::fs::read_dir(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
             for e in entries.flatten() {
                 stack.push(e.path());
             }
@@ -52,9 +54,18 @@ fn files_under(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 async fn upload_one(client: &reqwest::Client, base: &str, path: &Path) -> Result<Value, String> {
-    let file = tokio::fs::File::open(path).await.map_err(|e| format!("{}: {e}", path.display()))?;
-    let len = file.metadata().await.map_err(|e| format!("{}: {e}", path.display()))?.len();
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
     let part = reqwest::multipart::Part::stream_with_length(body, len).file_name(name);
     let form = reqwest::multipart::Form::new().part("file", part);
@@ -69,7 +80,12 @@ async fn upload_one(client: &reqwest::Client, base: &str, path: &Path) -> Result
     if status.is_success() {
         Ok(v["documents"][0].clone())
     } else {
-        Err(format!("{}: {} ({})", path.display(), v["detail"].as_str().unwrap_or("rejected"), v["code"].as_str().unwrap_or("")))
+        Err(format!(
+            "{}: {} ({})",
+            path.display(),
+            v["detail"].as_str().unwrap_or("rejected"),
+            v["code"].as_str().unwrap_or("")
+        ))
     }
 }
 
@@ -102,7 +118,10 @@ pub async fn ingest(a: IngestArgs) -> Result<(), String> {
         }
     }
     bar.finish_and_clear();
-    println!("{new} accepted, {dup} duplicates, {} rejected", failed.len());
+    println!(
+        "{new} accepted, {dup} duplicates, {} rejected",
+        failed.len()
+    );
     if failed.is_empty() {
         Ok(())
     } else {
@@ -111,9 +130,14 @@ pub async fn ingest(a: IngestArgs) -> Result<(), String> {
 }
 
 async fn get_json(url: &str) -> Result<Value, String> {
-    let resp = reqwest::get(url).await.map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let resp = reqwest::get(url)
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
     let status = resp.status();
-    let v: Value = resp.json().await.map_err(|e| format!("bad answer from {url}: {e}"))?;
+    let v: Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("bad answer from {url}: {e}"))?;
     if status.is_success() {
         Ok(v)
     } else {
@@ -145,7 +169,10 @@ pub async fn search(a: SearchArgs) -> Result<(), String> {
 pub async fn status(a: ServerArgs) -> Result<(), String> {
     let base = a.server.trim_end_matches('/');
     let v = get_json(&format!("{base}/api/v1/status")).await?;
-    println!("{:<12} {:>10} {:>10} {:>10} {:>8}", "stage", "documents", "in flight", "processed", "failed");
+    println!(
+        "{:<12} {:>10} {:>10} {:>10} {:>8}",
+        "stage", "documents", "in flight", "processed", "failed"
+    );
     if let Some(stages) = v["stages"].as_object() {
         for (name, s) in stages {
             println!(

@@ -73,7 +73,9 @@ impl Default for ServerConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into() }
+        LogConfig {
+            level: "info".into(),
+        }
     }
 }
 
@@ -121,7 +123,10 @@ pub fn figment(flags: &Flags) -> Result<Figment, String> {
     };
     if let Some(path) = file {
         if !path.is_file() {
-            return Err(format!("configuration file {} does not exist", path.display()));
+            return Err(format!(
+                "configuration file {} does not exist",
+                path.display()
+            ));
         }
         fig = fig.merge(Toml::file_exact(path));
     }
@@ -180,7 +185,10 @@ impl Config {
             problems.push("server.max_upload_bytes must be at least 1".into());
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            problems.push(format!("log.level {:?} is not a valid filter", self.log.level));
+            problems.push(format!(
+                "log.level {:?} is not a valid filter",
+                self.log.level
+            ));
         }
         problems
     }
@@ -198,7 +206,12 @@ pub fn describe(cfg: &Config, fig: &Figment) -> String {
             .unwrap_or_else(|| "built-in default".into());
         lines.push((format!("{key} = {v}"), source));
     });
-    let width = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0).min(60);
+    let width = lines
+        .iter()
+        .map(|(l, _)| l.len())
+        .max()
+        .unwrap_or(0)
+        .min(60);
     lines
         .into_iter()
         .map(|(l, s)| format!("{l:width$}  # {s}"))
@@ -211,7 +224,10 @@ fn source_of(m: &Metadata, key: &str) -> String {
         Some(figment::Source::File(p)) => format!("{} {}", m.name, p.display()),
         _ if m.name.starts_with("environment") => {
             let parts: Vec<&str> = key.split('.').collect();
-            format!("environment variable {}", m.interpolate(&Profile::Default, &parts))
+            format!(
+                "environment variable {}",
+                m.interpolate(&Profile::Default, &parts)
+            )
         }
         _ => m.name.to_string(),
     }
@@ -222,7 +238,11 @@ fn walk(v: &serde_json::Value, prefix: String, f: &mut dyn FnMut(&str, String)) 
     match v {
         serde_json::Value::Object(map) => {
             for (k, child) in map {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 walk(child, key, f);
             }
         }
@@ -236,7 +256,6 @@ pub fn parser_command() -> Vec<String> {
     vec![exe.display().to_string(), crate::PARSER_MODE.to_string()]
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,8 +264,14 @@ mod tests {
     #[test]
     fn shipped_config_toml_parses_and_matches_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
-        let cfg: Config = Figment::from(Toml::file_exact(&path)).extract().expect("config.toml parses");
-        assert_eq!(cfg, Config::default(), "config.toml and the built-in defaults disagree");
+        let cfg: Config = Figment::from(Toml::file_exact(&path))
+            .extract()
+            .expect("config.toml parses");
+        assert_eq!(
+            cfg,
+            Config::default(),
+            "config.toml and the built-in defaults disagree"
+        );
         assert!(cfg.validate().is_empty());
     }
 

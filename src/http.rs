@@ -33,9 +33,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/documents",
             // docpipe enforces its own limit while streaming.
-            post(documents::upload).get(documents::list).layer(DefaultBodyLimit::disable()),
+            post(documents::upload)
+                .get(documents::list)
+                .layer(DefaultBodyLimit::disable()),
         )
-        .route("/api/v1/documents/{id}", get(documents::get).delete(documents::delete))
+        .route(
+            "/api/v1/documents/{id}",
+            get(documents::get).delete(documents::delete),
+        )
         .route("/api/v1/documents/{id}/content", get(documents::content))
         .route("/api/v1/documents/{id}/text", get(documents::text))
         .route("/api/v1/documents/{id}/events", get(documents::events))
@@ -44,7 +49,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status", get(status))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
-            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
         })
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -55,7 +64,9 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -65,7 +76,12 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(app): State<AppState>) -> Response {
     match app.pipeline.ready().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("{e:#}")).into_response(),
+        Err(e) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("{e:#}"),
+        )
+        .into_response(),
     }
 }
 
@@ -94,15 +110,24 @@ async fn search(
     let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
     let q = p.q.unwrap_or_default();
     if q.trim().is_empty() {
-        return Err(Problem::bad_request("missing_query", "give a query in the q parameter"));
+        return Err(Problem::bad_request(
+            "missing_query",
+            "give a query in the q parameter",
+        ));
     }
     let limit = p.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
-        return Err(Problem::bad_request("invalid_parameter", "limit must be between 1 and 100"));
+        return Err(Problem::bad_request(
+            "invalid_parameter",
+            "limit must be between 1 and 100",
+        ));
     }
     let offset = p.offset.unwrap_or(0);
     if offset > 10_000 {
-        return Err(Problem::bad_request("invalid_parameter", "offset must be at most 10000"));
+        return Err(Problem::bad_request(
+            "invalid_parameter",
+            "offset must be at most 10000",
+        ));
     }
     match app.pipeline.search(&q, limit, offset).await {
         Ok(r) => Ok(Json(r).into_response()),

@@ -15,7 +15,11 @@ use docpipe_actors::Pipeline;
 pub const PARSER_MODE: &str = "__parse-worker";
 
 #[derive(Parser)]
-#[command(name = "docpipe", version, about = "A self-hosted document pipeline in one binary")]
+#[command(
+    name = "docpipe",
+    version,
+    about = "A self-hosted document pipeline in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,7 +45,10 @@ fn main() -> ExitCode {
         return ExitCode::from(docpipe_actors::parser_main(&args[2..]).clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -84,7 +91,9 @@ async fn serve(flags: config::Flags) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let pipeline = Pipeline::start(cfg.engine(config::parser_command()))
         .await
         .map_err(|e| format!("cannot start: {e:#}"))?;

@@ -20,9 +20,11 @@ use serde_json::json;
 
 use crate::config::CatalogConfig;
 use crate::counters::Counters;
-use crate::intake::IntakeMsg;
 use crate::indexer::IndexerMsg;
-use crate::model::{now_ms, Classification, DocJob, ErrorInfo, Extracted, NewDocument, Registered, Stage};
+use crate::intake::IntakeMsg;
+use crate::model::{
+    now_ms, Classification, DocJob, ErrorInfo, Extracted, NewDocument, Registered, Stage,
+};
 use crate::pipeline::{current_routes, Routes, RoutesRx};
 use crate::scheduler::SchedulerMsg;
 use crate::store::db::{self, Inserted};
@@ -100,7 +102,11 @@ impl Actor for Catalog {
     type State = CatalogState;
     type Arguments = CatalogArgs;
 
-    async fn pre_start(&self, _me: ActorRef<CatalogMsg>, args: CatalogArgs) -> Result<CatalogState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<CatalogMsg>,
+        args: CatalogArgs,
+    ) -> Result<CatalogState, ActorProcessingErr> {
         let conn = db::open_writer(&args.path, &args.config.synchronous)?;
         args.counters.catalog.pool_size.store(1, Relaxed);
         Ok(CatalogState {
@@ -111,7 +117,12 @@ impl Actor for Catalog {
         })
     }
 
-    async fn handle(&self, me: ActorRef<CatalogMsg>, msg: CatalogMsg, st: &mut CatalogState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<CatalogMsg>,
+        msg: CatalogMsg,
+        st: &mut CatalogState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             CatalogMsg::Flush => {
                 st.flush_queued = false;
@@ -167,7 +178,12 @@ fn write_batch(conn: &mut Connection, ops: Vec<CatalogMsg>) -> anyhow::Result<Ve
     Ok(effects)
 }
 
-fn write_one(tx: &Transaction<'_>, op: CatalogMsg, now: i64, fx: &mut Vec<Effect>) -> anyhow::Result<()> {
+fn write_one(
+    tx: &Transaction<'_>,
+    op: CatalogMsg,
+    now: i64,
+    fx: &mut Vec<Effect>,
+) -> anyhow::Result<()> {
     match op {
         CatalogMsg::Register { docs, reply } => {
             let mut out = Vec::with_capacity(docs.len());
@@ -203,7 +219,14 @@ fn write_one(tx: &Transaction<'_>, op: CatalogMsg, now: i64, fx: &mut Vec<Effect
                     job.title = out.title.clone();
                 }
                 let detail = json!({"chars": out.text.chars().count(), "pages": out.pages});
-                db::write_event(tx, &job.id, "extracted", Some(Stage::Extracted), Some(&detail), now)?;
+                db::write_event(
+                    tx,
+                    &job.id,
+                    "extracted",
+                    Some(Stage::Extracted),
+                    Some(&detail),
+                    now,
+                )?;
                 job.stage = Stage::Extracted;
                 job.attempts = 0;
                 job.text = Some(Arc::from(out.text));
@@ -216,7 +239,14 @@ fn write_one(tx: &Transaction<'_>, op: CatalogMsg, now: i64, fx: &mut Vec<Effect
             if db::write_advance(tx, job.seq, Stage::Extracted, Stage::Classified, now)? {
                 db::write_classification(tx, job.seq, class.doc_type.as_deref(), class.confidence)?;
                 let detail = json!({"doc_type": class.doc_type, "confidence": class.confidence});
-                db::write_event(tx, &job.id, "classified", Some(Stage::Classified), Some(&detail), now)?;
+                db::write_event(
+                    tx,
+                    &job.id,
+                    "classified",
+                    Some(Stage::Classified),
+                    Some(&detail),
+                    now,
+                )?;
                 job.stage = Stage::Classified;
                 job.attempts = 0;
                 job.doc_type = class.doc_type;
@@ -243,7 +273,11 @@ fn write_one(tx: &Transaction<'_>, op: CatalogMsg, now: i64, fx: &mut Vec<Effect
             if db::write_failure(tx, job.seq, job.stage, attempts, retry_at, &error, now)? {
                 let detail = json!({"code": error.code, "message": error.message, "attempt": attempts,
                                     "retry_at": retry_at.map(crate::model::format_ms)});
-                let kind = if retry_at.is_some() { "attempt_failed" } else { "failed" };
+                let kind = if retry_at.is_some() {
+                    "attempt_failed"
+                } else {
+                    "failed"
+                };
                 db::write_event(tx, &job.id, kind, Some(job.stage), Some(&detail), now)?;
                 if let Some(at) = retry_at {
                     fx.push(Effect::RetryDue(at));
@@ -306,11 +340,17 @@ pub fn forward(routes: &Routes, job: DocJob) -> Result<(), ActorProcessingErr> {
     match job.stage {
         Stage::Queued => {
             routes.counters.extract.queued(1);
-            routes.extract.dispatch((), job).map_err(|e| format!("extract pool is gone: {e}"))?;
+            routes
+                .extract
+                .dispatch((), job)
+                .map_err(|e| format!("extract pool is gone: {e}"))?;
         }
         Stage::Extracted => {
             routes.counters.classify.queued(1);
-            routes.classify.dispatch((), job).map_err(|e| format!("classify pool is gone: {e}"))?;
+            routes
+                .classify
+                .dispatch((), job)
+                .map_err(|e| format!("classify pool is gone: {e}"))?;
         }
         Stage::Classified => {
             routes.counters.indexer.queued(1);

@@ -177,19 +177,38 @@ pub fn default_types() -> Vec<TypeConfig> {
         t(
             "invoice",
             "A bill asking for payment for goods or services",
-            &["invoice", "amount due", "rechnung", "facture", "vat", "bill to"],
+            &[
+                "invoice",
+                "amount due",
+                "rechnung",
+                "facture",
+                "vat",
+                "bill to",
+            ],
             &[r"(?i)invoice\s*(no|number|#)"],
         ),
         t(
             "receipt",
             "Proof of a payment already made",
-            &["receipt", "quittung", "reçu", "thank you for your purchase", "change due"],
+            &[
+                "receipt",
+                "quittung",
+                "reçu",
+                "thank you for your purchase",
+                "change due",
+            ],
             &[],
         ),
         t(
             "contract",
             "An agreement between parties",
-            &["agreement", "contract", "hereinafter", "terms and conditions", "vertrag"],
+            &[
+                "agreement",
+                "contract",
+                "hereinafter",
+                "terms and conditions",
+                "vertrag",
+            ],
             &[r"(?i)the parties agree"],
         ),
         t(
@@ -202,12 +221,23 @@ pub fn default_types() -> Vec<TypeConfig> {
             "email",
             "An e-mail message",
             &[],
-            &[r"(?m)^From: .+", r"(?m)^Subject: .+", r"(?m)^Message-ID: .+"],
+            &[
+                r"(?m)^From: .+",
+                r"(?m)^Subject: .+",
+                r"(?m)^Message-ID: .+",
+            ],
         ),
         t(
             "manual",
             "A manual, guide, specification or report",
-            &["manual", "chapter", "table of contents", "reference", "documentation", "guide"],
+            &[
+                "manual",
+                "chapter",
+                "table of contents",
+                "reference",
+                "documentation",
+                "guide",
+            ],
             &[],
         ),
     ]
@@ -228,7 +258,10 @@ impl EngineConfig {
         positive("pipeline.extract.workers", p.extract.workers as u64);
         positive("pipeline.extract.timeout_ms", p.extract.timeout_ms);
         positive("pipeline.extract.max_memory_mb", p.extract.max_memory_mb);
-        positive("pipeline.extract.max_text_chars", p.extract.max_text_chars as u64);
+        positive(
+            "pipeline.extract.max_text_chars",
+            p.extract.max_text_chars as u64,
+        );
         positive("pipeline.classify.workers", p.classify.workers as u64);
         positive("pipeline.retry.max_attempts", p.retry.max_attempts as u64);
         positive("catalog.max_batch", self.catalog.max_batch as u64);
@@ -242,7 +275,10 @@ impl EngineConfig {
             ));
         }
         if p.retry.max_backoff_ms < p.retry.initial_backoff_ms {
-            problems.push("pipeline.retry.max_backoff_ms must be at least pipeline.retry.initial_backoff_ms".into());
+            problems.push(
+                "pipeline.retry.max_backoff_ms must be at least pipeline.retry.initial_backoff_ms"
+                    .into(),
+            );
         }
         if self.index.writer_memory_mb < 15 * self.index.writer_threads.max(1) {
             problems.push("index.writer_memory_mb must be at least 15 per writer thread".into());
@@ -262,7 +298,9 @@ impl EngineConfig {
             }
             for (j, pat) in t.patterns.iter().enumerate() {
                 if let Err(e) = regex::Regex::new(pat) {
-                    problems.push(format!("types[{i}].patterns[{j}] is not a valid regex: {e}"));
+                    problems.push(format!(
+                        "types[{i}].patterns[{j}] is not a valid regex: {e}"
+                    ));
                 }
             }
         }

@@ -49,7 +49,10 @@ impl ParseError {
     /// Deterministic failures (the same bytes fail the same way) are parked at
     /// once; the others (time, crashes, I/O) are retried with backoff.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self.code.as_str(), "malformed" | "encrypted" | "unsupported")
+        !matches!(
+            self.code.as_str(),
+            "malformed" | "encrypted" | "unsupported"
+        )
     }
 
     pub fn into_info(self) -> ErrorInfo {
@@ -69,18 +72,29 @@ pub fn parse(mime: &str, bytes: &[u8]) -> Result<Extracted, ParseError> {
         detect::PDF => pdf::extract(bytes),
         detect::HTML => {
             let (title, text) = text::html_to_text(&text::decode(bytes));
-            Ok(Extracted { text, title, pages: None })
+            Ok(Extracted {
+                text,
+                title,
+                pages: None,
+            })
         }
         detect::MARKDOWN => {
             let (title, text) = text::markdown_to_text(&text::decode(bytes));
-            Ok(Extracted { text, title, pages: None })
+            Ok(Extracted {
+                text,
+                title,
+                pages: None,
+            })
         }
         detect::TEXT => Ok(Extracted {
             text: text::decode(bytes),
             title: None,
             pages: None,
         }),
-        other => Err(ParseError::new("unsupported", format!("docpipe cannot read {other}"))),
+        other => Err(ParseError::new(
+            "unsupported",
+            format!("docpipe cannot read {other}"),
+        )),
     }
 }
 
@@ -113,21 +127,29 @@ pub struct ExtractorState {
 }
 
 impl Extractor {
-    async fn extract(&self, job: &DocJob, state: &mut ExtractorState) -> Result<Extracted, ParseError> {
+    async fn extract(
+        &self,
+        job: &DocJob,
+        state: &mut ExtractorState,
+    ) -> Result<Extracted, ParseError> {
         let cfg = &self.ctx.config;
-        let bytes = self
-            .ctx
-            .blobs
-            .get(&job.id)
-            .await
-            .map_err(|e| ParseError::new("storage", format!("cannot read the original: {e:#}")))?;
+        let bytes =
+            self.ctx.blobs.get(&job.id).await.map_err(|e| {
+                ParseError::new("storage", format!("cannot read the original: {e:#}"))
+            })?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
         let mut out = if needs_sandbox(&job.mime) {
             let sb = match state.sandbox.as_mut() {
                 Some(sb) => sb,
                 None => state.sandbox.insert(
-                    sandbox::Sandbox::spawn(&self.ctx.parser_command, cfg.max_memory_mb)
-                        .map_err(|e| ParseError::new("parser_unavailable", format!("cannot start a parser process: {e}")))?,
+                    sandbox::Sandbox::spawn(&self.ctx.parser_command, cfg.max_memory_mb).map_err(
+                        |e| {
+                            ParseError::new(
+                                "parser_unavailable",
+                                format!("cannot start a parser process: {e}"),
+                            )
+                        },
+                    )?,
                 ),
             };
             let result = sb.parse(&job.mime, &bytes, timeout).await;
@@ -140,8 +162,18 @@ impl Extractor {
             let mime = job.mime.clone();
             let task = tokio::task::spawn_blocking(move || parse(&mime, &bytes));
             match tokio::time::timeout(timeout, task).await {
-                Err(_) => return Err(ParseError::new("timeout", format!("parsing took longer than {} ms", cfg.timeout_ms))),
-                Ok(Err(join)) => return Err(ParseError::new("parser_panic", format!("the parser panicked: {join}"))),
+                Err(_) => {
+                    return Err(ParseError::new(
+                        "timeout",
+                        format!("parsing took longer than {} ms", cfg.timeout_ms),
+                    ))
+                }
+                Ok(Err(join)) => {
+                    return Err(ParseError::new(
+                        "parser_panic",
+                        format!("the parser panicked: {join}"),
+                    ))
+                }
                 Ok(Ok(r)) => r?,
             }
         };
@@ -182,7 +214,9 @@ impl Worker for Extractor {
         match result {
             Ok(out) => {
                 counters.num_processed.fetch_add(1, Relaxed);
-                routes.catalog.cast(CatalogMsg::Extracted { job: doc, out })?;
+                routes
+                    .catalog
+                    .cast(CatalogMsg::Extracted { job: doc, out })?;
             }
             Err(e) => {
                 counters.num_failed.fetch_add(1, Relaxed);

@@ -23,7 +23,10 @@ use crate::store::index::SearchIndex;
 
 pub enum IndexerMsg {
     Add(DocJob),
-    Delete { id: String, reply: Reply<()> },
+    Delete {
+        id: String,
+        reply: Reply<()>,
+    },
     /// Commit now and reply (shutdown).
     CommitNow(Reply<()>),
     /// Internal: the commit interval elapsed.
@@ -51,7 +54,11 @@ impl Actor for Indexer {
     type State = IndexerState;
     type Arguments = IndexerArgs;
 
-    async fn pre_start(&self, _me: ActorRef<IndexerMsg>, args: IndexerArgs) -> Result<IndexerState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<IndexerMsg>,
+        args: IndexerArgs,
+    ) -> Result<IndexerState, ActorProcessingErr> {
         let writer = args.index.index.writer_with_num_threads(
             args.config.writer_threads,
             args.config.writer_memory_mb * 1024 * 1024,
@@ -65,7 +72,12 @@ impl Actor for Indexer {
         })
     }
 
-    async fn handle(&self, me: ActorRef<IndexerMsg>, msg: IndexerMsg, st: &mut IndexerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<IndexerMsg>,
+        msg: IndexerMsg,
+        st: &mut IndexerState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             IndexerMsg::Add(mut job) => {
                 let counters = st.args.counters.clone();
@@ -75,13 +87,22 @@ impl Actor for Indexer {
                 let text = job.text.take().unwrap_or_else(|| Arc::from(""));
                 let title = job.title.as_deref().unwrap_or(&job.filename);
                 writer.delete_term(idx.id_term(&job.id));
-                writer.add_document(idx.make_doc(&job.id, title, &job.filename, &text, job.doc_type.as_deref()))?;
+                writer.add_document(idx.make_doc(
+                    &job.id,
+                    title,
+                    &job.filename,
+                    &text,
+                    job.doc_type.as_deref(),
+                ))?;
                 st.pending.push(job);
                 if st.pending.len() >= st.args.config.commit_batch {
                     commit(st).await?;
                 } else if !st.timer_armed {
                     st.timer_armed = true;
-                    me.send_after(Duration::from_millis(st.args.config.commit_interval_ms), || IndexerMsg::Commit);
+                    me.send_after(
+                        Duration::from_millis(st.args.config.commit_interval_ms),
+                        || IndexerMsg::Commit,
+                    );
                 }
             }
             IndexerMsg::Commit => {
@@ -128,8 +149,12 @@ async fn commit_always(st: &mut IndexerState) -> Result<(), ActorProcessingErr> 
     c.num_commits_index.fetch_add(1, Relaxed);
     let jobs = std::mem::take(&mut st.pending);
     if !jobs.is_empty() {
-        c.indexer.num_processed.fetch_add(jobs.len() as u64, Relaxed);
-        current_routes(&st.args.routes)?.catalog.cast(CatalogMsg::Indexed { jobs })?;
+        c.indexer
+            .num_processed
+            .fetch_add(jobs.len() as u64, Relaxed);
+        current_routes(&st.args.routes)?
+            .catalog
+            .cast(CatalogMsg::Indexed { jobs })?;
     }
     Ok(())
 }

@@ -63,7 +63,11 @@ impl Actor for Intake {
     type State = IntakeState;
     type Arguments = IntakeArgs;
 
-    async fn pre_start(&self, me: ActorRef<IntakeMsg>, args: IntakeArgs) -> Result<IntakeState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        me: ActorRef<IntakeMsg>,
+        args: IntakeArgs,
+    ) -> Result<IntakeState, ActorProcessingErr> {
         let tick = (args.lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
         me.send_interval(tick, || IntakeMsg::Tick);
         args.counters.intake.pool_size.store(1, Relaxed);
@@ -77,12 +81,21 @@ impl Actor for Intake {
         })
     }
 
-    async fn handle(&self, me: ActorRef<IntakeMsg>, msg: IntakeMsg, st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<IntakeMsg>,
+        msg: IntakeMsg,
+        st: &mut IntakeState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             IntakeMsg::Wake => queue_refill(&me, st)?,
             IntakeMsg::Release(done) => {
                 for (seq, admission) in done {
-                    if st.in_flight.get(&seq).is_some_and(|l| l.admission == admission) {
+                    if st
+                        .in_flight
+                        .get(&seq)
+                        .is_some_and(|l| l.admission == admission)
+                    {
                         st.in_flight.remove(&seq);
                     }
                 }
@@ -98,8 +111,14 @@ impl Actor for Intake {
                 st.in_flight.retain(|_, l| l.deadline > now);
                 let expired = before - st.in_flight.len();
                 if expired > 0 {
-                    tracing::warn!(expired, "admissions outlived their lease; admitting those documents again");
-                    st.args.counters.num_leases_expired.fetch_add(expired as u64, Relaxed);
+                    tracing::warn!(
+                        expired,
+                        "admissions outlived their lease; admitting those documents again"
+                    );
+                    st.args
+                        .counters
+                        .num_leases_expired
+                        .fetch_add(expired as u64, Relaxed);
                 }
                 queue_refill(&me, st)?;
             }
@@ -112,7 +131,10 @@ impl Actor for Intake {
                 refill(st).await?;
             }
         }
-        st.args.counters.num_in_flight.store(st.in_flight.len() as u64, Relaxed);
+        st.args
+            .counters
+            .num_in_flight
+            .store(st.in_flight.len() as u64, Relaxed);
         if st.draining && st.in_flight.is_empty() {
             for w in st.drain_waiters.drain(..) {
                 let _ = w.send(());
@@ -169,7 +191,13 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
     for (p, text) in rows {
         let admission = st.next_admission;
         st.next_admission += 1;
-        st.in_flight.insert(p.seq, Lease { admission, deadline });
+        st.in_flight.insert(
+            p.seq,
+            Lease {
+                admission,
+                deadline,
+            },
+        );
         st.args.counters.intake.num_processed.fetch_add(1, Relaxed);
         forward(
             &routes,

@@ -131,7 +131,11 @@ where
     M: ractor::Message,
     T: Send + 'static,
 {
-    match actor.call(msg, Some(CALL_TIMEOUT)).await.map_err(|e| anyhow!("the pipeline is not running: {e}"))? {
+    match actor
+        .call(msg, Some(CALL_TIMEOUT))
+        .await
+        .map_err(|e| anyhow!("the pipeline is not running: {e}"))?
+    {
         CallResult::Success(Ok(v)) => Ok(v),
         CallResult::Success(Err(e)) => Err(anyhow!(e)),
         CallResult::Timeout => bail!("the pipeline did not answer in time"),
@@ -144,9 +148,11 @@ impl Pipeline {
     /// starts the actors. Documents left mid-pipeline resume on their own.
     pub async fn start(config: EngineConfig) -> Result<Pipeline> {
         let dir = config.data_dir.clone();
-        std::fs::create_dir_all(&dir).with_context(|| format!("data directory {} is not usable", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("data directory {} is not usable", dir.display()))?;
         let probe = dir.join(".write-probe");
-        std::fs::write(&probe, b"ok").with_context(|| format!("data directory {} is not writable", dir.display()))?;
+        std::fs::write(&probe, b"ok")
+            .with_context(|| format!("data directory {} is not writable", dir.display()))?;
         let _ = std::fs::remove_file(&probe);
 
         let db_path = db::db_path(&dir);
@@ -222,18 +228,26 @@ impl Pipeline {
     pub async fn register(&self, docs: Vec<NewDocument>) -> Result<Vec<Registered>> {
         let staged: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
         let catalog = self.routes()?.catalog;
-        let out = match ask(&catalog, |reply| catalog::CatalogMsg::Register { docs, reply }).await {
+        let out = match ask(&catalog, |reply| catalog::CatalogMsg::Register {
+            docs,
+            reply,
+        })
+        .await
+        {
             Ok(out) => out,
             Err(e) => {
                 // Not committed as far as we know; if it was after all, the
                 // boot sweep promotes the blob instead of deleting it.
                 for id in &staged {
-                    if !self.inner.db.run({
-                        let id = id.clone();
-                        move |c| db::exists_id(c, &id)
-                    })
-                    .await
-                    .unwrap_or(true)
+                    if !self
+                        .inner
+                        .db
+                        .run({
+                            let id = id.clone();
+                            move |c| db::exists_id(c, &id)
+                        })
+                        .await
+                        .unwrap_or(true)
                     {
                         self.inner.blobs.discard(id).await;
                     }
@@ -268,14 +282,18 @@ impl Pipeline {
     }
 
     pub async fn list(&self, filter: ListFilter) -> Result<(Vec<Document>, Option<i64>)> {
-        self.inner.db.run(move |c| db::list_documents(c, &filter)).await
+        self.inner
+            .db
+            .run(move |c| db::list_documents(c, &filter))
+            .await
     }
 
     /// The original's bytes as a stream.
     pub async fn content(
         &self,
         id: &str,
-    ) -> Result<futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>> {
+    ) -> Result<futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>>
+    {
         self.inner.blobs.stream(id).await
     }
 
@@ -284,7 +302,12 @@ impl Pipeline {
     pub async fn delete(&self, id: &str) -> Result<bool> {
         let catalog = self.routes()?.catalog;
         let id_owned = id.to_string();
-        if !ask(&catalog, |reply| catalog::CatalogMsg::MarkDeleting { id: id_owned, reply }).await? {
+        if !ask(&catalog, |reply| catalog::CatalogMsg::MarkDeleting {
+            id: id_owned,
+            reply,
+        })
+        .await?
+        {
             return Ok(false);
         }
         self.finish_delete(id).await?;
@@ -294,10 +317,18 @@ impl Pipeline {
     async fn finish_delete(&self, id: &str) -> Result<()> {
         let routes = self.routes()?;
         let owned = id.to_string();
-        ask(&routes.indexer, |reply| indexer::IndexerMsg::Delete { id: owned, reply }).await?;
+        ask(&routes.indexer, |reply| indexer::IndexerMsg::Delete {
+            id: owned,
+            reply,
+        })
+        .await?;
         self.inner.blobs.delete(id).await?;
         let owned = id.to_string();
-        ask(&routes.catalog, |reply| catalog::CatalogMsg::Purge { id: owned, reply }).await?;
+        ask(&routes.catalog, |reply| catalog::CatalogMsg::Purge {
+            id: owned,
+            reply,
+        })
+        .await?;
         Ok(())
     }
 
@@ -308,13 +339,23 @@ impl Pipeline {
         };
         let catalog = self.routes()?.catalog;
         let owned = id.to_string();
-        match ask(&catalog, |reply| catalog::CatalogMsg::Retry { id: owned, reply }).await? {
+        match ask(&catalog, |reply| catalog::CatalogMsg::Retry {
+            id: owned,
+            reply,
+        })
+        .await?
+        {
             Some(stage) => Ok(RetryOutcome::Requeued(stage)),
             None => Ok(RetryOutcome::NotFailed(doc.stage)),
         }
     }
 
-    pub async fn search(&self, q: &str, limit: usize, offset: usize) -> Result<SearchResults, SearchError> {
+    pub async fn search(
+        &self,
+        q: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<SearchResults, SearchError> {
         let index = self.inner.index.clone();
         let q = q.to_string();
         let r = self
@@ -327,7 +368,9 @@ impl Pipeline {
                 };
                 let mut hits = Vec::with_capacity(raw.hits.len());
                 for (id, score) in raw.hits {
-                    let Some(doc) = db::get_document(conn, &id)? else { continue };
+                    let Some(doc) = db::get_document(conn, &id)? else {
+                        continue;
+                    };
                     let text = db::get_text(conn, &id)?.unwrap_or_default();
                     hits.push(SearchHit {
                         title: doc.title.unwrap_or(doc.filename),
@@ -337,17 +380,28 @@ impl Pipeline {
                         snippet: raw.snippets.snippet(&text).to_html(),
                     });
                 }
-                Ok(Ok(SearchResults { total: raw.total, hits }))
+                Ok(Ok(SearchResults {
+                    total: raw.total,
+                    hits,
+                }))
             })
             .await?;
         r.map_err(|QueryError(m)| SearchError::Query(m))
     }
 
     pub async fn status(&self) -> Result<Status> {
-        let counts: BTreeMap<Stage, u64> = self.inner.db.run(db::stage_counts).await?.into_iter().collect();
+        let counts: BTreeMap<Stage, u64> = self
+            .inner
+            .db
+            .run(db::stage_counts)
+            .await?
+            .into_iter()
+            .collect();
         let c = &self.inner.counters;
         let n = |s: Stage| counts.get(&s).copied().unwrap_or(0);
-        let busy = |a: &counters::ActorCounters| a.num_busy.load(Relaxed) + a.num_queued.load(Relaxed).max(0) as u64;
+        let busy = |a: &counters::ActorCounters| {
+            a.num_busy.load(Relaxed) + a.num_queued.load(Relaxed).max(0) as u64
+        };
         let mut stages = BTreeMap::new();
         // Each stage reports the actor that takes documents out of it.
         let pairs = [
@@ -359,7 +413,11 @@ impl Pipeline {
         ];
         for (stage, actor) in pairs {
             let (in_flight, processed, failed) = match actor {
-                Some(a) => (busy(a), a.num_processed.load(Relaxed), a.num_failed.load(Relaxed)),
+                Some(a) => (
+                    busy(a),
+                    a.num_processed.load(Relaxed),
+                    a.num_failed.load(Relaxed),
+                ),
                 None if stage == Stage::Failed => (0, c.num_parked.load(Relaxed), 0),
                 None => (0, c.indexer.num_processed.load(Relaxed), 0),
             };
@@ -393,11 +451,21 @@ impl Pipeline {
     pub async fn ready(&self) -> Result<()> {
         self.inner
             .db
-            .run(|c| Ok(c.query_row("SELECT COUNT(*) FROM documents WHERE 0", [], |r| r.get::<_, i64>(0))?))
+            .run(|c| {
+                Ok(
+                    c.query_row("SELECT COUNT(*) FROM documents WHERE 0", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?,
+                )
+            })
             .await
             .context("SQLite is not usable")?;
         self.inner.index.reader.searcher();
-        self.inner.blobs.probe().await.context("the blob store is not usable")?;
+        self.inner
+            .blobs
+            .probe()
+            .await
+            .context("the blob store is not usable")?;
         self.routes()?;
         Ok(())
     }
@@ -406,9 +474,16 @@ impl Pipeline {
     /// the index and the catalog, and stops every actor.
     pub async fn shutdown(&self, drain: Duration) -> Result<()> {
         let routes = self.routes()?;
-        let drained = tokio::time::timeout(drain, routes.intake.call(intake::IntakeMsg::Drain, Some(drain))).await;
+        let drained = tokio::time::timeout(
+            drain,
+            routes.intake.call(intake::IntakeMsg::Drain, Some(drain)),
+        )
+        .await;
         if drained.is_err() {
-            tracing::warn!(in_flight = self.inner.counters.num_in_flight.load(Relaxed), "drain timed out; the rest resumes at next start");
+            tracing::warn!(
+                in_flight = self.inner.counters.num_in_flight.load(Relaxed),
+                "drain timed out; the rest resumes at next start"
+            );
         }
         let _ = ask(&routes.indexer, indexer::IndexerMsg::CommitNow).await;
         let _ = ask(&routes.catalog, catalog::CatalogMsg::Sync).await;

@@ -12,11 +12,13 @@ use std::time::Duration;
 use ractor::factory::queues::DefaultQueue;
 use ractor::factory::routing::QueuerRouting;
 use ractor::factory::{DeadMansSwitchConfiguration, Factory, FactoryArguments, FactoryRef};
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 use tokio::sync::watch;
 
 use crate::catalog::{Catalog, CatalogArgs, CatalogMsg};
-use crate::classify::{ClassifyCtx, Classifier};
+use crate::classify::{Classifier, ClassifyCtx};
 use crate::config::EngineConfig;
 use crate::counters::{ActorCounters, Counters};
 use crate::extract::{ExtractCtx, Extractor};
@@ -43,7 +45,9 @@ pub struct Routes {
 pub type RoutesRx = watch::Receiver<Option<Routes>>;
 
 pub fn current_routes(rx: &RoutesRx) -> Result<Routes, ActorProcessingErr> {
-    rx.borrow().clone().ok_or_else(|| "the pipeline is not wired yet".into())
+    rx.borrow()
+        .clone()
+        .ok_or_else(|| "the pipeline is not wired yet".into())
 }
 
 /// What the supervisor needs to (re)build its children.
@@ -92,8 +96,10 @@ pub struct SupervisorState {
     stopping: bool,
 }
 
-type ExtractFactory = Factory<(), DocJob, (), Extractor, QueuerRouting<(), DocJob>, DefaultQueue<(), DocJob>>;
-type ClassifyFactory = Factory<(), DocJob, (), Classifier, QueuerRouting<(), DocJob>, DefaultQueue<(), DocJob>>;
+type ExtractFactory =
+    Factory<(), DocJob, (), Extractor, QueuerRouting<(), DocJob>, DefaultQueue<(), DocJob>>;
+type ClassifyFactory =
+    Factory<(), DocJob, (), Classifier, QueuerRouting<(), DocJob>, DefaultQueue<(), DocJob>>;
 
 fn counters_of(c: &Counters, child: Child) -> &ActorCounters {
     match child {
@@ -186,7 +192,9 @@ impl PipelineSupervisor {
                 // A worker stuck well past its own time limit is a bug: the
                 // dead-man's switch replaces it (the lease re-admits its job).
                 let dms = DeadMansSwitchConfiguration {
-                    detection_timeout: Duration::from_millis(cfg.pipeline.extract.timeout_ms * 2 + 10_000),
+                    detection_timeout: Duration::from_millis(
+                        cfg.pipeline.extract.timeout_ms * 2 + 10_000,
+                    ),
                     kill_worker: true,
                 };
                 let args = FactoryArguments::builder()
@@ -198,7 +206,8 @@ impl PipelineSupervisor {
                     .num_initial_workers(workers)
                     .dead_mans_switch(dms)
                     .build();
-                let (r, _) = Actor::spawn_linked(None, ExtractFactory::default(), args, sup).await?;
+                let (r, _) =
+                    Actor::spawn_linked(None, ExtractFactory::default(), args, sup).await?;
                 if let Some(rt) = routes {
                     rt.extract = r.clone();
                 }
@@ -221,7 +230,8 @@ impl PipelineSupervisor {
                     .router(Default::default())
                     .num_initial_workers(workers)
                     .build();
-                let (r, _) = Actor::spawn_linked(None, ClassifyFactory::default(), args, sup).await?;
+                let (r, _) =
+                    Actor::spawn_linked(None, ClassifyFactory::default(), args, sup).await?;
                 if let Some(rt) = routes {
                     rt.classify = r.clone();
                 }
@@ -256,7 +266,11 @@ impl Actor for PipelineSupervisor {
     type State = SupervisorState;
     type Arguments = Arc<Shared>;
 
-    async fn pre_start(&self, me: ActorRef<SupervisorMsg>, shared: Arc<Shared>) -> Result<SupervisorState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        me: ActorRef<SupervisorMsg>,
+        shared: Arc<Shared>,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut st = SupervisorState {
             shared,
             refs: HashMap::new(),
@@ -272,7 +286,11 @@ impl Actor for PipelineSupervisor {
         Ok(st)
     }
 
-    async fn post_start(&self, _me: ActorRef<SupervisorMsg>, st: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn post_start(
+        &self,
+        _me: ActorRef<SupervisorMsg>,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         // Boot recovery: the Scheduler re-arms retry timers and wakes the
         // Intake, which admits every active document from SQLite.
         if let Some(r) = &st.routes {
@@ -281,7 +299,12 @@ impl Actor for PipelineSupervisor {
         Ok(())
     }
 
-    async fn handle(&self, me: ActorRef<SupervisorMsg>, msg: SupervisorMsg, st: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::Restart(child) => {
                 if st.stopping {
@@ -298,9 +321,18 @@ impl Actor for PipelineSupervisor {
             SupervisorMsg::Shutdown(reply) => {
                 st.stopping = true;
                 // Upstream first: nothing new is admitted while later stages stop.
-                for child in [Child::Intake, Child::Scheduler, Child::Extract, Child::Classify, Child::Indexer, Child::Catalog] {
+                for child in [
+                    Child::Intake,
+                    Child::Scheduler,
+                    Child::Extract,
+                    Child::Classify,
+                    Child::Indexer,
+                    Child::Catalog,
+                ] {
                     if let Some(cell) = st.refs.remove(&child) {
-                        let _ = cell.stop_and_wait(None, Some(Duration::from_secs(10))).await;
+                        let _ = cell
+                            .stop_and_wait(None, Some(Duration::from_secs(10)))
+                            .await;
                     }
                 }
                 let _ = reply.send(());
@@ -329,7 +361,9 @@ impl Actor for PipelineSupervisor {
         st.refs.remove(&child);
         let n = st.restarts.entry(child).or_insert(0);
         *n += 1;
-        counters_of(&st.shared.counters, child).num_restarts.fetch_add(1, Relaxed);
+        counters_of(&st.shared.counters, child)
+            .num_restarts
+            .fetch_add(1, Relaxed);
         let delay = Duration::from_millis((100u64 << (*n - 1).min(8)).min(30_000));
         tracing::error!(actor = ?child, error = %why, restart_in_ms = delay.as_millis() as u64, "actor died; restarting");
         me.send_after(delay, move || SupervisorMsg::Restart(child));

@@ -34,7 +34,12 @@ pub enum SchedulerMsg {
 
 /// When the next attempt after `attempts` failed ones should run, or None
 /// when the document should be parked.
-pub fn next_attempt_at(policy: &RetryConfig, attempts: u32, retryable: bool, now: i64) -> Option<i64> {
+pub fn next_attempt_at(
+    policy: &RetryConfig,
+    attempts: u32,
+    retryable: bool,
+    now: i64,
+) -> Option<i64> {
     if !retryable || attempts >= policy.max_attempts {
         return None;
     }
@@ -66,14 +71,30 @@ impl Actor for Scheduler {
     type State = SchedulerState;
     type Arguments = SchedulerArgs;
 
-    async fn pre_start(&self, _me: ActorRef<SchedulerMsg>, args: SchedulerArgs) -> Result<SchedulerState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<SchedulerMsg>,
+        args: SchedulerArgs,
+    ) -> Result<SchedulerState, ActorProcessingErr> {
         args.counters.scheduler.pool_size.store(1, Relaxed);
-        Ok(SchedulerState { args, armed_at: None })
+        Ok(SchedulerState {
+            args,
+            armed_at: None,
+        })
     }
 
-    async fn handle(&self, me: ActorRef<SchedulerMsg>, msg: SchedulerMsg, st: &mut SchedulerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<SchedulerMsg>,
+        msg: SchedulerMsg,
+        st: &mut SchedulerState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SchedulerMsg::Failed { job, error, retryable } => {
+            SchedulerMsg::Failed {
+                job,
+                error,
+                retryable,
+            } => {
                 let attempts = job.attempts + 1;
                 let retry_at = next_attempt_at(&st.args.retry, attempts, retryable, now_ms());
                 let c = &st.args.counters;
@@ -84,17 +105,21 @@ impl Actor for Scheduler {
                     c.num_parked.fetch_add(1, Relaxed);
                     tracing::warn!(doc_id = %job.id, stage = %job.stage, code = %error.code, attempts, "document parked as failed");
                 }
-                current_routes(&st.args.routes)?.catalog.cast(CatalogMsg::Failure {
-                    job,
-                    attempts,
-                    retry_at,
-                    error,
-                })?;
+                current_routes(&st.args.routes)?
+                    .catalog
+                    .cast(CatalogMsg::Failure {
+                        job,
+                        attempts,
+                        retry_at,
+                        error,
+                    })?;
             }
             SchedulerMsg::Due(at) => arm(&me, st, at),
             SchedulerMsg::Wake => {
                 st.armed_at = None;
-                current_routes(&st.args.routes)?.intake.cast(IntakeMsg::Wake)?;
+                current_routes(&st.args.routes)?
+                    .intake
+                    .cast(IntakeMsg::Wake)?;
                 if let Some(at) = st.args.db.run(db::earliest_retry).await? {
                     if at > now_ms() {
                         arm(&me, st, at);

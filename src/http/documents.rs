@@ -27,7 +27,11 @@ pub async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Problem> {
     let mut multipart = multipart.map_err(|e| {
-        Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_multipart", format!("expected multipart/form-data with parts named \"file\": {e}"))
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_multipart",
+            format!("expected multipart/form-data with parts named \"file\": {e}"),
+        )
     })?;
     let mut staged: Vec<NewDocument> = Vec::new();
     let mut title: Option<String> = None;
@@ -43,7 +47,10 @@ pub async fn upload(
         return Err(problem);
     }
     if staged.is_empty() {
-        return Err(Problem::bad_request("no_file", "the request has no part named \"file\""));
+        return Err(Problem::bad_request(
+            "no_file",
+            "the request has no part named \"file\"",
+        ));
     }
     if let Some(t) = title {
         for d in &mut staged {
@@ -51,7 +58,11 @@ pub async fn upload(
         }
     }
     let registered = app.pipeline.register(staged).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "documents": registered }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "documents": registered })),
+    )
+        .into_response())
 }
 
 async fn read_parts(
@@ -120,12 +131,18 @@ async fn stream_file(
             return Err(Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                format!("the upload is larger than the limit of {max} bytes (server.max_upload_bytes)"),
+                format!(
+                    "the upload is larger than the limit of {max} bytes (server.max_upload_bytes)"
+                ),
             ));
         }
         if let Err(e) = up.write(&chunk).await {
             up.abort().await;
-            return Err(Problem::new(StatusCode::INSUFFICIENT_STORAGE, "storage_failed", format!("cannot store the upload: {e:#}")));
+            return Err(Problem::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_failed",
+                format!("cannot store the upload: {e:#}"),
+            ));
         }
         if mime.is_none() && up.head().len() >= HEAD_BYTES {
             match check_type(up.head(), filename) {
@@ -147,10 +164,13 @@ async fn stream_file(
             }
         },
     };
-    let staged = up
-        .finish()
-        .await
-        .map_err(|e| Problem::new(StatusCode::INSUFFICIENT_STORAGE, "storage_failed", format!("cannot store the upload: {e:#}")))?;
+    let staged = up.finish().await.map_err(|e| {
+        Problem::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_failed",
+            format!("cannot store the upload: {e:#}"),
+        )
+    })?;
     Ok((mime, staged))
 }
 
@@ -203,29 +223,56 @@ pub fn clean_filename(raw: &str) -> String {
 }
 
 pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
-    let doc = app.pipeline.get(&id).await?.ok_or_else(|| Problem::not_found("document"))?;
+    let doc = app
+        .pipeline
+        .get(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("document"))?;
     Ok(Json(doc).into_response())
 }
 
-pub async fn text(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
-    let doc = app.pipeline.get(&id).await?.ok_or_else(|| Problem::not_found("document"))?;
+pub async fn text(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let doc = app
+        .pipeline
+        .get(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("document"))?;
     match app.pipeline.text(&id).await? {
         Some(t) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t).into_response()),
         None => Err(Problem::new(
             StatusCode::CONFLICT,
             "not_extracted",
-            format!("the document's text is not extracted yet (stage {})", doc.stage),
+            format!(
+                "the document's text is not extracted yet (stage {})",
+                doc.stage
+            ),
         )),
     }
 }
 
-pub async fn events(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
-    app.pipeline.get(&id).await?.ok_or_else(|| Problem::not_found("document"))?;
+pub async fn events(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    app.pipeline
+        .get(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("document"))?;
     Ok(Json(json!({ "events": app.pipeline.events(&id).await? })).into_response())
 }
 
-pub async fn content(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
-    let doc = app.pipeline.get(&id).await?.ok_or_else(|| Problem::not_found("document"))?;
+pub async fn content(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let doc = app
+        .pipeline
+        .get(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("document"))?;
     let stream = app.pipeline.content(&id).await?;
     let body = Body::from_stream(stream.map_err(std::io::Error::other));
     Ok((
@@ -234,7 +281,10 @@ pub async fn content(State(app): State<AppState>, Path(id): Path<String>) -> Res
             (header::CONTENT_LENGTH, doc.size.to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename*=UTF-8''{}", percent_encode(&doc.filename)),
+                format!(
+                    "attachment; filename*=UTF-8''{}",
+                    percent_encode(&doc.filename)
+                ),
             ),
         ],
         body,
@@ -267,25 +317,34 @@ pub async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
-    let stage = match p.stage.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => match Stage::parse(s).filter(|s| Stage::VISIBLE.contains(s)) {
-            Some(stage) => Some(stage),
-            None => {
-                return Err(Problem::bad_request(
+    let stage =
+        match p.stage.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => match Stage::parse(s).filter(|s| Stage::VISIBLE.contains(s)) {
+                Some(stage) => Some(stage),
+                None => return Err(Problem::bad_request(
                     "invalid_parameter",
-                    format!("stage {s:?} is not one of queued, extracted, classified, indexed, failed"),
-                ))
-            }
-        },
-    };
+                    format!(
+                        "stage {s:?} is not one of queued, extracted, classified, indexed, failed"
+                    ),
+                )),
+            },
+        };
     let limit = p.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request("invalid_parameter", "limit must be between 1 and 1000"));
+        return Err(Problem::bad_request(
+            "invalid_parameter",
+            "limit must be between 1 and 1000",
+        ));
     }
     let after_seq = match p.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
-        Some(c) => Some(c.parse::<i64>().map_err(|_| Problem::bad_request("invalid_parameter", "cursor is not one this server gave out"))?),
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            Problem::bad_request(
+                "invalid_parameter",
+                "cursor is not one this server gave out",
+            )
+        })?),
     };
     let filter = ListFilter {
         stage,
@@ -294,10 +353,16 @@ pub async fn list(
         after_seq,
     };
     let (docs, next) = app.pipeline.list(filter).await?;
-    Ok(Json(json!({ "documents": docs, "next_cursor": next.map(|n| n.to_string()) })).into_response())
+    Ok(
+        Json(json!({ "documents": docs, "next_cursor": next.map(|n| n.to_string()) }))
+            .into_response(),
+    )
 }
 
-pub async fn delete(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     if app.pipeline.delete(&id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
@@ -305,9 +370,16 @@ pub async fn delete(State(app): State<AppState>, Path(id): Path<String>) -> Resu
     }
 }
 
-pub async fn retry(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
+pub async fn retry(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     match app.pipeline.retry(&id).await? {
-        RetryOutcome::Requeued(stage) => Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "stage": stage }))).into_response()),
+        RetryOutcome::Requeued(stage) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "id": id, "stage": stage })),
+        )
+            .into_response()),
         RetryOutcome::NotFound => Err(Problem::not_found("document")),
         RetryOutcome::NotFailed(stage) => Err(Problem::new(
             StatusCode::CONFLICT,

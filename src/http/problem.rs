@@ -25,12 +25,20 @@ impl Problem {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} does not exist"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} does not exist"),
+        )
     }
 
     pub fn internal(e: anyhow::Error) -> Self {
         tracing::error!(error = %format!("{e:#}"), "request failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e:#}"))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("{e:#}"),
+        )
     }
 }
 

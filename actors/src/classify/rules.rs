@@ -26,7 +26,10 @@ impl RulesClassifier {
             .map(|t| {
                 let mut rules = Vec::new();
                 for k in &t.keywords {
-                    rules.push(Regex::new(&format!(r"(?i)\b{}\b", regex::escape(k.trim())))?);
+                    rules.push(Regex::new(&format!(
+                        r"(?i)\b{}\b",
+                        regex::escape(k.trim())
+                    ))?);
                 }
                 for p in &t.patterns {
                     rules.push(Regex::new(p)?);
@@ -41,13 +44,20 @@ impl RulesClassifier {
     }
 
     pub fn classify(&self, title: &str, text: &str) -> Classification {
-        let end = text.char_indices().nth(SCAN_CHARS).map_or(text.len(), |(i, _)| i);
+        let end = text
+            .char_indices()
+            .nth(SCAN_CHARS)
+            .map_or(text.len(), |(i, _)| i);
         let body = &text[..end];
         let mut scores: Vec<(usize, &str)> = self
             .types
             .iter()
             .map(|t| {
-                let hits = t.rules.iter().filter(|r| r.is_match(title) || r.is_match(body)).count();
+                let hits = t
+                    .rules
+                    .iter()
+                    .filter(|r| r.is_match(title) || r.is_match(body))
+                    .count();
                 (hits, t.name.as_str())
             })
             .collect();
@@ -76,11 +86,20 @@ mod tests {
     #[test]
     fn picks_the_type_with_most_rule_hits() {
         let c = RulesClassifier::new(&default_types()).unwrap();
-        let r = c.classify("", "INVOICE\nInvoice number 42\nAmount due: 100 EUR, VAT 19%");
+        let r = c.classify(
+            "",
+            "INVOICE\nInvoice number 42\nAmount due: 100 EUR, VAT 19%",
+        );
         assert_eq!(r.doc_type.as_deref(), Some("invoice"));
         assert!(r.confidence > 0.5, "{r:?}");
         let none = c.classify("", "the quick brown fox");
-        assert_eq!(none, Classification { doc_type: None, confidence: 0.0 });
+        assert_eq!(
+            none,
+            Classification {
+                doc_type: None,
+                confidence: 0.0
+            }
+        );
     }
 
     #[test]

@@ -21,7 +21,11 @@ pub fn sniff(head: &[u8], filename: &str) -> Sniffed {
         return Sniffed::Empty;
     }
     // %PDF- may follow a little junk; readers accept it within the first KiB.
-    if head.len() >= 5 && head[..head.len().min(1024)].windows(5).any(|w| w == b"%PDF-") {
+    if head.len() >= 5
+        && head[..head.len().min(1024)]
+            .windows(5)
+            .any(|w| w == b"%PDF-")
+    {
         return Sniffed::Supported(PDF);
     }
     if let Some(kind) = infer::get(head) {
@@ -65,7 +69,9 @@ fn looks_like_text(head: &[u8]) -> bool {
 fn looks_like_html(head: &[u8]) -> bool {
     let start = String::from_utf8_lossy(&head[..head.len().min(1024)]).to_ascii_lowercase();
     let t = start.trim_start_matches('\u{feff}').trim_start();
-    t.starts_with("<!doctype html") || t.starts_with("<html") || (t.starts_with("<?xml") && t.contains("<html"))
+    t.starts_with("<!doctype html")
+        || t.starts_with("<html")
+        || (t.starts_with("<?xml") && t.contains("<html"))
 }
 
 #[cfg(test)]
@@ -75,12 +81,27 @@ mod tests {
     #[test]
     fn sniff_by_content_not_name() {
         assert_eq!(sniff(b"%PDF-1.7\n...", "a.txt"), Sniffed::Supported(PDF));
-        assert_eq!(sniff(b"<!DOCTYPE html><html>", "a.txt"), Sniffed::Supported(HTML));
-        assert_eq!(sniff(b"# Title\n\ntext", "README.md"), Sniffed::Supported(MARKDOWN));
+        assert_eq!(
+            sniff(b"<!DOCTYPE html><html>", "a.txt"),
+            Sniffed::Supported(HTML)
+        );
+        assert_eq!(
+            sniff(b"# Title\n\ntext", "README.md"),
+            Sniffed::Supported(MARKDOWN)
+        );
         assert_eq!(sniff(b"plain words", "notes"), Sniffed::Supported(TEXT));
         assert_eq!(sniff(b"", "x.txt"), Sniffed::Empty);
-        assert!(matches!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "a.pdf"), Sniffed::Unsupported(_)));
-        assert!(matches!(sniff(b"\x7fELF\x02\x01\x01\0\0\0", "a.txt"), Sniffed::Unsupported(_)));
-        assert!(matches!(sniff(&[1, 2, 3, 0, 5, 6], "a.txt"), Sniffed::Unsupported(_)));
+        assert!(matches!(
+            sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "a.pdf"),
+            Sniffed::Unsupported(_)
+        ));
+        assert!(matches!(
+            sniff(b"\x7fELF\x02\x01\x01\0\0\0", "a.txt"),
+            Sniffed::Unsupported(_)
+        ));
+        assert!(matches!(
+            sniff(&[1, 2, 3, 0, 5, 6], "a.txt"),
+            Sniffed::Unsupported(_)
+        ));
     }
 }

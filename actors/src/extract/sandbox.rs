@@ -43,8 +43,14 @@ impl Sandbox {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()?;
-        let stdin = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
-        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdin"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
         Ok(Sandbox {
             child,
             stdin,
@@ -54,25 +60,41 @@ impl Sandbox {
 
     /// Parses one document. On `timeout` or `crashed` the caller must drop
     /// this sandbox (dropping kills the process).
-    pub async fn parse(&mut self, mime: &str, body: &[u8], timeout: Duration) -> Result<Extracted, ParseError> {
+    pub async fn parse(
+        &mut self,
+        mime: &str,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Extracted, ParseError> {
         let exchange = async {
-            let header = serde_json::to_vec(&Request { mime: mime.to_string() }).map_err(std::io::Error::other)?;
-            self.stdin.write_all(&(header.len() as u32).to_le_bytes()).await?;
+            let header = serde_json::to_vec(&Request {
+                mime: mime.to_string(),
+            })
+            .map_err(std::io::Error::other)?;
+            self.stdin
+                .write_all(&(header.len() as u32).to_le_bytes())
+                .await?;
             self.stdin.write_all(&header).await?;
-            self.stdin.write_all(&(body.len() as u64).to_le_bytes()).await?;
+            self.stdin
+                .write_all(&(body.len() as u64).to_le_bytes())
+                .await?;
             self.stdin.write_all(body).await?;
             self.stdin.flush().await?;
             let len = self.stdout.read_u32_le().await? as usize;
             let mut buf = vec![0u8; len];
             self.stdout.read_exact(&mut buf).await?;
-            serde_json::from_slice::<Result<Extracted, ParseError>>(&buf).map_err(std::io::Error::other)
+            serde_json::from_slice::<Result<Extracted, ParseError>>(&buf)
+                .map_err(std::io::Error::other)
         };
         match tokio::time::timeout(timeout, exchange).await {
             Err(_) => {
                 let _ = self.child.start_kill();
                 Err(ParseError::new(
                     "timeout",
-                    format!("parsing took longer than {} ms; the parser was stopped", timeout.as_millis()),
+                    format!(
+                        "parsing took longer than {} ms; the parser was stopped",
+                        timeout.as_millis()
+                    ),
                 ))
             }
             Ok(Err(_io)) => Err(ParseError::new("crashed", self.describe_death().await)),
@@ -91,7 +113,8 @@ impl Sandbox {
         };
         match status.signal() {
             Some(libc::SIGABRT) => {
-                "the parser process aborted (out of memory under its limit, or a stack overflow)".into()
+                "the parser process aborted (out of memory under its limit, or a stack overflow)"
+                    .into()
             }
             Some(libc::SIGSEGV) => "the parser process crashed (segmentation fault)".into(),
             Some(libc::SIGKILL) => "the parser process was killed".into(),
@@ -127,8 +150,12 @@ pub fn child_main(args: &[String]) -> i32 {
         if input.read_exact(&mut body).is_err() {
             return 1;
         }
-        let result: Result<Extracted, ParseError> = match serde_json::from_slice::<Request>(&header) {
-            Err(e) => Err(ParseError::new("internal", format!("bad request frame: {e}"))),
+        let result: Result<Extracted, ParseError> = match serde_json::from_slice::<Request>(&header)
+        {
+            Err(e) => Err(ParseError::new(
+                "internal",
+                format!("bad request frame: {e}"),
+            )),
             Ok(req) => std::panic::catch_unwind(|| {
                 if faults {
                     inject_fault(&body);
@@ -141,12 +168,17 @@ pub fn child_main(args: &[String]) -> i32 {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
-                Err(ParseError::new("parser_panic", format!("the parser panicked: {msg}")))
+                Err(ParseError::new(
+                    "parser_panic",
+                    format!("the parser panicked: {msg}"),
+                ))
             }),
         };
         drop(body);
         let answer = serde_json::to_vec(&result).unwrap_or_default();
-        if output.write_all(&(answer.len() as u32).to_le_bytes()).is_err()
+        if output
+            .write_all(&(answer.len() as u32).to_le_bytes())
+            .is_err()
             || output.write_all(&answer).is_err()
             || output.flush().is_err()
         {
@@ -161,7 +193,10 @@ fn limit_memory(max_mb: u64) {
         rlim_cur: bytes,
         rlim_max: bytes,
     };
-    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain libc calls with valid pointers to initialised structs.
     unsafe {
         libc::setrlimit(libc::RLIMIT_AS, &lim);

@@ -6,7 +6,10 @@ use scraper::{Html, Node};
 /// Decodes bytes of unknown encoding: BOM, then UTF-8, then chardetng's guess.
 pub fn decode(bytes: &[u8]) -> String {
     if let Some((enc, bom_len)) = encoding_rs::Encoding::for_bom(bytes) {
-        return enc.decode_without_bom_handling(&bytes[bom_len..]).0.into_owned();
+        return enc
+            .decode_without_bom_handling(&bytes[bom_len..])
+            .0
+            .into_owned();
     }
     if let Ok(s) = std::str::from_utf8(bytes) {
         return s.to_string();
@@ -42,7 +45,9 @@ pub fn markdown_to_text(src: &str) -> (Option<String>, String) {
                 out.push_str(&t);
             }
             Event::SoftBreak | Event::HardBreak => out.push('\n'),
-            Event::End(TagEnd::Paragraph | TagEnd::Item | TagEnd::CodeBlock | TagEnd::TableRow) => out.push('\n'),
+            Event::End(TagEnd::Paragraph | TagEnd::Item | TagEnd::CodeBlock | TagEnd::TableRow) => {
+                out.push('\n')
+            }
             Event::End(TagEnd::TableCell) => out.push('\t'),
             _ => {}
         }
@@ -61,7 +66,10 @@ pub fn html_to_text(src: &str) -> (Option<String>, String) {
         match node.value() {
             Node::Element(el) => {
                 let name = el.name();
-                if matches!(name, "script" | "style" | "noscript" | "template" | "svg" | "head") {
+                if matches!(
+                    name,
+                    "script" | "style" | "noscript" | "template" | "svg" | "head"
+                ) {
                     if name == "head" {
                         // The title is the one thing in <head> we keep.
                         for d in node.descendants() {
@@ -102,8 +110,28 @@ pub fn html_to_text(src: &str) -> (Option<String>, String) {
 fn is_block(name: &str) -> bool {
     matches!(
         name,
-        "p" | "div" | "br" | "li" | "tr" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "pre" | "section"
-            | "article" | "table" | "ul" | "ol" | "dl" | "dt" | "dd" | "blockquote" | "header" | "footer"
+        "p" | "div"
+            | "br"
+            | "li"
+            | "tr"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "pre"
+            | "section"
+            | "article"
+            | "table"
+            | "ul"
+            | "ol"
+            | "dl"
+            | "dt"
+            | "dd"
+            | "blockquote"
+            | "header"
+            | "footer"
     )
 }
 
@@ -119,7 +147,10 @@ mod tests {
     fn decode_handles_utf8_bom_and_latin1() {
         assert_eq!(decode("grüße".as_bytes()), "grüße");
         assert_eq!(decode(b"\xEF\xBB\xBFhello"), "hello");
-        assert_eq!(decode(b"Gr\xFC\xDFe aus M\xFCnchen, sch\xF6ne Gr\xFC\xDFe"), "Grüße aus München, schöne Grüße");
+        assert_eq!(
+            decode(b"Gr\xFC\xDFe aus M\xFCnchen, sch\xF6ne Gr\xFC\xDFe"),
+            "Grüße aus München, schöne Grüße"
+        );
     }
 
     #[test]

@@ -106,8 +106,13 @@ impl Blobs {
     pub async fn stream(
         &self,
         id: &str,
-    ) -> Result<futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>> {
-        let r = self.store.get(&doc_path(id)).await.with_context(|| format!("blob {id} missing"))?;
+    ) -> Result<futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>>
+    {
+        let r = self
+            .store
+            .get(&doc_path(id))
+            .await
+            .with_context(|| format!("blob {id} missing"))?;
         Ok(r.into_stream())
     }
 
@@ -300,6 +305,11 @@ mod tests {
         let (promoted, deleted) = blobs.sweep_incoming(|id| Ok(id == "keep")).await.unwrap();
         assert_eq!((promoted, deleted), (1, 2));
         assert!(blobs.exists("keep").await);
-        assert_eq!(std::fs::read_dir(dir.path().join("incoming")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("incoming"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }

@@ -110,7 +110,12 @@ impl ReadPool {
     }
 
     fn take(&self) -> Result<Connection> {
-        if let Some(c) = self.idle.lock().map_err(|_| anyhow::anyhow!("read pool poisoned"))?.pop() {
+        if let Some(c) = self
+            .idle
+            .lock()
+            .map_err(|_| anyhow::anyhow!("read pool poisoned"))?
+            .pop()
+        {
             return Ok(c);
         }
         let conn = Connection::open_with_flags(
@@ -150,7 +155,8 @@ impl ReadPool {
 
 // ---------------------------------------------------------------- reads
 
-const DOC_COLUMNS: &str = "seq, id, filename, title, mime, size, sha256, stage, doc_type, confidence, \
+const DOC_COLUMNS: &str =
+    "seq, id, filename, title, mime, size, sha256, stage, doc_type, confidence, \
      created_at, updated_at, attempts, error_code, error_message";
 
 fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
@@ -358,14 +364,16 @@ pub fn write_event(
     detail: Option<&serde_json::Value>,
     now: i64,
 ) -> Result<()> {
-    tx.prepare_cached("INSERT INTO events (doc_id, kind, stage, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![
-            doc_id,
-            kind,
-            stage.map(|s| s.as_str()),
-            detail.map(|d| d.to_string()),
-            now
-        ])?;
+    tx.prepare_cached(
+        "INSERT INTO events (doc_id, kind, stage, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        doc_id,
+        kind,
+        stage.map(|s| s.as_str()),
+        detail.map(|d| d.to_string()),
+        now
+    ])?;
     Ok(())
 }
 
@@ -397,7 +405,13 @@ pub fn write_insert(tx: &Transaction<'_>, d: &NewDocument, now: i64) -> Result<I
 
 /// Moves a document from `from` to `to` if it is still at `from` (a stale or
 /// duplicate completion changes nothing). Clears retry state.
-pub fn write_advance(tx: &Transaction<'_>, seq: i64, from: Stage, to: Stage, now: i64) -> Result<bool> {
+pub fn write_advance(
+    tx: &Transaction<'_>,
+    seq: i64,
+    from: Stage,
+    to: Stage,
+    now: i64,
+) -> Result<bool> {
     let n = tx
         .prepare_cached(
             "UPDATE documents SET stage = ?3, attempts = 0, retry_at = NULL, error_code = NULL,
@@ -407,13 +421,26 @@ pub fn write_advance(tx: &Transaction<'_>, seq: i64, from: Stage, to: Stage, now
     Ok(n == 1)
 }
 
-pub fn write_text(tx: &Transaction<'_>, seq: i64, text: &str, title: Option<&str>, pages: Option<u32>) -> Result<()> {
-    tx.prepare_cached("INSERT OR REPLACE INTO texts (seq, text, title, pages) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![seq, text, title, pages])?;
+pub fn write_text(
+    tx: &Transaction<'_>,
+    seq: i64,
+    text: &str,
+    title: Option<&str>,
+    pages: Option<u32>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO texts (seq, text, title, pages) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![seq, text, title, pages])?;
     Ok(())
 }
 
-pub fn write_classification(tx: &Transaction<'_>, seq: i64, doc_type: Option<&str>, confidence: f32) -> Result<()> {
+pub fn write_classification(
+    tx: &Transaction<'_>,
+    seq: i64,
+    doc_type: Option<&str>,
+    confidence: f32,
+) -> Result<()> {
     tx.prepare_cached("UPDATE documents SET doc_type = ?2, confidence = ?3 WHERE seq = ?1")?
         .execute(params![seq, doc_type, confidence as f64])?;
     Ok(())
@@ -459,7 +486,10 @@ pub fn write_retry(tx: &Transaction<'_>, id: &str, now: i64) -> Result<Option<St
     let Some((seq, failed_stage)) = row else {
         return Ok(None);
     };
-    let stage = failed_stage.as_deref().and_then(Stage::parse).unwrap_or(Stage::Queued);
+    let stage = failed_stage
+        .as_deref()
+        .and_then(Stage::parse)
+        .unwrap_or(Stage::Queued);
     tx.execute(
         "UPDATE documents SET stage = ?2, failed_stage = NULL, attempts = 0, retry_at = NULL,
          error_code = NULL, error_message = NULL, updated_at = ?3 WHERE seq = ?1",
@@ -481,7 +511,10 @@ pub fn write_mark_deleting(tx: &Transaction<'_>, id: &str, now: i64) -> Result<b
 }
 
 pub fn write_purge(tx: &Transaction<'_>, id: &str, now: i64) -> Result<bool> {
-    let n = tx.execute("DELETE FROM documents WHERE id = ?1 AND stage = 'deleting'", [id])?;
+    let n = tx.execute(
+        "DELETE FROM documents WHERE id = ?1 AND stage = 'deleting'",
+        [id],
+    )?;
     if n == 1 {
         write_event(tx, id, "deleted", None, None, now)?;
     }
@@ -509,7 +542,9 @@ mod tests {
         let path = dir.path().join("c.sqlite");
         drop(open_writer(&path, "full").unwrap());
         let conn = open_writer(&path, "full").unwrap();
-        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v as usize, MIGRATIONS.len());
     }
 
@@ -518,7 +553,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = open_writer(&dir.path().join("c.sqlite"), "normal").unwrap();
         let tx = conn.transaction().unwrap();
-        assert!(matches!(write_insert(&tx, &new_doc("a", "s1"), 1).unwrap(), Inserted::New));
+        assert!(matches!(
+            write_insert(&tx, &new_doc("a", "s1"), 1).unwrap(),
+            Inserted::New
+        ));
         match write_insert(&tx, &new_doc("b", "s1"), 2).unwrap() {
             Inserted::Duplicate(d) => assert_eq!(d.id, "a"),
             Inserted::New => panic!("same sha inserted twice"),
@@ -528,7 +566,10 @@ mod tests {
         // A stale completion of the same stage changes nothing.
         assert!(!write_advance(&tx, seq, Stage::Queued, Stage::Extracted, 4).unwrap());
         tx.commit().unwrap();
-        assert_eq!(get_document(&conn, "a").unwrap().unwrap().stage, Stage::Extracted);
+        assert_eq!(
+            get_document(&conn, "a").unwrap().unwrap().stage,
+            Stage::Extracted
+        );
     }
 
     #[test]
@@ -540,7 +581,11 @@ mod tests {
         let seq = get_document(&tx, "a").unwrap().unwrap().seq;
         let err = ErrorInfo::new("timeout", "parser took too long");
         assert!(write_failure(&tx, seq, Stage::Queued, 1, Some(100), &err, 2).unwrap());
-        assert_eq!(ready_documents(&tx, 50, 10).unwrap().len(), 0, "not due before retry_at");
+        assert_eq!(
+            ready_documents(&tx, 50, 10).unwrap().len(),
+            0,
+            "not due before retry_at"
+        );
         assert_eq!(ready_documents(&tx, 100, 10).unwrap().len(), 1);
         assert_eq!(earliest_retry(&tx).unwrap(), Some(100));
         assert!(write_failure(&tx, seq, Stage::Queued, 2, None, &err, 3).unwrap());
@@ -561,7 +606,10 @@ mod tests {
             write_insert(&tx, &new_doc(&format!("d{i}"), &format!("s{i}")), i).unwrap();
         }
         tx.commit().unwrap();
-        let mut f = ListFilter { limit: 2, ..Default::default() };
+        let mut f = ListFilter {
+            limit: 2,
+            ..Default::default()
+        };
         let mut seen = Vec::new();
         loop {
             let (page, next) = list_documents(&conn, &f).unwrap();

@@ -42,7 +42,8 @@ pub struct SearchIndex {
 
 impl SearchIndex {
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create index directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create index directory {}", dir.display()))?;
         let (schema, fields) = schema();
         let mmap = tantivy::directory::MmapDirectory::open(dir)
             .with_context(|| format!("cannot open index directory {}", dir.display()))?;
@@ -52,14 +53,25 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .context("cannot open an index reader")?;
-        Ok(SearchIndex { index, reader, fields })
+        Ok(SearchIndex {
+            index,
+            reader,
+            fields,
+        })
     }
 
     pub fn id_term(&self, id: &str) -> Term {
         Term::from_field_text(self.fields.id, id)
     }
 
-    pub fn make_doc(&self, id: &str, title: &str, filename: &str, body: &str, doc_type: Option<&str>) -> TantivyDocument {
+    pub fn make_doc(
+        &self,
+        id: &str,
+        title: &str,
+        filename: &str,
+        body: &str,
+        doc_type: Option<&str>,
+    ) -> TantivyDocument {
         let f = self.fields;
         let mut d = TantivyDocument::default();
         d.add_text(f.id, id);
@@ -82,9 +94,17 @@ impl SearchIndex {
 
     /// Runs a query; a syntax error comes back as [`QueryError`].
     pub fn search(&self, q: &str, limit: usize, offset: usize) -> Result<RawResults, QueryError> {
-        let query = self.parser().parse_query(q).map_err(|e| QueryError(describe_query_error(&e)))?;
+        let query = self
+            .parser()
+            .parse_query(q)
+            .map_err(|e| QueryError(describe_query_error(&e)))?;
         let searcher = self.reader.searcher();
-        let collector = (TopDocs::with_limit(limit.max(1)).and_offset(offset).order_by_score(), Count);
+        let collector = (
+            TopDocs::with_limit(limit.max(1))
+                .and_offset(offset)
+                .order_by_score(),
+            Count,
+        );
         let (top, total) = searcher
             .search(&query, &collector)
             .map_err(|e| QueryError(format!("search failed: {e}")))?;
@@ -92,8 +112,9 @@ impl SearchIndex {
         for (score, addr) in top.into_iter().take(limit) {
             hits.push((self.stored_id(&searcher, addr)?, score));
         }
-        let snippets = tantivy::snippet::SnippetGenerator::create(&searcher, &*query, self.fields.body)
-            .map_err(|e| QueryError(format!("search failed: {e}")))?;
+        let snippets =
+            tantivy::snippet::SnippetGenerator::create(&searcher, &*query, self.fields.body)
+                .map_err(|e| QueryError(format!("search failed: {e}")))?;
         Ok(RawResults {
             total: total as u64,
             hits,
@@ -101,8 +122,14 @@ impl SearchIndex {
         })
     }
 
-    fn stored_id(&self, searcher: &tantivy::Searcher, addr: DocAddress) -> Result<String, QueryError> {
-        let doc: TantivyDocument = searcher.doc(addr).map_err(|e| QueryError(format!("search failed: {e}")))?;
+    fn stored_id(
+        &self,
+        searcher: &tantivy::Searcher,
+        addr: DocAddress,
+    ) -> Result<String, QueryError> {
+        let doc: TantivyDocument = searcher
+            .doc(addr)
+            .map_err(|e| QueryError(format!("search failed: {e}")))?;
         Ok(doc
             .get_first(self.fields.id)
             .and_then(|v| v.as_str())
@@ -117,7 +144,10 @@ impl SearchIndex {
 
     /// Counts live documents carrying exactly this id.
     pub fn count_id(&self, id: &str) -> Result<usize> {
-        let q = tantivy::query::TermQuery::new(self.id_term(id), tantivy::schema::IndexRecordOption::Basic);
+        let q = tantivy::query::TermQuery::new(
+            self.id_term(id),
+            tantivy::schema::IndexRecordOption::Basic,
+        );
         Ok(self.reader.searcher().search(&q, &Count)?)
     }
 }
@@ -131,7 +161,9 @@ fn describe_query_error(e: &tantivy::query::QueryParserError) -> String {
     use tantivy::query::QueryParserError as E;
     match e {
         E::SyntaxError(s) => format!("query syntax error: {s}"),
-        E::FieldDoesNotExist(f) => format!("unknown field {f:?}; searchable fields are title, body and filename"),
+        E::FieldDoesNotExist(f) => {
+            format!("unknown field {f:?}; searchable fields are title, body and filename")
+        }
         other => format!("invalid query: {other}"),
     }
 }
@@ -151,17 +183,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let idx = SearchIndex::open(dir.path()).unwrap();
         let mut w: tantivy::IndexWriter = idx.index.writer_with_num_threads(1, 15_000_000).unwrap();
-        w.add_document(idx.make_doc("a", "Quarterly report", "a.txt", "zebra finance", None)).unwrap();
+        w.add_document(idx.make_doc("a", "Quarterly report", "a.txt", "zebra finance", None))
+            .unwrap();
         // Re-adding the same id after a delete leaves one copy (idempotent indexing).
         w.delete_term(idx.id_term("a"));
-        w.add_document(idx.make_doc("a", "Quarterly report", "a.txt", "zebra finance", None)).unwrap();
+        w.add_document(idx.make_doc("a", "Quarterly report", "a.txt", "zebra finance", None))
+            .unwrap();
         w.commit().unwrap();
         idx.reader.reload().unwrap();
         let r = idx.search("zebra", 10, 0).unwrap();
         assert_eq!(r.total, 1);
         assert_eq!(r.hits[0].0, "a");
         let html = r.snippets.snippet("a zebra <b>bold</b> zebra").to_html();
-        assert!(html.contains("<b>zebra</b>") && html.contains("&lt;b&gt;bold"), "{html}");
+        assert!(
+            html.contains("<b>zebra</b>") && html.contains("&lt;b&gt;bold"),
+            "{html}"
+        );
         assert!(idx.search("title:(", 10, 0).is_err());
     }
 }

@@ -1,0 +1,305 @@
+//! The real binary, driven over HTTP: free port (the server prints the port
+//! it bound), temp data dir, generated config, `/readyz` before use, SIGTERM
+//! on drop.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_docpipe");
+
+/// Test settings: quick commits and retries, real fsync and SQLite FULL.
+pub const FAST_CONFIG: &str = r#"
+[index]
+commit_interval_ms = 50
+[pipeline.retry]
+max_attempts = 2
+initial_backoff_ms = 50
+max_backoff_ms = 200
+"#;
+
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub config_path: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Server {
+    /// Starts docpipe on a fresh port with `config` (TOML) and extra env vars.
+    pub fn start(data_dir: &Path, config: &str, env: &[(&str, &str)]) -> Server {
+        let config_path = data_dir.with_extension("toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut s = Server {
+            child: None,
+            base: String::new(),
+            data_dir: data_dir.to_path_buf(),
+            config_path,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        s.boot();
+        s
+    }
+
+    fn boot(&mut self) {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start docpipe");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let base = line
+            .trim()
+            .strip_prefix("docpipe listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from docpipe: {line:?}"))
+            .to_string();
+        self.base = base;
+        self.child = Some(child);
+        wait_until(Duration::from_secs(30), "server ready", || {
+            reqwest::blocking_get(&format!("{}/readyz", self.base))
+                .is_some_and(|(code, _)| code == 200)
+        });
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill");
+            c.wait().expect("wait");
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("server running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("sigterm");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docpipe did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the binary again on the same data dir (a new port).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill it first");
+        self.boot();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// Polls `cond` until it holds; fails the test with `what` at the deadline.
+/// (Observing state through the API, not sleeping in place of a sync point.)
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A tiny blocking HTTP client for the harness and the tests, on reqwest's
+/// async client inside a private runtime (tests stay plain #[test] fns).
+pub mod reqwest {
+    use std::sync::OnceLock;
+
+    pub use ::reqwest::*;
+    use serde_json::Value;
+
+    fn rt() -> &'static tokio::runtime::Runtime {
+        static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        RT.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
+        })
+    }
+
+    fn client() -> &'static Client {
+        static C: OnceLock<Client> = OnceLock::new();
+        C.get_or_init(|| {
+            Client::builder()
+                .pool_max_idle_per_host(32)
+                .build()
+                .unwrap()
+        })
+    }
+
+    pub fn run<F: std::future::Future>(f: F) -> F::Output {
+        rt().block_on(f)
+    }
+
+    pub fn async_client() -> Client {
+        client().clone()
+    }
+
+    /// GET; None if the server did not answer at all.
+    pub fn blocking_get(url: &str) -> Option<(u16, Value)> {
+        run(async {
+            let r = client().get(url).send().await.ok()?;
+            let code = r.status().as_u16();
+            let text = r.text().await.ok()?;
+            Some((
+                code,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            ))
+        })
+    }
+
+    pub fn send(req: RequestBuilder) -> (u16, HeaderMapLite, Vec<u8>) {
+        run(async {
+            let r = req.send().await.expect("request");
+            let code = r.status().as_u16();
+            let headers = HeaderMapLite(
+                r.headers()
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect(),
+            );
+            (code, headers, r.bytes().await.expect("body").to_vec())
+        })
+    }
+
+    pub struct HeaderMapLite(pub Vec<(String, String)>);
+
+    impl HeaderMapLite {
+        pub fn get(&self, name: &str) -> Option<&str> {
+            self.0
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+    }
+}
+
+pub fn get_json(url: &str) -> (u16, Value) {
+    reqwest::blocking_get(url).unwrap_or_else(|| panic!("no answer from {url}"))
+}
+
+/// Uploads files in one multipart request; returns (status, body).
+pub fn upload(s: &Server, files: &[(&str, Vec<u8>)], title: Option<&str>) -> (u16, Value) {
+    let mut form = ::reqwest::multipart::Form::new();
+    for (name, bytes) in files {
+        form = form.part(
+            "file",
+            ::reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
+        );
+    }
+    if let Some(t) = title {
+        form = form.text("title", t.to_string());
+    }
+    let (code, headers, body) = reqwest::send(
+        reqwest::async_client()
+            .post(s.url("/api/v1/documents"))
+            .multipart(form),
+    );
+    if code >= 400 {
+        assert_eq!(
+            headers.get("content-type"),
+            Some("application/problem+json"),
+            "errors are problem+json"
+        );
+    }
+    (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// Uploads one file and returns its document id (asserting 202).
+pub fn upload_one(s: &Server, name: &str, bytes: Vec<u8>) -> String {
+    let (code, v) = upload(s, &[(name, bytes)], None);
+    assert_eq!(code, 202, "upload of {name} answered {code}: {v}");
+    v["documents"][0]["id"].as_str().expect("id").to_string()
+}
+
+pub fn doc(s: &Server, id: &str) -> Value {
+    let (code, v) = get_json(&s.url(&format!("/api/v1/documents/{id}")));
+    assert_eq!(code, 200, "GET document {id}: {v}");
+    v
+}
+
+/// Waits until a document leaves the active stages; returns it.
+pub fn wait_terminal(s: &Server, id: &str, timeout: Duration) -> Value {
+    let mut last = Value::Null;
+    wait_until(timeout, &format!("document {id} to finish"), || {
+        last = doc(s, id);
+        matches!(last["stage"].as_str(), Some("indexed" | "failed"))
+    });
+    last
+}
+
+pub fn search(s: &Server, q: &str) -> Value {
+    let url =
+        ::reqwest::Url::parse_with_params(&s.url("/api/v1/search"), &[("q", q), ("limit", "100")])
+            .unwrap();
+    let (code, v) = get_json(url.as_str());
+    assert_eq!(code, 200, "search {q:?}: {v}");
+    v
+}
+
+pub fn corpus_dir() -> PathBuf {
+    let root = std::env::var("CORPUS_ROOT").unwrap_or_else(|_| "/tmp/docpipe-corpus".into());
+    let dir = PathBuf::from(root).join("docs");
+    assert!(
+        dir.join("MANIFEST.tsv").exists(),
+        "the shared corpus is missing at {}: run `make corpus` (make test does it)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .expect("fixture")
+}
