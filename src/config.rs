@@ -130,7 +130,7 @@ pub fn figment(flags: &Flags) -> Result<Figment, String> {
         }
         fig = fig.merge(Toml::file_exact(path));
     }
-    fig = fig.merge(Env::prefixed("DOCPIPE_").split("__").ignore(ENV_NOT_CONFIG));
+    fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(ENV_NOT_CONFIG));
     if let Some(d) = &flags.data_dir {
         fig = fig.merge(Named {
             name: "--data-dir flag",
@@ -151,7 +151,7 @@ pub fn load(flags: &Flags) -> Result<(Config, Figment), String> {
     let fig = figment(flags)?;
     let cfg: Config = fig.extract().map_err(|e| {
         e.into_iter()
-            .map(|e| format!("invalid configuration: {e}"))
+            .map(|e| describe_error(&e))
             .collect::<Vec<_>>()
             .join("\n")
     })?;
@@ -194,6 +194,35 @@ impl Config {
     }
 }
 
+const ENV_PREFIX: &str = "DOCPIPE_";
+
+/// The environment variable that sets `key` (`pipeline.extract.workers` is
+/// `DOCPIPE_PIPELINE__EXTRACT__WORKERS`).
+fn env_var_name(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key.to_ascii_uppercase().replace('.', "__")
+    )
+}
+
+/// "key: what is wrong (set by where)".
+fn describe_error(e: &figment::Error) -> String {
+    let mut path: Vec<String> = e.path.iter().map(|p| p.to_ascii_lowercase()).collect();
+    if path.first().is_some_and(|p| p == "default") {
+        path.remove(0); // figment's profile name, not part of the key
+    }
+    let key = path.join(".");
+    let mut msg = String::from("invalid configuration: ");
+    if !key.is_empty() {
+        msg.push_str(&format!("{key}: "));
+    }
+    msg.push_str(&e.kind.to_string());
+    if let Some(m) = &e.metadata {
+        msg.push_str(&format!(" (set by {})", source_of(m, &key)));
+    }
+    msg
+}
+
 /// Every setting with its effective value and where it came from, one per
 /// line, for `docpipe config`.
 pub fn describe(cfg: &Config, fig: &Figment) -> String {
@@ -222,12 +251,8 @@ pub fn describe(cfg: &Config, fig: &Figment) -> String {
 fn source_of(m: &Metadata, key: &str) -> String {
     match &m.source {
         Some(figment::Source::File(p)) => format!("{} {}", m.name, p.display()),
-        _ if m.name.starts_with("environment") => {
-            let parts: Vec<&str> = key.split('.').collect();
-            format!(
-                "environment variable {}",
-                m.interpolate(&Profile::Default, &parts)
-            )
+        _ if m.name.contains("environment variable") => {
+            format!("environment variable {}", env_var_name(key))
         }
         _ => m.name.to_string(),
     }

@@ -317,19 +317,20 @@ pub async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
-    let stage =
-        match p.stage.as_deref().filter(|s| !s.is_empty()) {
-            None => None,
-            Some(s) => match Stage::parse(s).filter(|s| Stage::VISIBLE.contains(s)) {
-                Some(stage) => Some(stage),
-                None => return Err(Problem::bad_request(
+    let stage = match p.stage.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match Stage::parse(s).filter(|s| Stage::VISIBLE.contains(s)) {
+            Some(stage) => Some(stage),
+            None => {
+                return Err(Problem::bad_request(
                     "invalid_parameter",
                     format!(
                         "stage {s:?} is not one of queued, extracted, classified, indexed, failed"
                     ),
-                )),
-            },
-        };
+                ))
+            }
+        },
+    };
     let limit = p.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(Problem::bad_request(

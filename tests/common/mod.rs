@@ -87,10 +87,15 @@ impl Server {
         });
     }
 
-    /// SIGKILL: no chance to flush anything.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("server running").id() as i32
+    }
+
+    /// SIGKILL: no chance to flush anything. (Also reaps a process that a
+    /// test already killed through its pid.)
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            c.kill().expect("kill");
+            let _ = c.kill();
             c.wait().expect("wait");
         }
     }

@@ -1,0 +1,207 @@
+//! Crash safety: SIGKILL the server at several moments while hundreds of
+//! documents are being uploaded and processed, restart it, and prove that
+//! every acknowledged document ends `indexed` exactly once (search hits =
+//! database rows = acknowledged uploads = blobs) and that nothing
+//! unacknowledged left an orphan blob.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+
+const DOCS: usize = 600;
+const CONCURRENCY: usize = 8;
+
+fn body(i: usize) -> Vec<u8> {
+    const WORDS: [&str; 12] = [
+        "ledger", "harbour", "meadow", "copper", "lantern", "orchard", "granite", "willow",
+        "saddle", "thistle", "beacon", "marble",
+    ];
+    let mut s = format!("crashcorpus doc{i:05}\n");
+    let mut x = i as u64 * 2654435761 + 1;
+    while s.len() < 2000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(WORDS[(x % 12) as usize]);
+        s.push(' ');
+    }
+    s.into_bytes()
+}
+
+/// Uploads one document; Some(id) once the server acknowledged it.
+async fn try_upload(client: &reqwest::Client, base: &str, i: usize) -> Option<String> {
+    let part = reqwest::multipart::Part::bytes(body(i)).file_name(format!("doc{i:05}.txt"));
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let r = client
+        .post(format!("{base}/api/v1/documents"))
+        .multipart(form)
+        .send()
+        .await
+        .ok()?;
+    if r.status().as_u16() != 202 {
+        return None;
+    }
+    let v: serde_json::Value = r.json().await.ok()?;
+    v["documents"][0]["id"].as_str().map(String::from)
+}
+
+#[test]
+fn sigkill_during_upload_and_processing_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let client = common::reqwest::async_client();
+    let mut pending: VecDeque<usize> = (0..DOCS).collect();
+    let mut acked: BTreeMap<usize, String> = BTreeMap::new();
+    // Kill after this many acknowledgements in each phase (mid-upload), then
+    // once more right after the last upload (mid-processing).
+    let kill_after = [120usize, 200, usize::MAX];
+    let mut kills = 0;
+    for (phase, &threshold) in kill_after.iter().enumerate() {
+        let base = s.base.clone();
+        let pid = s.pid();
+        let batch: Vec<usize> = pending.drain(..).collect();
+        let acks_this_phase = Arc::new(AtomicUsize::new(0));
+        let killed = Arc::new(AtomicBool::new(false));
+        let results: Vec<(usize, Option<String>)> = common::reqwest::run(async {
+            futures::stream::iter(batch)
+                .map(|i| {
+                    let (client, base, acks, killed) = (
+                        client.clone(),
+                        base.clone(),
+                        acks_this_phase.clone(),
+                        killed.clone(),
+                    );
+                    async move {
+                        let r = try_upload(&client, &base, i).await;
+                        if r.is_some()
+                            && acks.fetch_add(1, Ordering::SeqCst) + 1 == threshold
+                            && !killed.swap(true, Ordering::SeqCst)
+                        {
+                            // Other uploads are in flight at this moment.
+                            nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(pid),
+                                nix::sys::signal::Signal::SIGKILL,
+                            )
+                            .unwrap();
+                        }
+                        (i, r)
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await
+        });
+        for (i, r) in results {
+            match r {
+                Some(id) => {
+                    if let Some(prev) = acked.insert(i, id.clone()) {
+                        assert_eq!(prev, id, "doc{i} acknowledged under two ids");
+                    }
+                }
+                // Not acknowledged: upload it again after the restart. If it
+                // had been committed after all, the server says duplicate_of.
+                None if !acked.contains_key(&i) => pending.push_back(i),
+                None => {}
+            }
+        }
+        if killed.load(Ordering::SeqCst) {
+            kills += 1;
+            s.kill9();
+            s.restart();
+        }
+        eprintln!(
+            "phase {phase}: {} acknowledged, {} to upload again",
+            acked.len(),
+            pending.len()
+        );
+        if pending.is_empty() && phase + 1 < kill_after.len() && threshold != usize::MAX {
+            break;
+        }
+    }
+    // Everything not yet acknowledged goes up now; then kill mid-processing.
+    while !pending.is_empty() {
+        let i = pending.pop_front().unwrap();
+        acked.insert(i, upload_one(&s, &format!("doc{i:05}.txt"), body(i)));
+    }
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    eprintln!(
+        "before the last kill: {} of {DOCS} indexed",
+        st["stages"]["indexed"]["documents"]
+    );
+    s.kill9();
+    kills += 1;
+    s.restart();
+    assert!(
+        kills >= 3,
+        "the test must kill the server at least three times, did {kills}"
+    );
+    assert_eq!(
+        acked.len(),
+        DOCS,
+        "every document was acknowledged eventually"
+    );
+
+    // Every acknowledged document ends indexed.
+    let ids: BTreeSet<String> = acked.values().cloned().collect();
+    assert_eq!(ids.len(), DOCS, "distinct ids");
+    wait_until(Duration::from_secs(300), "all documents indexed", || {
+        let (_, st) = get_json(&s.url("/api/v1/status"));
+        st["stages"]["indexed"]["documents"] == DOCS
+    });
+    for id in &ids {
+        assert_eq!(doc(&s, id)["stage"], "indexed");
+    }
+    // Database rows = acknowledged: no extra document from a lost upload.
+    let mut rows = BTreeSet::new();
+    let mut url = s.url("/api/v1/documents?limit=1000");
+    loop {
+        let (_, v) = get_json(&url);
+        rows.extend(
+            v["documents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_string()),
+        );
+        match v["next_cursor"].as_str() {
+            Some(c) => url = s.url(&format!("/api/v1/documents?limit=1000&cursor={c}")),
+            None => break,
+        }
+    }
+    assert_eq!(rows, ids, "database rows = acknowledged documents");
+    // Exactly once in the index: hits for the shared word, and live docs.
+    assert_eq!(
+        search(&s, "crashcorpus")["total"],
+        DOCS,
+        "search hits = acknowledged"
+    );
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    assert_eq!(st["index_docs"], DOCS, "no duplicate index entries");
+    for i in [0, DOCS / 2, DOCS - 1] {
+        let r = search(&s, &format!("doc{i:05}"));
+        assert_eq!(
+            (r["total"].as_u64(), r["hits"][0]["id"].as_str()),
+            (Some(1), Some(acked[&i].as_str()))
+        );
+    }
+    // Blobs = acknowledged; nothing left in incoming/.
+    let blob_dir = s.data_dir.join("blobs");
+    let mut blobs = BTreeSet::new();
+    for shard in std::fs::read_dir(blob_dir.join("docs")).unwrap().flatten() {
+        for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            blobs.insert(f.file_name().to_string_lossy().to_string());
+        }
+    }
+    assert_eq!(blobs, ids, "one blob per acknowledged document, no orphans");
+    // (object_store removes the directory itself once it is empty.)
+    let incoming: Vec<_> = std::fs::read_dir(blob_dir.join("incoming"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(incoming.is_empty(), "orphans in incoming/: {incoming:?}");
+}

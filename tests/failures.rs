@@ -1,0 +1,102 @@
+//! A bad document never hurts the process: parsers that panic, hang, abort or
+//! run out of memory, and malformed files, each fail only their document, with
+//! a code, after the configured retries; the server keeps serving; `retry`
+//! runs the document again.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn faulty_pdf(kind: &str) -> Vec<u8> {
+    format!("%PDF-1.4\n% DOCPIPE-FAULT:{kind}\n1 0 obj << >> endobj\n%%EOF\n").into_bytes()
+}
+
+#[test]
+fn misbehaving_parsers_fail_only_their_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{FAST_CONFIG}\n[pipeline]\nlease_ms = 60000\n[pipeline.extract]\ntimeout_ms = 1500\nmax_memory_mb = 512\n"
+    );
+    let s = Server::start(
+        &tmp.path().join("data"),
+        &cfg,
+        &[("DOCPIPE_TEST_FAULTS", "1")],
+    );
+
+    let mut truncated = fixture("quokka.pdf");
+    truncated.truncate(300);
+    let cases = [
+        ("panic.pdf", faulty_pdf("panic"), "parser_panic", 2),
+        ("hang.pdf", faulty_pdf("hang"), "timeout", 2),
+        ("abort.pdf", faulty_pdf("abort"), "crashed", 2),
+        ("oom.pdf", faulty_pdf("oom"), "crashed", 2),
+        // Deterministic: parked at the first attempt, not retried.
+        ("truncated.pdf", truncated, "malformed", 1),
+    ];
+    let mut ids = Vec::new();
+    for (name, bytes, code, attempts) in &cases {
+        ids.push((upload_one(&s, name, bytes.clone()), *name, *code, *attempts));
+    }
+    let good = upload_one(
+        &s,
+        "good.txt",
+        b"a perfectly normal document about a numbat".to_vec(),
+    );
+
+    for (id, name, code, attempts) in &ids {
+        let d = wait_terminal(&s, id, WAIT);
+        assert_eq!(d["stage"], "failed", "{name}: {d}");
+        assert_eq!(d["error"]["code"], *code, "{name}: {d}");
+        assert!(
+            !d["error"]["message"].as_str().unwrap().is_empty(),
+            "{name} has a message"
+        );
+        assert_eq!(d["attempts"], *attempts, "{name}: {d}");
+    }
+    assert_eq!(
+        wait_terminal(&s, &good, WAIT)["stage"],
+        "indexed",
+        "the good document is unaffected"
+    );
+    assert_eq!(
+        get_json(&s.url("/healthz")).0,
+        200,
+        "the process keeps serving"
+    );
+    assert_eq!(search(&s, "numbat")["total"], 1);
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    assert_eq!(st["stages"]["failed"]["documents"], 5, "{st}");
+    assert_eq!(st["parked"], 5, "{st}");
+
+    // Retry re-runs a failed document from the stage it failed in.
+    let (hang_id, ..) = &ids[1];
+    let (code, _, _) = common::reqwest::send(
+        common::reqwest::async_client().post(s.url(&format!("/api/v1/documents/{hang_id}/retry"))),
+    );
+    assert_eq!(code, 202);
+    wait_until(WAIT, "the retried document to fail again", || {
+        let (_, ev) = get_json(&s.url(&format!("/api/v1/documents/{hang_id}/events")));
+        let kinds: Vec<String> = ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect();
+        let retried = kinds.iter().position(|k| k == "retried");
+        retried.is_some_and(|r| kinds[r..].iter().any(|k| k == "failed"))
+    });
+    let d = doc(&s, hang_id);
+    assert_eq!(
+        (d["stage"].as_str(), d["error"]["code"].as_str()),
+        (Some("failed"), Some("timeout"))
+    );
+    // Retrying a document that has not failed is refused.
+    let (code, _, body) = common::reqwest::send(
+        common::reqwest::async_client().post(s.url(&format!("/api/v1/documents/{good}/retry"))),
+    );
+    assert_eq!(code, 409, "{}", String::from_utf8_lossy(&body));
+}
