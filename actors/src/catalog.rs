@@ -78,7 +78,10 @@ enum Effect {
     Forward(DocJob),
     Release(DocJob),
     RetryDue(i64),
+    /// New documents after the Intake's cursor.
     WakeIntake,
+    /// A document below the cursor became due again.
+    RescanIntake,
 }
 
 pub struct Catalog;
@@ -198,8 +201,8 @@ fn write_one(
                     },
                     Inserted::Duplicate(first) => Registered {
                         id: first.id.clone(),
-                        filename: first.filename,
-                        sha256: first.sha256,
+                        filename: first.filename.clone(),
+                        sha256: first.sha256.clone(),
                         stage: first.stage,
                         duplicate_of: Some(first.id),
                     },
@@ -290,7 +293,7 @@ fn write_one(
             fx.push(Effect::Replied(Box::new(move || {
                 let _ = reply.send(Ok(r));
             })));
-            fx.push(Effect::WakeIntake);
+            fx.push(Effect::RescanIntake);
         }
         CatalogMsg::MarkDeleting { id, reply } => {
             let r = db::write_mark_deleting(tx, &id, now)?;
@@ -314,7 +317,7 @@ fn write_one(
 
 fn apply_effects(routes: &Routes, effects: Vec<Effect>) -> Result<(), ActorProcessingErr> {
     let mut released = Vec::new();
-    let mut wake = false;
+    let (mut wake, mut rescan) = (false, false);
     for e in effects {
         match e {
             Effect::Registered(reply, out) => {
@@ -325,7 +328,11 @@ fn apply_effects(routes: &Routes, effects: Vec<Effect>) -> Result<(), ActorProce
             Effect::Release(job) => released.push((job.seq, job.admission)),
             Effect::RetryDue(at) => routes.scheduler.cast(SchedulerMsg::Due(at))?,
             Effect::WakeIntake => wake = true,
+            Effect::RescanIntake => rescan = true,
         }
+    }
+    if rescan {
+        routes.intake.cast(IntakeMsg::Rescan)?;
     }
     if !released.is_empty() {
         routes.intake.cast(IntakeMsg::Release(released))?;

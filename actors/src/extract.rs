@@ -223,7 +223,7 @@ impl Worker for Extractor {
                 tracing::info!(doc_id = %doc.id, stage = "extract", code = %e.code, error = %e.message, "extraction failed");
                 let retryable = e.is_retryable();
                 routes.scheduler.cast(SchedulerMsg::Failed {
-                    job: doc,
+                    job: Box::new(doc),
                     error: e.into_info(),
                     retryable,
                 })?;

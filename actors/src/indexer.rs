@@ -17,6 +17,7 @@ use tantivy::IndexWriter;
 use crate::catalog::{CatalogMsg, Reply};
 use crate::config::IndexConfig;
 use crate::counters::Counters;
+use crate::intake::IntakeMsg;
 use crate::model::DocJob;
 use crate::pipeline::{current_routes, RoutesRx};
 use crate::store::index::SearchIndex;
@@ -94,6 +95,11 @@ impl Actor for Indexer {
                     &text,
                     job.doc_type.as_deref(),
                 ))?;
+                // The text now lives in Tantivy's buffer: the document's
+                // permit goes back, its claim stays until the commit.
+                current_routes(&st.args.routes)?
+                    .intake
+                    .cast(IntakeMsg::Handoff(job.seq, job.admission))?;
                 st.pending.push(job);
                 if st.pending.len() >= st.args.config.commit_batch {
                     commit(st).await?;

@@ -1,16 +1,27 @@
 //! Intake: admission control. SQLite is the queue; this actor decides what
 //! enters the actor chain.
 //!
-//! In: `Wake` (new uploads committed, retries due, boot), `Release` (a
-//! document left the chain: indexed, failed, or waiting for a retry), `Reset`
-//! (a stage actor restarted, so what was in flight there is lost), `Tick`
-//! (lease check), `Drain` (shutdown). Out: [`DocJob`]s to the actor for each
-//! document's stage, never more than `pipeline.max_in_flight` at once. Each
-//! admission holds a lease; one that outlives `pipeline.lease_ms` is presumed
-//! lost (a worker crashed with it) and the document is admitted again. Stages
-//! are idempotent, so a second admission is harmless.
+//! In: `Wake` (new uploads committed), `Rescan` (something below the scan
+//! cursor became due: a retry time, the retry API, a restart), `Handoff` (the
+//! Indexer took a document's text), `Release` (a document left the chain:
+//! indexed, failed, or waiting for a retry), `Reset` (a stage actor restarted,
+//! so what was in flight there is lost), `Tick` (lease check), `Drain`
+//! (shutdown). Out: [`DocJob`]s to the actor for each document's stage.
+//!
+//! Two bounds. A *permit* is held while a document's text is in memory in the
+//! chain (Extract, Classify, the hop to the Indexer): at most
+//! `pipeline.max_in_flight`. A *claim* is held from admission until release,
+//! so no document is admitted twice; documents handed to the Indexer keep
+//! their claim (no text) until the commit that makes them `indexed`, so
+//! claims are bounded by `max_in_flight + index.commit_batch`. Each claim has
+//! a lease; one that outlives `pipeline.lease_ms` is presumed lost (a worker
+//! died with it) and the document is admitted again. Stages are idempotent,
+//! so a second admission is harmless.
+//!
+//! Documents are admitted in `seq` order from a cursor, so a refill reads
+//! only the rows it admits; events that make older rows due restart the scan.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +36,8 @@ use crate::store::db::{self, ReadPool};
 
 pub enum IntakeMsg {
     Wake,
+    Rescan,
+    Handoff(i64, u64),
     Release(Vec<(i64, u64)>),
     Reset,
     Tick,
@@ -38,24 +51,40 @@ pub struct Intake;
 
 pub struct IntakeArgs {
     pub max_in_flight: usize,
+    /// Most documents claimed at once (in the chain or awaiting an index commit).
+    pub max_claims: usize,
     pub lease: Duration,
     pub db: ReadPool,
     pub routes: RoutesRx,
     pub counters: Arc<Counters>,
 }
 
-struct Lease {
+struct Claim {
     admission: u64,
     deadline: Instant,
+    permit: bool,
 }
 
 pub struct IntakeState {
     args: IntakeArgs,
-    in_flight: HashMap<i64, Lease>,
+    claims: HashMap<i64, Claim>,
+    permits_used: usize,
+    /// Highest seq the current scan has passed.
+    cursor: i64,
     next_admission: u64,
     draining: bool,
     drain_waiters: Vec<RpcReplyPort<()>>,
     refill_queued: bool,
+}
+
+impl IntakeState {
+    fn drop_claim(&mut self, seq: i64) {
+        if let Some(c) = self.claims.remove(&seq) {
+            if c.permit {
+                self.permits_used -= 1;
+            }
+        }
+    }
 }
 
 impl Actor for Intake {
@@ -73,7 +102,9 @@ impl Actor for Intake {
         args.counters.intake.pool_size.store(1, Relaxed);
         Ok(IntakeState {
             args,
-            in_flight: HashMap::new(),
+            claims: HashMap::new(),
+            permits_used: 0,
+            cursor: 0,
             next_admission: 1,
             draining: false,
             drain_waiters: Vec::new(),
@@ -89,36 +120,60 @@ impl Actor for Intake {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             IntakeMsg::Wake => queue_refill(&me, st)?,
+            IntakeMsg::Rescan => {
+                st.cursor = 0;
+                queue_refill(&me, st)?;
+            }
+            IntakeMsg::Handoff(seq, admission) => {
+                if let Some(c) = st
+                    .claims
+                    .get_mut(&seq)
+                    .filter(|c| c.admission == admission && c.permit)
+                {
+                    c.permit = false;
+                    st.permits_used -= 1;
+                }
+                queue_refill(&me, st)?;
+            }
             IntakeMsg::Release(done) => {
                 for (seq, admission) in done {
                     if st
-                        .in_flight
+                        .claims
                         .get(&seq)
-                        .is_some_and(|l| l.admission == admission)
+                        .is_some_and(|c| c.admission == admission)
                     {
-                        st.in_flight.remove(&seq);
+                        st.drop_claim(seq);
                     }
                 }
                 queue_refill(&me, st)?;
             }
             IntakeMsg::Reset => {
-                st.in_flight.clear();
+                st.claims.clear();
+                st.permits_used = 0;
+                st.cursor = 0;
                 queue_refill(&me, st)?;
             }
             IntakeMsg::Tick => {
                 let now = Instant::now();
-                let before = st.in_flight.len();
-                st.in_flight.retain(|_, l| l.deadline > now);
-                let expired = before - st.in_flight.len();
-                if expired > 0 {
+                let expired: Vec<i64> = st
+                    .claims
+                    .iter()
+                    .filter(|(_, c)| c.deadline <= now)
+                    .map(|(s, _)| *s)
+                    .collect();
+                if !expired.is_empty() {
                     tracing::warn!(
-                        expired,
+                        expired = expired.len(),
                         "admissions outlived their lease; admitting those documents again"
                     );
                     st.args
                         .counters
                         .num_leases_expired
-                        .fetch_add(expired as u64, Relaxed);
+                        .fetch_add(expired.len() as u64, Relaxed);
+                    for seq in expired {
+                        st.drop_claim(seq);
+                    }
+                    st.cursor = 0;
                 }
                 queue_refill(&me, st)?;
             }
@@ -134,8 +189,8 @@ impl Actor for Intake {
         st.args
             .counters
             .num_in_flight
-            .store(st.in_flight.len() as u64, Relaxed);
-        if st.draining && st.in_flight.is_empty() {
+            .store(st.claims.len() as u64, Relaxed);
+        if st.draining && st.claims.is_empty() {
             for w in st.drain_waiters.drain(..) {
                 let _ = w.send(());
             }
@@ -152,37 +207,53 @@ fn queue_refill(me: &ActorRef<IntakeMsg>, st: &mut IntakeState) -> Result<(), Ac
     Ok(())
 }
 
-/// Admits due documents, oldest first, until the permits are used up.
+/// Admits due documents from the cursor on, until permits or claims run out.
 async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
     if st.draining {
         return Ok(());
     }
-    let free = st.args.max_in_flight.saturating_sub(st.in_flight.len());
+    let free = st
+        .args
+        .max_in_flight
+        .saturating_sub(st.permits_used)
+        .min(st.args.max_claims.saturating_sub(st.claims.len()));
     if free == 0 {
         return Ok(());
     }
-    // Ask for enough rows to skip the ones already in flight.
-    let want = free + st.in_flight.len();
-    let busy: Vec<i64> = st.in_flight.keys().copied().collect();
-    let rows = st
+    let claimed: HashSet<i64> = st.claims.keys().copied().collect();
+    let cursor = st.cursor;
+    let (rows, new_cursor) = st
         .args
         .db
         .run(move |c| {
             let mut out = Vec::new();
-            for p in db::ready_documents(c, now_ms(), want)? {
-                if busy.contains(&p.seq) || out.len() >= free {
-                    continue;
+            let mut cursor = cursor;
+            let now = now_ms();
+            loop {
+                let page = db::ready_documents_after(c, cursor, now, free * 2)?;
+                let exhausted = page.len() < free * 2;
+                for p in page {
+                    if out.len() >= free {
+                        break;
+                    }
+                    cursor = p.seq;
+                    if claimed.contains(&p.seq) {
+                        continue;
+                    }
+                    // Past extraction, the next stage needs the committed text.
+                    let text = match p.stage {
+                        Stage::Queued => None,
+                        _ => db::get_text_by_seq(c, p.seq)?,
+                    };
+                    out.push((p, text));
                 }
-                // Past extraction, the next stage needs the committed text.
-                let text = match p.stage {
-                    Stage::Queued => None,
-                    _ => db::get_text_by_seq(c, p.seq)?,
-                };
-                out.push((p, text));
+                if out.len() >= free || exhausted {
+                    return Ok((out, cursor));
+                }
             }
-            Ok(out)
         })
         .await?;
+    st.cursor = new_cursor;
     if rows.is_empty() {
         return Ok(());
     }
@@ -191,13 +262,15 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
     for (p, text) in rows {
         let admission = st.next_admission;
         st.next_admission += 1;
-        st.in_flight.insert(
+        st.claims.insert(
             p.seq,
-            Lease {
+            Claim {
                 admission,
                 deadline,
+                permit: true,
             },
         );
+        st.permits_used += 1;
         st.args.counters.intake.num_processed.fetch_add(1, Relaxed);
         forward(
             &routes,

@@ -155,6 +155,7 @@ impl PipelineSupervisor {
             Child::Intake => {
                 let args = IntakeArgs {
                     max_in_flight: cfg.pipeline.max_in_flight,
+                    max_claims: cfg.pipeline.max_in_flight + cfg.index.commit_batch,
                     lease: Duration::from_millis(cfg.pipeline.lease_ms),
                     db: sh.db.clone(),
                     routes: rx,
@@ -315,7 +316,6 @@ impl Actor for PipelineSupervisor {
                 tracing::info!(actor = ?child, "actor restarted");
                 if let Some(r) = &st.routes {
                     r.intake.cast(IntakeMsg::Reset)?;
-                    r.scheduler.cast(SchedulerMsg::Wake)?;
                 }
             }
             SupervisorMsg::Shutdown(reply) => {

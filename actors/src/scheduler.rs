@@ -2,7 +2,7 @@
 //!
 //! In: stage failures from the workers; `Due(at)` from the Catalog once a
 //! retry time is committed; `Boot` at start. Out: the decision (retry at a
-//! time, or park as `failed`) to the Catalog, and a `Wake` to the Intake when
+//! time, or park as `failed`) to the Catalog, and a `Rescan` to the Intake when
 //! the earliest retry falls due. Retry times live in SQLite, so nothing is
 //! lost across restarts: at boot the earliest one arms the timer again.
 
@@ -22,7 +22,7 @@ use crate::store::db::{self, ReadPool};
 
 pub enum SchedulerMsg {
     Failed {
-        job: DocJob,
+        job: Box<DocJob>,
         error: ErrorInfo,
         retryable: bool,
     },
@@ -108,7 +108,7 @@ impl Actor for Scheduler {
                 current_routes(&st.args.routes)?
                     .catalog
                     .cast(CatalogMsg::Failure {
-                        job,
+                        job: *job,
                         attempts,
                         retry_at,
                         error,
@@ -119,7 +119,7 @@ impl Actor for Scheduler {
                 st.armed_at = None;
                 current_routes(&st.args.routes)?
                     .intake
-                    .cast(IntakeMsg::Wake)?;
+                    .cast(IntakeMsg::Rescan)?;
                 if let Some(at) = st.args.db.run(db::earliest_retry).await? {
                     if at > now_ms() {
                         arm(&me, st, at);

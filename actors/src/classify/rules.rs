@@ -61,7 +61,7 @@ impl RulesClassifier {
                 (hits, t.name.as_str())
             })
             .collect();
-        scores.sort_by(|a, b| b.0.cmp(&a.0));
+        scores.sort_by_key(|s| std::cmp::Reverse(s.0));
         match scores.as_slice() {
             [(best, name), rest @ ..] if *best > 0 => {
                 let second = rest.first().map_or(0, |s| s.0);

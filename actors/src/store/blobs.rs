@@ -52,7 +52,9 @@ impl Blobs {
         let store = LocalFileSystem::new_with_prefix(root)
             .with_context(|| format!("cannot open blob directory {}", root.display()))?
             .with_fsync(fsync)
-            .with_automatic_cleanup(true);
+            // No automatic cleanup: removing and recreating `incoming/` on every
+            // upload churns directory inodes (it dominated a CPU profile).
+            .with_automatic_cleanup(false);
         Ok(Blobs {
             store: Arc::new(store),
             local_root: Some(root.to_path_buf()),

@@ -288,12 +288,22 @@ pub struct Pending {
 
 /// Up to `limit` active documents that are due now, oldest first.
 pub fn ready_documents(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<Pending>> {
+    ready_documents_after(conn, 0, now_ms, limit)
+}
+
+/// Like [`ready_documents`], for documents after `after_seq` only.
+pub fn ready_documents_after(
+    conn: &Connection,
+    after_seq: i64,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<Pending>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, id, stage, mime, filename, title, attempts, doc_type, confidence FROM documents
-         WHERE stage IN ('queued', 'extracted', 'classified') AND (retry_at IS NULL OR retry_at <= ?1)
-         ORDER BY seq LIMIT ?2",
+         WHERE stage IN ('queued', 'extracted', 'classified') AND seq > ?1 AND (retry_at IS NULL OR retry_at <= ?2)
+         ORDER BY seq LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![now_ms, limit as i64], |r| {
+    let rows = stmt.query_map(params![after_seq, now_ms, limit as i64], |r| {
         let stage: String = r.get(2)?;
         Ok(Pending {
             seq: r.get(0)?,
@@ -379,13 +389,13 @@ pub fn write_event(
 
 pub enum Inserted {
     New,
-    Duplicate(Document),
+    Duplicate(Box<Document>),
 }
 
 /// Inserts a new document in `queued`, unless one with the same bytes exists.
 pub fn write_insert(tx: &Transaction<'_>, d: &NewDocument, now: i64) -> Result<Inserted> {
     if let Some(existing) = get_by_sha(tx, &d.sha256)? {
-        return Ok(Inserted::Duplicate(existing));
+        return Ok(Inserted::Duplicate(Box::new(existing)));
     }
     tx.prepare_cached(
         "INSERT INTO documents (id, filename, title, mime, size, sha256, stage, created_at, updated_at)
