@@ -1,7 +1,7 @@
 //! Scheduler: retries with exponential backoff and the dead-letter queue.
 //!
 //! In: stage failures from the workers; `Due(at)` from the Catalog once a
-//! retry time is committed; `Boot` at start. Out: the decision (retry at a
+//! retry time is committed; `Wake` at start (boot recovery). Out: the decision (retry at a
 //! time, or park as `failed`) to the Catalog, and a `Rescan` to the Intake when
 //! the earliest retry falls due. Retry times live in SQLite, so nothing is
 //! lost across restarts: at boot the earliest one arms the timer again.
