@@ -19,7 +19,7 @@ fn faulty_pdf(kind: &str) -> Vec<u8> {
 fn misbehaving_parsers_fail_only_their_document() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = format!(
-        "{FAST_CONFIG}\n[pipeline]\nlease_ms = 60000\n[pipeline.extract]\ntimeout_ms = 1500\nmax_memory_mb = 512\n"
+        "{FAST_CONFIG}\n[pipeline]\nlease_ms = 4000\n[pipeline.extract]\ntimeout_ms = 1000\nmax_memory_mb = 512\n"
     );
     let s = Server::start(
         &tmp.path().join("data"),
@@ -34,6 +34,9 @@ fn misbehaving_parsers_fail_only_their_document() {
         ("hang.pdf", faulty_pdf("hang"), "timeout", 2),
         ("abort.pdf", faulty_pdf("abort"), "crashed", 2),
         ("oom.pdf", faulty_pdf("oom"), "crashed", 2),
+        // The extract worker itself dies holding the job: the factory replaces
+        // the worker, the lease notices the job is gone.
+        ("worker.pdf", faulty_pdf("worker-panic"), "lost", 2),
         // Deterministic: parked at the first attempt, not retried.
         ("truncated.pdf", truncated, "malformed", 1),
     ];
@@ -69,8 +72,9 @@ fn misbehaving_parsers_fail_only_their_document() {
     );
     assert_eq!(search(&s, "numbat")["total"], 1);
     let (_, st) = get_json(&s.url("/api/v1/status"));
-    assert_eq!(st["stages"]["failed"]["documents"], 5, "{st}");
-    assert_eq!(st["parked"], 5, "{st}");
+    assert_eq!(st["stages"]["failed"]["documents"], 6, "{st}");
+    assert_eq!(st["parked"], 6, "{st}");
+    assert!(st["leases_expired"].as_u64().unwrap() >= 2, "{st}");
 
     // Retry re-runs a failed document from the stage it failed in.
     let (hang_id, ..) = &ids[1];

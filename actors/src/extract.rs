@@ -111,6 +111,8 @@ pub fn truncate_chars(text: &mut String, max_chars: usize) -> bool {
 
 /// What every Extract worker shares.
 pub struct ExtractCtx {
+    /// DOCPIPE_TEST_FAULTS=1: honour the test-only fault markers.
+    pub test_faults: bool,
     pub config: ExtractConfig,
     pub parser_command: Vec<String>,
     pub blobs: Blobs,
@@ -137,6 +139,15 @@ impl Extractor {
             self.ctx.blobs.get(&job.id).await.map_err(|e| {
                 ParseError::new("storage", format!("cannot read the original: {e:#}"))
             })?;
+        if self.ctx.test_faults
+            && bytes
+                .windows(26)
+                .any(|w| w == b"DOCPIPE-FAULT:worker-panic")
+        {
+            // Test hook: the worker actor itself dies with the job, which only
+            // the Intake's lease can notice.
+            panic!("injected worker fault");
+        }
         let timeout = Duration::from_millis(cfg.timeout_ms);
         let mut out = if needs_sandbox(&job.mime) {
             let sb = match state.sandbox.as_mut() {

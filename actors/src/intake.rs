@@ -15,8 +15,9 @@
 //! their claim (no text) until the commit that makes them `indexed`, so
 //! claims are bounded by `max_in_flight + index.commit_batch`. Each claim has
 //! a lease; one that outlives `pipeline.lease_ms` is presumed lost (a worker
-//! died with it) and the document is admitted again. Stages are idempotent,
-//! so a second admission is harmless.
+//! died with it) and reported to the Scheduler as a failed attempt (`lost`),
+//! so the document is retried with backoff and parked if it keeps getting
+//! lost. Stages are idempotent, so a late result of a lost attempt is harmless.
 //!
 //! Documents are admitted in `seq` order from a cursor, so a refill reads
 //! only the rows it admits; events that make older rows due restart the scan.
@@ -30,8 +31,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::catalog::forward;
 use crate::counters::Counters;
-use crate::model::{now_ms, DocJob, Stage};
+use crate::model::{now_ms, DocJob, ErrorInfo, Stage};
 use crate::pipeline::{current_routes, RoutesRx};
+use crate::scheduler::SchedulerMsg;
 use crate::store::db::{self, ReadPool};
 
 pub enum IntakeMsg {
@@ -60,9 +62,13 @@ pub struct IntakeArgs {
 }
 
 struct Claim {
-    admission: u64,
     deadline: Instant,
     permit: bool,
+    /// The admitted job without its text, to report it if its lease expires.
+    job: DocJob,
+    /// The lease expired and a `lost` failure was reported; the claim stays
+    /// until the Catalog has recorded it (so no second admission meanwhile).
+    expired: bool,
 }
 
 pub struct IntakeState {
@@ -128,7 +134,7 @@ impl Actor for Intake {
                 if let Some(c) = st
                     .claims
                     .get_mut(&seq)
-                    .filter(|c| c.admission == admission && c.permit)
+                    .filter(|c| c.job.admission == admission && c.permit)
                 {
                     c.permit = false;
                     st.permits_used -= 1;
@@ -140,7 +146,7 @@ impl Actor for Intake {
                     if st
                         .claims
                         .get(&seq)
-                        .is_some_and(|c| c.admission == admission)
+                        .is_some_and(|c| c.job.admission == admission)
                     {
                         st.drop_claim(seq);
                     }
@@ -154,25 +160,46 @@ impl Actor for Intake {
                 queue_refill(&me, st)?;
             }
             IntakeMsg::Tick => {
+                // A claim past its lease was lost with a worker: report it as a
+                // failed attempt, like any other, so a document that keeps
+                // killing its worker is parked instead of admitted forever.
                 let now = Instant::now();
-                let expired: Vec<i64> = st
+                let mut lost = Vec::new();
+                for c in st
                     .claims
-                    .iter()
-                    .filter(|(_, c)| c.deadline <= now)
-                    .map(|(s, _)| *s)
-                    .collect();
-                if !expired.is_empty() {
+                    .values_mut()
+                    .filter(|c| !c.expired && c.deadline <= now)
+                {
+                    c.expired = true;
+                    if c.permit {
+                        c.permit = false;
+                        st.permits_used -= 1;
+                    }
+                    lost.push(c.job.clone());
+                }
+                if !lost.is_empty() {
                     tracing::warn!(
-                        expired = expired.len(),
-                        "admissions outlived their lease; admitting those documents again"
+                        expired = lost.len(),
+                        "admissions outlived their lease; counting a lost attempt"
                     );
                     st.args
                         .counters
                         .num_leases_expired
-                        .fetch_add(expired.len() as u64, Relaxed);
-                    for seq in expired {
-                        st.drop_claim(seq);
+                        .fetch_add(lost.len() as u64, Relaxed);
+                    let scheduler = current_routes(&st.args.routes)?.scheduler;
+                    for job in lost {
+                        let error = ErrorInfo::new(
+                            "lost",
+                            format!("no result after {} ms (pipeline.lease_ms); the worker was probably lost", st.args.lease.as_millis()),
+                        );
+                        scheduler.cast(SchedulerMsg::Failed {
+                            job: Box::new(job),
+                            error,
+                            retryable: true,
+                        })?;
                     }
+                    // The document may have moved on to a later stage, where
+                    // the failure does not apply: look again from the start.
                     st.cursor = 0;
                 }
                 queue_refill(&me, st)?;
@@ -262,12 +289,26 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
     for (p, text) in rows {
         let admission = st.next_admission;
         st.next_admission += 1;
+        let job = DocJob {
+            seq: p.seq,
+            id: p.id,
+            admission,
+            stage: p.stage,
+            mime: p.mime,
+            filename: p.filename,
+            title: p.title,
+            attempts: p.attempts,
+            text: None,
+            doc_type: p.doc_type,
+            confidence: p.confidence,
+        };
         st.claims.insert(
             p.seq,
             Claim {
-                admission,
                 deadline,
                 permit: true,
+                job: job.clone(),
+                expired: false,
             },
         );
         st.permits_used += 1;
@@ -275,17 +316,8 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
         forward(
             &routes,
             DocJob {
-                seq: p.seq,
-                id: p.id,
-                admission,
-                stage: p.stage,
-                mime: p.mime,
-                filename: p.filename,
-                title: p.title,
-                attempts: p.attempts,
                 text: text.map(Arc::from),
-                doc_type: p.doc_type,
-                confidence: p.confidence,
+                ..job
             },
         )?;
     }

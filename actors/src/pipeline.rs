@@ -182,6 +182,7 @@ impl PipelineSupervisor {
             }
             Child::Extract => {
                 let ctx = Arc::new(ExtractCtx {
+                    test_faults: std::env::var("DOCPIPE_TEST_FAULTS").is_ok_and(|v| v == "1"),
                     config: cfg.pipeline.extract.clone(),
                     parser_command: cfg.parser_command.clone(),
                     blobs: sh.blobs.clone(),
