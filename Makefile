@@ -15,7 +15,7 @@ build:
 
 ## Every test: format and lint checks, unit tests, end-to-end tests against the real binary.
 test: lint corpus
-	$(CARGO) test --release --workspace --all-targets
+	$(CARGO) test --release --workspace --lib --bins --tests  # benches: make bench (clippy still builds them)
 
 lint:
 	$(CARGO) fmt --all -- --check
