@@ -342,27 +342,7 @@ fn list_filters_and_pages_with_a_cursor() {
     for id in ids.iter().chain([&inv]) {
         wait_terminal(&s, id, WAIT);
     }
-    let mut seen = Vec::new();
-    let mut url = s.url("/api/v1/documents?limit=3&stage=indexed");
-    loop {
-        let (code, v) = get_json(&url);
-        assert_eq!(code, 200);
-        seen.extend(
-            v["documents"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d["id"].as_str().unwrap().to_string()),
-        );
-        match v["next_cursor"].as_str() {
-            Some(c) => {
-                url = s.url(&format!(
-                    "/api/v1/documents?limit=3&stage=indexed&cursor={c}"
-                ))
-            }
-            None => break,
-        }
-    }
+    let seen = list_ids(&s, "limit=3&stage=indexed");
     assert_eq!(seen.len(), 8);
     assert_eq!(seen[0], inv, "newest first");
     let (_, v) = get_json(&s.url("/api/v1/documents?doc_type=invoice"));

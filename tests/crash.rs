@@ -158,22 +158,7 @@ fn sigkill_during_upload_and_processing_loses_nothing_acknowledged() {
         assert_eq!(doc(&s, id)["stage"], "indexed");
     }
     // Database rows = acknowledged: no extra document from a lost upload.
-    let mut rows = BTreeSet::new();
-    let mut url = s.url("/api/v1/documents?limit=1000");
-    loop {
-        let (_, v) = get_json(&url);
-        rows.extend(
-            v["documents"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d["id"].as_str().unwrap().to_string()),
-        );
-        match v["next_cursor"].as_str() {
-            Some(c) => url = s.url(&format!("/api/v1/documents?limit=1000&cursor={c}")),
-            None => break,
-        }
-    }
+    let rows: BTreeSet<String> = list_ids(&s, "limit=1000").into_iter().collect();
     assert_eq!(rows, ids, "database rows = acknowledged documents");
     // Exactly once in the index: hits for the shared word, and live docs.
     assert_eq!(

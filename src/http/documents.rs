@@ -222,12 +222,16 @@ pub fn clean_filename(raw: &str) -> String {
     }
 }
 
-pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
-    let doc = app
-        .pipeline
-        .get(&id)
+/// The document with this id, or a 404.
+async fn find(app: &AppState, id: &str) -> Result<docpipe_actors::Document, Problem> {
+    app.pipeline
+        .get(id)
         .await?
-        .ok_or_else(|| Problem::not_found("document"))?;
+        .ok_or_else(|| Problem::not_found("document"))
+}
+
+pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    let doc = find(&app, &id).await?;
     Ok(Json(doc).into_response())
 }
 
@@ -235,11 +239,7 @@ pub async fn text(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let doc = app
-        .pipeline
-        .get(&id)
-        .await?
-        .ok_or_else(|| Problem::not_found("document"))?;
+    let doc = find(&app, &id).await?;
     match app.pipeline.text(&id).await? {
         Some(t) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t).into_response()),
         None => Err(Problem::new(
@@ -257,10 +257,7 @@ pub async fn events(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    app.pipeline
-        .get(&id)
-        .await?
-        .ok_or_else(|| Problem::not_found("document"))?;
+    find(&app, &id).await?;
     Ok(Json(json!({ "events": app.pipeline.events(&id).await? })).into_response())
 }
 
@@ -268,11 +265,7 @@ pub async fn content(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let doc = app
-        .pipeline
-        .get(&id)
-        .await?
-        .ok_or_else(|| Problem::not_found("document"))?;
+    let doc = find(&app, &id).await?;
     let stream = app.pipeline.content(&id).await?;
     let body = Body::from_stream(stream.map_err(std::io::Error::other));
     Ok((

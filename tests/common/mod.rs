@@ -308,3 +308,24 @@ pub fn fixture(name: &str) -> Vec<u8> {
     )
     .expect("fixture")
 }
+
+/// Every document id the list endpoint gives for `query`, following cursors.
+pub fn list_ids(s: &Server, query: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut url = s.url(&format!("/api/v1/documents?{query}"));
+    loop {
+        let (code, v) = get_json(&url);
+        assert_eq!(code, 200, "{v}");
+        ids.extend(
+            v["documents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_string()),
+        );
+        match v["next_cursor"].as_str() {
+            Some(c) => url = s.url(&format!("/api/v1/documents?{query}&cursor={c}")),
+            None => return ids,
+        }
+    }
+}
