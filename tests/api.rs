@@ -141,7 +141,9 @@ fn corpus_documents_are_indexed_and_found_by_their_own_words() {
 #[test]
 fn same_bytes_twice_give_the_first_document() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    // Originals as files, to see that a duplicate's bytes are not kept.
+    let cfg = format!("{FAST_CONFIG}\n[blobs]\ninline_max_bytes = 0\n");
+    let s = Server::start(&tmp.path().join("data"), &cfg, &[]);
     let first = upload_one(&s, "a.txt", b"the same bytes twice: okapi".to_vec());
     let (code, v) = upload(
         &s,
@@ -187,7 +189,9 @@ fn walk_files(dir: &std::path::Path) -> Vec<PathBuf> {
 #[test]
 fn delete_removes_the_document_from_search_and_storage() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    // Originals as files, so their removal can be seen on disk.
+    let cfg = format!("{FAST_CONFIG}\n[blobs]\ninline_max_bytes = 0\n");
+    let s = Server::start(&tmp.path().join("data"), &cfg, &[]);
     let id = upload_one(
         &s,
         "gone.txt",

@@ -1,8 +1,11 @@
 //! Crash safety: SIGKILL the server at several moments while hundreds of
 //! documents are being uploaded and processed, restart it, and prove that
 //! every acknowledged document ends `indexed` exactly once (search hits =
-//! database rows = acknowledged uploads = blobs) and that nothing
-//! unacknowledged left an orphan blob.
+//! database rows = acknowledged uploads), that every original reads back
+//! byte for byte, and that nothing unacknowledged left an orphan blob. A third
+//! of the documents are larger than `blobs.inline_max_bytes`, so both ways of
+//! storing an original (inline in SQLite, a file in the blob store) are killed
+//! mid-flight.
 
 mod common;
 
@@ -16,6 +19,11 @@ use futures::StreamExt;
 
 const DOCS: usize = 600;
 const CONCURRENCY: usize = 8;
+const INLINE_MAX: usize = 4096;
+
+fn is_large(i: usize) -> bool {
+    i % 3 == 0
+}
 
 fn body(i: usize) -> Vec<u8> {
     const WORDS: [&str; 12] = [
@@ -24,7 +32,8 @@ fn body(i: usize) -> Vec<u8> {
     ];
     let mut s = format!("crashcorpus doc{i:05}\n");
     let mut x = i as u64 * 2654435761 + 1;
-    while s.len() < 2000 {
+    let size = if is_large(i) { 6000 } else { 2000 };
+    while s.len() < size {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
@@ -54,7 +63,8 @@ async fn try_upload(client: &reqwest::Client, base: &str, i: usize) -> Option<St
 #[test]
 fn sigkill_during_upload_and_processing_loses_nothing_acknowledged() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let cfg = format!("{FAST_CONFIG}\n[blobs]\ninline_max_bytes = {INLINE_MAX}\n");
+    let mut s = Server::start(&tmp.path().join("data"), &cfg, &[]);
     let client = common::reqwest::async_client();
     let mut pending: VecDeque<usize> = (0..DOCS).collect();
     let mut acked: BTreeMap<usize, String> = BTreeMap::new();
@@ -175,7 +185,7 @@ fn sigkill_during_upload_and_processing_loses_nothing_acknowledged() {
             (Some(1), Some(acked[&i].as_str()))
         );
     }
-    // Blobs = acknowledged; nothing left in incoming/.
+    // Blob files = acknowledged large documents; nothing left in incoming/.
     let blob_dir = s.data_dir.join("blobs");
     let mut blobs = BTreeSet::new();
     for shard in std::fs::read_dir(blob_dir.join("docs")).unwrap().flatten() {
@@ -183,7 +193,22 @@ fn sigkill_during_upload_and_processing_loses_nothing_acknowledged() {
             blobs.insert(f.file_name().to_string_lossy().to_string());
         }
     }
-    assert_eq!(blobs, ids, "one blob per acknowledged document, no orphans");
+    let large: BTreeSet<String> = acked
+        .iter()
+        .filter(|(i, _)| is_large(**i))
+        .map(|(_, id)| id.clone())
+        .collect();
+    assert_eq!(
+        blobs, large,
+        "one blob file per acknowledged large document, no orphans"
+    );
+    // Every original reads back byte for byte, wherever it is kept.
+    for (i, id) in &acked {
+        let (code, _, bytes) = common::reqwest::send(
+            common::reqwest::async_client().get(s.url(&format!("/api/v1/documents/{id}/content"))),
+        );
+        assert_eq!((code, bytes == body(*i)), (200, true), "original of doc{i}");
+    }
     // (object_store removes the directory itself once it is empty.)
     let incoming: Vec<_> = std::fs::read_dir(blob_dir.join("incoming"))
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())

@@ -72,6 +72,10 @@ pub struct IndexConfig {
 pub struct BlobConfig {
     /// fsync every stored original before the upload is acknowledged.
     pub fsync: bool,
+    /// Originals up to this size are kept in SQLite, written in the same
+    /// group commit as their row; larger ones stream to the blob store.
+    /// 0 sends every original to the blob store.
+    pub inline_max_bytes: u64,
 }
 
 /// A document type and the rules that recognise it.
@@ -149,7 +153,10 @@ impl Default for IndexConfig {
 
 impl Default for BlobConfig {
     fn default() -> Self {
-        BlobConfig { fsync: true }
+        BlobConfig {
+            fsync: true,
+            inline_max_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -282,6 +289,12 @@ impl EngineConfig {
         }
         if self.index.writer_memory_mb < 15 * self.index.writer_threads.max(1) {
             problems.push("index.writer_memory_mb must be at least 15 per writer thread".into());
+        }
+        if self.blobs.inline_max_bytes > crate::store::blobs::MAX_INLINE_BYTES {
+            problems.push(format!(
+                "blobs.inline_max_bytes must be at most {}",
+                crate::store::blobs::MAX_INLINE_BYTES
+            ));
         }
         if !matches!(self.catalog.synchronous.as_str(), "full" | "normal") {
             problems.push(format!(

@@ -116,6 +116,7 @@ pub struct ExtractCtx {
     pub config: ExtractConfig,
     pub parser_command: Vec<String>,
     pub blobs: Blobs,
+    pub db: crate::store::db::ReadPool,
     pub routes: RoutesRx,
     pub counters: Arc<Counters>,
 }
@@ -135,10 +136,9 @@ impl Extractor {
         state: &mut ExtractorState,
     ) -> Result<Extracted, ParseError> {
         let cfg = &self.ctx.config;
-        let bytes =
-            self.ctx.blobs.get(&job.id).await.map_err(|e| {
-                ParseError::new("storage", format!("cannot read the original: {e:#}"))
-            })?;
+        let bytes = crate::store::read_original(&self.ctx.db, &self.ctx.blobs, &job.id)
+            .await
+            .map_err(|e| ParseError::new("storage", format!("cannot read the original: {e:#}")))?;
         if self.ctx.test_faults
             && bytes
                 .windows(26)

@@ -158,7 +158,11 @@ impl Pipeline {
         let db_path = db::db_path(&dir);
         drop(db::open_writer(&db_path, &config.catalog.synchronous)?); // migrations
         let db = ReadPool::new(db_path);
-        let blobs = Blobs::local(&dir.join("blobs"), config.blobs.fsync)?;
+        let blobs = Blobs::local(
+            &dir.join("blobs"),
+            config.blobs.fsync,
+            config.blobs.inline_max_bytes,
+        )?;
         {
             let conn = rusqlite::Connection::open(db::db_path(&dir))?;
             let (promoted, deleted) = blobs.sweep_incoming(|id| db::exists_id(&conn, id)).await?;
@@ -226,7 +230,11 @@ impl Pipeline {
     /// committed and the blobs moved into place: the documents are durable.
     /// Duplicates come back as the first document, and their bytes are dropped.
     pub async fn register(&self, docs: Vec<NewDocument>) -> Result<Vec<Registered>> {
-        let staged: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+        // (id, staged in the blob store); inline originals travel with their row.
+        let staged: Vec<(String, bool)> = docs
+            .iter()
+            .map(|d| (d.id.clone(), d.inline.is_none()))
+            .collect();
         let catalog = self.routes()?.catalog;
         let out = match ask(&catalog, |reply| catalog::CatalogMsg::Register {
             docs,
@@ -238,7 +246,7 @@ impl Pipeline {
             Err(e) => {
                 // Not committed as far as we know; if it was after all, the
                 // boot sweep promotes the blob instead of deleting it.
-                for id in &staged {
+                for (id, _) in staged.iter().filter(|(_, in_store)| *in_store) {
                     if !self
                         .inner
                         .db
@@ -255,7 +263,10 @@ impl Pipeline {
                 return Err(e);
             }
         };
-        for (id, r) in staged.iter().zip(&out) {
+        for ((id, in_store), r) in staged.iter().zip(&out) {
+            if !in_store {
+                continue;
+            }
             if r.duplicate_of.is_some() {
                 self.inner.blobs.discard(id).await;
             } else if let Err(e) = self.inner.blobs.promote(id).await {
@@ -294,6 +305,16 @@ impl Pipeline {
         id: &str,
     ) -> Result<futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>>
     {
+        use futures::StreamExt;
+        let owned = id.to_string();
+        if let Some(bytes) = self
+            .inner
+            .db
+            .run(move |c| db::get_inline_original(c, &owned))
+            .await?
+        {
+            return Ok(futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed());
+        }
         self.inner.blobs.stream(id).await
     }
 

@@ -109,6 +109,9 @@ pub struct NewDocument {
     pub mime: String,
     pub size: u64,
     pub sha256: String,
+    /// The original itself, when it is small enough to live in SQLite
+    /// (`blobs.inline_max_bytes`); otherwise it is staged in the blob store.
+    pub inline: Option<bytes::Bytes>,
 }
 
 /// What registering an upload gave: the new document, or the one it duplicates.

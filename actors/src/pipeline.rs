@@ -186,6 +186,7 @@ impl PipelineSupervisor {
                     config: cfg.pipeline.extract.clone(),
                     parser_command: cfg.parser_command.clone(),
                     blobs: sh.blobs.clone(),
+                    db: sh.db.clone(),
                     routes: rx,
                     counters: counters.clone(),
                 });

@@ -85,6 +85,7 @@ async fn read_parts(
                         mime: mime.to_string(),
                         size: staged_blob.size,
                         sha256: staged_blob.sha256,
+                        inline: staged_blob.inline,
                     }),
                     Err(p) => return Err(p),
                 }

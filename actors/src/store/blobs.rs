@@ -1,4 +1,10 @@
-//! The originals, through object_store. An upload streams into
+//! The originals. Small ones (up to `blobs.inline_max_bytes`) never touch the
+//! blob store: [`Upload::finish`] hands their bytes back and the Catalog writes
+//! them into SQLite in the same transaction as their row, so they are durable
+//! with one group commit and cannot be orphaned. (Measured: one file per small
+//! document cost three quarters of the server's CPU, in inode allocation.)
+//!
+//! Larger originals go through object_store. An upload streams into
 //! `incoming/<id>` while its SHA-256 is computed; once its row is committed the
 //! blob is renamed to `docs/<xx>/<id>`. At boot, [`Blobs::sweep_incoming`]
 //! finishes the rename for every incoming blob that has a row and deletes the
@@ -19,12 +25,15 @@ use sha2::{Digest, Sha256};
 /// Uploads smaller than this are written with one `put`; larger ones stream
 /// through a multipart upload in parts of this size.
 const PART_BYTES: usize = 4 * 1024 * 1024;
+/// The largest `inline_max_bytes` allowed: an inline upload is buffered whole.
+pub const MAX_INLINE_BYTES: u64 = PART_BYTES as u64;
 /// How much of the start of each upload is kept for type sniffing.
 pub const HEAD_BYTES: usize = 8192;
 
 #[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+    inline_max_bytes: u64,
     /// Set for the local file system: lets the sweep also remove the
     /// half-written part files object_store leaves behind after a crash.
     local_root: Option<PathBuf>,
@@ -46,7 +55,7 @@ fn doc_path(id: &str) -> Path {
 }
 
 impl Blobs {
-    pub fn local(root: &FsPath, fsync: bool) -> Result<Self> {
+    pub fn local(root: &FsPath, fsync: bool, inline_max_bytes: u64) -> Result<Self> {
         std::fs::create_dir_all(root.join("incoming"))
             .with_context(|| format!("cannot create blob directory {}", root.display()))?;
         let store = LocalFileSystem::new_with_prefix(root)
@@ -57,6 +66,7 @@ impl Blobs {
             .with_automatic_cleanup(false);
         Ok(Blobs {
             store: Arc::new(store),
+            inline_max_bytes: inline_max_bytes.min(MAX_INLINE_BYTES),
             local_root: Some(root.to_path_buf()),
         })
     }
@@ -65,6 +75,7 @@ impl Blobs {
     pub fn begin(&self, id: &str) -> Upload {
         Upload {
             store: self.store.clone(),
+            inline_max_bytes: self.inline_max_bytes,
             path: incoming_path(id),
             hasher: Sha256::new(),
             size: 0,
@@ -193,6 +204,7 @@ impl Blobs {
 /// dropped with [`Upload::abort`].
 pub struct Upload {
     store: Arc<dyn ObjectStore>,
+    inline_max_bytes: u64,
     path: Path,
     hasher: Sha256,
     size: u64,
@@ -208,6 +220,9 @@ pub struct Staged {
     pub size: u64,
     /// The first bytes, for sniffing the type.
     pub head: Vec<u8>,
+    /// The whole original when it is small enough to live in SQLite; then
+    /// nothing was written to the blob store.
+    pub inline: Option<Bytes>,
 }
 
 impl Upload {
@@ -246,10 +261,12 @@ impl Upload {
     }
 
     pub async fn finish(self) -> Result<Staged> {
+        let mut inline = None;
         match self.multipart {
             Some(w) => {
                 w.finish().await.context("failed to store upload")?;
             }
+            None if self.size <= self.inline_max_bytes => inline = Some(Bytes::from(self.buffer)),
             None => {
                 self.store
                     .put(&self.path, PutPayload::from(Bytes::from(self.buffer)))
@@ -261,6 +278,7 @@ impl Upload {
             sha256: hex::encode(self.hasher.finalize()),
             size: self.size,
             head: self.head,
+            inline,
         })
     }
 
@@ -278,7 +296,19 @@ mod tests {
     #[tokio::test]
     async fn upload_hashes_streams_and_promotes() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::local(dir.path(), false).unwrap();
+        let blobs = Blobs::local(dir.path(), false, 1024).unwrap();
+        let mut small = blobs.begin("small");
+        small.write(b"tiny").await.unwrap();
+        let staged = small.finish().await.unwrap();
+        assert_eq!(
+            staged.inline.as_deref(),
+            Some(&b"tiny"[..]),
+            "small originals come back inline"
+        );
+        assert!(
+            blobs.get("small").await.is_err(),
+            "and are not written to the blob store"
+        );
         let mut up = blobs.begin("doc1");
         let big = vec![7u8; PART_BYTES + 123];
         for chunk in big.chunks(64 * 1024) {
@@ -288,6 +318,7 @@ mod tests {
         assert_eq!(staged.size, big.len() as u64);
         assert_eq!(staged.sha256, hex::encode(Sha256::digest(&big)));
         assert_eq!(staged.head.len(), HEAD_BYTES);
+        assert!(staged.inline.is_none());
         // Readable while still staged (a worker can be faster than the move).
         assert_eq!(blobs.get("doc1").await.unwrap().len(), big.len());
         blobs.promote("doc1").await.unwrap();
@@ -297,7 +328,7 @@ mod tests {
     #[tokio::test]
     async fn sweep_promotes_registered_and_deletes_orphans() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::local(dir.path(), false).unwrap();
+        let blobs = Blobs::local(dir.path(), false, 0).unwrap();
         for id in ["keep", "orphan"] {
             let mut up = blobs.begin(id);
             up.write(b"hello").await.unwrap();

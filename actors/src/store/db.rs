@@ -12,7 +12,8 @@ use crate::model::{format_ms, Document, ErrorInfo, NewDocument, Stage};
 
 /// Versioned migrations; `PRAGMA user_version` records how many have run.
 /// Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE documents (
     seq           INTEGER PRIMARY KEY,
     id            TEXT NOT NULL UNIQUE,
@@ -50,7 +51,14 @@ CREATE TABLE events (
     at     INTEGER NOT NULL
 );
 CREATE INDEX events_doc ON events(doc_id, seq);
-"#];
+"#,
+    r#"
+CREATE TABLE originals (
+    seq   INTEGER PRIMARY KEY REFERENCES documents(seq) ON DELETE CASCADE,
+    bytes BLOB NOT NULL
+);
+"#,
+];
 
 pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("catalog.sqlite")
@@ -206,6 +214,17 @@ pub fn get_text(conn: &Connection, id: &str) -> Result<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT t.text FROM texts t JOIN documents d ON d.seq = t.seq WHERE d.id = ?1 AND d.stage != 'deleting'",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// The original of a document whose bytes live in SQLite, if they do.
+pub fn get_inline_original(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .query_row(
+            "SELECT o.bytes FROM originals o JOIN documents d ON d.seq = o.seq WHERE d.id = ?1",
             [id],
             |r| r.get(0),
         )
@@ -402,6 +421,10 @@ pub fn write_insert(tx: &Transaction<'_>, d: &NewDocument, now: i64) -> Result<I
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
     )?
     .execute(params![d.id, d.filename, d.title, d.mime, d.size as i64, d.sha256, now])?;
+    if let Some(bytes) = &d.inline {
+        tx.prepare_cached("INSERT INTO originals (seq, bytes) VALUES (?1, ?2)")?
+            .execute(params![tx.last_insert_rowid(), &bytes[..]])?;
+    }
     write_event(
         tx,
         &d.id,
@@ -543,6 +566,7 @@ mod tests {
             mime: "text/plain".into(),
             size: 3,
             sha256: sha.into(),
+            inline: Some(bytes::Bytes::from_static(b"abc")),
         }
     }
 
@@ -572,6 +596,10 @@ mod tests {
             Inserted::New => panic!("same sha inserted twice"),
         }
         let seq = get_document(&tx, "a").unwrap().unwrap().seq;
+        assert_eq!(
+            get_inline_original(&tx, "a").unwrap().as_deref(),
+            Some(&b"abc"[..])
+        );
         assert!(write_advance(&tx, seq, Stage::Queued, Stage::Extracted, 3).unwrap());
         // A stale completion of the same stage changes nothing.
         assert!(!write_advance(&tx, seq, Stage::Queued, Stage::Extracted, 4).unwrap());
