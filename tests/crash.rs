@@ -22,7 +22,7 @@ const CONCURRENCY: usize = 8;
 const INLINE_MAX: usize = 4096;
 
 fn is_large(i: usize) -> bool {
-    i % 3 == 0
+    i.is_multiple_of(3)
 }
 
 fn body(i: usize) -> Vec<u8> {
