@@ -195,12 +195,18 @@ fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
 /// A visible document by id (`deleting` ones are gone already, as far as users are concerned).
 pub fn get_document(conn: &Connection, id: &str) -> Result<Option<Document>> {
     let sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1 AND stage != 'deleting'");
-    Ok(conn.query_row(&sql, [id], doc_from_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], doc_from_row)
+        .optional()?)
 }
 
 pub fn get_by_sha(conn: &Connection, sha256: &str) -> Result<Option<Document>> {
     let sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE sha256 = ?1");
-    Ok(conn.query_row(&sql, [sha256], doc_from_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([sha256], doc_from_row)
+        .optional()?)
 }
 
 pub fn exists_id(conn: &Connection, id: &str) -> Result<bool> {
@@ -212,28 +218,25 @@ pub fn exists_id(conn: &Connection, id: &str) -> Result<bool> {
 
 pub fn get_text(conn: &Connection, id: &str) -> Result<Option<String>> {
     Ok(conn
-        .query_row(
-            "SELECT t.text FROM texts t JOIN documents d ON d.seq = t.seq WHERE d.id = ?1 AND d.stage != 'deleting'",
-            [id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT t.text FROM texts t JOIN documents d ON d.seq = t.seq WHERE d.id = ?1 AND d.stage != 'deleting'")?
+        .query_row([id], |r| r.get(0))
         .optional()?)
 }
 
 /// The original of a document whose bytes live in SQLite, if they do.
 pub fn get_inline_original(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT o.bytes FROM originals o JOIN documents d ON d.seq = o.seq WHERE d.id = ?1",
-            [id],
-            |r| r.get(0),
-        )
+        )?
+        .query_row([id], |r| r.get(0))
         .optional()?)
 }
 
 pub fn get_text_by_seq(conn: &Connection, seq: i64) -> Result<Option<String>> {
     Ok(conn
-        .query_row("SELECT text FROM texts WHERE seq = ?1", [seq], |r| r.get(0))
+        .prepare_cached("SELECT text FROM texts WHERE seq = ?1")?
+        .query_row([seq], |r| r.get(0))
         .optional()?)
 }
 
@@ -264,7 +267,7 @@ pub fn list_documents(conn: &Connection, f: &ListFilter) -> Result<(Vec<Document
     }
     sql.push_str(" ORDER BY seq DESC LIMIT ?");
     args.push(((f.limit + 1) as i64).into());
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let mut docs = stmt
         .query_map(rusqlite::params_from_iter(args), doc_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
