@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use futures::StreamExt;
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -103,4 +104,97 @@ fn misbehaving_parsers_fail_only_their_document() {
         common::reqwest::async_client().post(s.url(&format!("/api/v1/documents/{good}/retry"))),
     );
     assert_eq!(code, 409, "{}", String::from_utf8_lossy(&body));
+}
+
+/// The one SQLite writer dies mid-batch, holding uploads and stage results.
+/// The uploads in that batch are refused (never acknowledged); the supervisor
+/// restarts the Catalog and counts it; every document that was in flight is
+/// admitted again; all acknowledged documents end indexed.
+#[test]
+fn a_crashed_catalog_is_restarted_and_nothing_acknowledged_is_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &tmp.path().join("data"),
+        FAST_CONFIG,
+        &[("DOCPIPE_TEST_FAULTS", "1")],
+    );
+    let client = common::reqwest::async_client();
+    let names: Vec<String> = (0..80)
+        .map(|i| {
+            if i == 40 {
+                "DOCPIPE-FAULT-catalog.txt".to_string()
+            } else {
+                format!("d{i}.txt")
+            }
+        })
+        .collect();
+    let upload = |name: String| {
+        let client = client.clone();
+        let url = s.url("/api/v1/documents");
+        async move {
+            let body = format!("restartcorpus {name} lorem ipsum");
+            let part = ::reqwest::multipart::Part::text(body).file_name(name.clone());
+            let r = client
+                .post(url)
+                .multipart(::reqwest::multipart::Form::new().part("file", part))
+                .send()
+                .await
+                .unwrap();
+            let code = r.status().as_u16();
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            (name, code, v)
+        }
+    };
+    let results: Vec<(String, u16, serde_json::Value)> = common::reqwest::run(
+        futures::stream::iter(names.clone())
+            .map(upload)
+            .buffer_unordered(8)
+            .collect(),
+    );
+    let fault = results.iter().find(|(n, ..)| n.contains("FAULT")).unwrap();
+    assert_eq!(
+        (fault.1, fault.2["code"].as_str()),
+        (503, Some("unavailable")),
+        "the upload in the crashed batch is refused, retryable: {fault:?}"
+    );
+    // Uploads that shared its batch were refused too; a client sends them again.
+    let mut acked = Vec::new();
+    for (name, code, v) in &results {
+        if name.contains("FAULT") {
+            continue;
+        }
+        if *code == 202 {
+            acked.push(v["documents"][0]["id"].as_str().unwrap().to_string());
+        } else {
+            assert_eq!(
+                (*code, v["code"].as_str()),
+                (503, Some("unavailable")),
+                "{name}: {v}"
+            );
+            acked.push(upload_one(
+                &s,
+                name,
+                format!("restartcorpus {name} lorem ipsum").into_bytes(),
+            ));
+        }
+    }
+    assert_eq!(acked.len(), 79);
+    for id in &acked {
+        assert_eq!(wait_terminal(&s, id, WAIT)["stage"], "indexed");
+    }
+    assert_eq!(search(&s, "restartcorpus")["total"], 79);
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    let catalog = st["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "catalog")
+        .unwrap()
+        .clone();
+    assert_eq!(catalog["restarts"], 1, "{st}");
+    assert_eq!(
+        list_ids(&s, "limit=1000").len(),
+        79,
+        "the refused upload left no document"
+    );
 }

@@ -87,6 +87,10 @@ enum Effect {
 pub struct Catalog;
 
 pub struct CatalogArgs {
+    /// DOCPIPE_TEST_FAULTS=1: a registration whose filename contains
+    /// `DOCPIPE-FAULT-catalog` makes this actor panic mid-batch (tests of the
+    /// supervisor's restarts).
+    pub test_faults: bool,
     pub path: std::path::PathBuf,
     pub config: CatalogConfig,
     pub routes: RoutesRx,
@@ -156,10 +160,11 @@ async fn flush(st: &mut CatalogState) -> Result<(), ActorProcessingErr> {
     let n = ops.len();
     let mut conn = st.conn.take().ok_or("catalog connection lost")?;
     let counters = st.args.counters.clone();
+    let test_faults = st.args.test_faults;
     let _timer = counters.catalog.start_job();
     counters.catalog.queued(1 - n as i64);
     let (conn, result) = tokio::task::spawn_blocking(move || {
-        let result = write_batch(&mut conn, ops);
+        let result = write_batch(&mut conn, ops, test_faults);
         (conn, result)
     })
     .await?;
@@ -170,11 +175,25 @@ async fn flush(st: &mut CatalogState) -> Result<(), ActorProcessingErr> {
     apply_effects(&current_routes(&st.args.routes)?, effects)
 }
 
-fn write_batch(conn: &mut Connection, ops: Vec<CatalogMsg>) -> anyhow::Result<Vec<Effect>> {
+fn write_batch(
+    conn: &mut Connection,
+    ops: Vec<CatalogMsg>,
+    test_faults: bool,
+) -> anyhow::Result<Vec<Effect>> {
     let tx = conn.transaction()?;
     let now = now_ms();
     let mut effects = Vec::with_capacity(ops.len());
     for op in ops {
+        if test_faults {
+            if let CatalogMsg::Register { docs, .. } = &op {
+                if docs
+                    .iter()
+                    .any(|d| d.filename.contains("DOCPIPE-FAULT-catalog"))
+                {
+                    panic!("injected catalog fault");
+                }
+            }
+        }
         write_one(&tx, op, now, &mut effects)?;
     }
     tx.commit()?;

@@ -125,23 +125,15 @@ pub enum RetryOutcome {
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a request waits for a restarting actor before giving up.
+const RESTART_WAIT: Duration = Duration::from_secs(30);
 
-async fn ask<M, T>(actor: &ActorRef<M>, msg: impl FnOnce(catalog::Reply<T>) -> M) -> Result<T>
-where
-    M: ractor::Message,
-    T: Send + 'static,
-{
-    match actor
-        .call(msg, Some(CALL_TIMEOUT))
-        .await
-        .map_err(|e| anyhow!("the pipeline is not running: {e}"))?
-    {
-        CallResult::Success(Ok(v)) => Ok(v),
-        CallResult::Success(Err(e)) => Err(anyhow!(e)),
-        CallResult::Timeout => bail!("the pipeline did not answer in time"),
-        CallResult::SenderError => bail!("the pipeline stopped before answering"),
-    }
-}
+/// An actor the request needs is being restarted, or died while holding the
+/// request: the outcome is unknown, and trying again is safe (uploads are
+/// deduplicated, the other operations are idempotent).
+#[derive(Debug, thiserror::Error)]
+#[error("the pipeline is restarting a component; try again shortly")]
+pub struct Unavailable;
 
 impl Pipeline {
     /// Opens (or creates) the data directory, recovers from any crash, and
@@ -205,6 +197,55 @@ impl Pipeline {
         current_routes(&self.inner.routes).map_err(|e| anyhow!("{e}"))
     }
 
+    /// Calls an actor and waits for its answer. A message that could not be
+    /// delivered (the actor had died and is being restarted) is sent once more
+    /// to its successor: nothing was processed, so that is safe. An actor that
+    /// dies holding the message gives [`Unavailable`].
+    async fn ask<M, T>(
+        &self,
+        pick: impl Fn(&Routes) -> ActorRef<M>,
+        make: impl Fn(catalog::Reply<T>) -> M,
+    ) -> Result<T>
+    where
+        M: ractor::Message,
+        T: Send + 'static,
+    {
+        for attempt in 0..2 {
+            let actor = pick(&self.routes()?);
+            match actor.call(&make, Some(CALL_TIMEOUT)).await {
+                Ok(CallResult::Success(Ok(v))) => return Ok(v),
+                Ok(CallResult::Success(Err(e))) => return Err(anyhow!(e)),
+                Ok(CallResult::Timeout) => bail!(
+                    "the pipeline did not answer in {} s",
+                    CALL_TIMEOUT.as_secs()
+                ),
+                Ok(CallResult::SenderError) => return Err(Unavailable.into()),
+                Err(_not_delivered) if attempt == 0 => {
+                    self.wait_for_successor(actor.get_id()).await
+                }
+                Err(_) => break,
+            }
+        }
+        Err(Unavailable.into())
+    }
+
+    /// Waits until the supervisor has published a replacement for `dead`.
+    async fn wait_for_successor(&self, dead: ractor::ActorId) {
+        let mut rx = self.inner.routes.clone();
+        let replaced = |r: &Option<Routes>| {
+            r.as_ref().is_some_and(|r| {
+                ![
+                    r.catalog.get_id(),
+                    r.intake.get_id(),
+                    r.scheduler.get_id(),
+                    r.indexer.get_id(),
+                ]
+                .contains(&dead)
+            })
+        };
+        let _ = tokio::time::timeout(RESTART_WAIT, rx.wait_for(replaced)).await;
+    }
+
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
     }
@@ -235,12 +276,15 @@ impl Pipeline {
             .iter()
             .map(|d| (d.id.clone(), d.inline.is_none()))
             .collect();
-        let catalog = self.routes()?.catalog;
-        let out = match ask(&catalog, |reply| catalog::CatalogMsg::Register {
-            docs,
-            reply,
-        })
-        .await
+        let out = match self
+            .ask(
+                |r| r.catalog.clone(),
+                |reply| catalog::CatalogMsg::Register {
+                    docs: docs.clone(),
+                    reply,
+                },
+            )
+            .await
         {
             Ok(out) => out,
             Err(e) => {
@@ -263,7 +307,13 @@ impl Pipeline {
                 return Err(e);
             }
         };
-        for ((id, in_store), r) in staged.iter().zip(&out) {
+        let mut out = out;
+        for ((id, in_store), r) in staged.iter().zip(out.iter_mut()) {
+            if r.duplicate_of.as_deref() == Some(id.as_str()) {
+                // A registration sent again after a restart finds its own
+                // committed row: that is this upload, not a duplicate.
+                r.duplicate_of = None;
+            }
             if !in_store {
                 continue;
             }
@@ -321,13 +371,16 @@ impl Pipeline {
     /// Deletes a document: row marked, index entry removed, blob removed, row
     /// removed. An interrupted delete is finished at the next start.
     pub async fn delete(&self, id: &str) -> Result<bool> {
-        let catalog = self.routes()?.catalog;
         let id_owned = id.to_string();
-        if !ask(&catalog, |reply| catalog::CatalogMsg::MarkDeleting {
-            id: id_owned,
-            reply,
-        })
-        .await?
+        if !self
+            .ask(
+                |r| r.catalog.clone(),
+                |reply| catalog::CatalogMsg::MarkDeleting {
+                    id: id_owned.clone(),
+                    reply,
+                },
+            )
+            .await?
         {
             return Ok(false);
         }
@@ -336,19 +389,24 @@ impl Pipeline {
     }
 
     async fn finish_delete(&self, id: &str) -> Result<()> {
-        let routes = self.routes()?;
         let owned = id.to_string();
-        ask(&routes.indexer, |reply| indexer::IndexerMsg::Delete {
-            id: owned,
-            reply,
-        })
+        self.ask(
+            |r| r.indexer.clone(),
+            |reply| indexer::IndexerMsg::Delete {
+                id: owned.clone(),
+                reply,
+            },
+        )
         .await?;
         self.inner.blobs.delete(id).await?;
         let owned = id.to_string();
-        ask(&routes.catalog, |reply| catalog::CatalogMsg::Purge {
-            id: owned,
-            reply,
-        })
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| catalog::CatalogMsg::Purge {
+                id: owned.clone(),
+                reply,
+            },
+        )
         .await?;
         Ok(())
     }
@@ -358,13 +416,16 @@ impl Pipeline {
         let Some(doc) = self.get(id).await? else {
             return Ok(RetryOutcome::NotFound);
         };
-        let catalog = self.routes()?.catalog;
         let owned = id.to_string();
-        match ask(&catalog, |reply| catalog::CatalogMsg::Retry {
-            id: owned,
-            reply,
-        })
-        .await?
+        match self
+            .ask(
+                |r| r.catalog.clone(),
+                |reply| catalog::CatalogMsg::Retry {
+                    id: owned.clone(),
+                    reply,
+                },
+            )
+            .await?
         {
             Some(stage) => Ok(RetryOutcome::Requeued(stage)),
             None => Ok(RetryOutcome::NotFailed(doc.stage)),
@@ -506,8 +567,12 @@ impl Pipeline {
                 "drain timed out; the rest resumes at next start"
             );
         }
-        let _ = ask(&routes.indexer, indexer::IndexerMsg::CommitNow).await;
-        let _ = ask(&routes.catalog, catalog::CatalogMsg::Sync).await;
+        let _ = self
+            .ask(|r| r.indexer.clone(), indexer::IndexerMsg::CommitNow)
+            .await;
+        let _ = self
+            .ask(|r| r.catalog.clone(), catalog::CatalogMsg::Sync)
+            .await;
         let _ = self
             .inner
             .supervisor

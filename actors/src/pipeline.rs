@@ -44,6 +44,11 @@ pub struct Routes {
 
 pub type RoutesRx = watch::Receiver<Option<Routes>>;
 
+/// DOCPIPE_TEST_FAULTS=1 turns on the test-only fault markers (see the tests).
+fn test_faults() -> bool {
+    std::env::var("DOCPIPE_TEST_FAULTS").is_ok_and(|v| v == "1")
+}
+
 pub fn current_routes(rx: &RoutesRx) -> Result<Routes, ActorProcessingErr> {
     rx.borrow()
         .clone()
@@ -128,6 +133,7 @@ impl PipelineSupervisor {
         let cell = match child {
             Child::Catalog => {
                 let args = CatalogArgs {
+                    test_faults: test_faults(),
                     path: crate::store::db::db_path(&cfg.data_dir),
                     config: cfg.catalog.clone(),
                     routes: rx,
@@ -182,7 +188,7 @@ impl PipelineSupervisor {
             }
             Child::Extract => {
                 let ctx = Arc::new(ExtractCtx {
-                    test_faults: std::env::var("DOCPIPE_TEST_FAULTS").is_ok_and(|v| v == "1"),
+                    test_faults: test_faults(),
                     config: cfg.pipeline.extract.clone(),
                     parser_command: cfg.parser_command.clone(),
                     blobs: sh.blobs.clone(),

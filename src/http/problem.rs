@@ -44,6 +44,13 @@ impl Problem {
 
 impl From<anyhow::Error> for Problem {
     fn from(e: anyhow::Error) -> Self {
+        if e.is::<docpipe_actors::Unavailable>() {
+            return Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            );
+        }
         Problem::internal(e)
     }
 }
@@ -57,11 +64,17 @@ impl IntoResponse for Problem {
             "code": self.code,
             "detail": self.detail,
         });
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
