@@ -112,7 +112,8 @@ pub async fn ingest(a: IngestArgs) -> Result<(), String> {
             Ok(d) if d["duplicate_of"].is_string() => dup += 1,
             Ok(_) => new += 1,
             Err(e) => {
-                bar.println(format!("rejected: {e}"));
+                // (bar.println prints nothing when stderr is not a terminal.)
+                bar.suspend(|| eprintln!("rejected: {e}"));
                 failed.push(e);
             }
         }
@@ -125,7 +126,10 @@ pub async fn ingest(a: IngestArgs) -> Result<(), String> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} files were rejected", failed.len()))
+        Err(match failed.len() {
+            1 => "1 file was rejected".to_string(),
+            n => format!("{n} files were rejected"),
+        })
     }
 }
 

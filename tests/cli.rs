@@ -1,0 +1,76 @@
+//! The CLI client commands against the real server.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn docpipe(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run docpipe");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn ingest_uploads_a_directory_and_search_and_status_read_it_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let dir = tmp.path().join("inbox");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("a.txt"), "the gecko ledger").unwrap();
+    std::fs::write(dir.join("sub/b.md"), "# Gecko notes\n\nmore gecko").unwrap();
+    std::fs::write(dir.join("sub/c.txt"), "the gecko ledger").unwrap(); // same bytes as a.txt
+    std::fs::write(
+        dir.join("photo.png"),
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01",
+    )
+    .unwrap();
+
+    let (code, out, err) = docpipe(&["ingest", dir.to_str().unwrap(), "--server", &s.base]);
+    assert_eq!(code, 2, "a rejected file makes ingest fail: {out}{err}");
+    assert!(
+        out.contains("2 accepted, 1 duplicates, 1 rejected"),
+        "{out}"
+    );
+    assert!(
+        err.contains("photo.png") && err.contains("unsupported_media_type"),
+        "names the file and why: {err}"
+    );
+
+    let ids = list_ids(&s, "limit=100");
+    assert_eq!(ids.len(), 2);
+    for id in &ids {
+        wait_terminal(&s, id, Duration::from_secs(60));
+    }
+    let (code, out, _) = docpipe(&["search", "gecko", "--server", &s.base]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("2 documents match"), "{out}");
+    let (code, out, _) = docpipe(&["status", "--server", &s.base]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("indexed") && l.split_whitespace().nth(1) == Some("2")),
+        "{out}"
+    );
+}
+
+#[test]
+fn client_commands_name_an_unreachable_server() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, _, err) = docpipe(&["status", "--server", &url]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot reach") && err.contains(&url), "{err}");
+    let (code, _, err) = docpipe(&["ingest", "/nonexistent/path", "--server", &url]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/path"), "{err}");
+}
