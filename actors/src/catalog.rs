@@ -25,7 +25,7 @@ use crate::intake::IntakeMsg;
 use crate::model::{
     now_ms, Classification, DocJob, ErrorInfo, Extracted, NewDocument, Registered, Stage,
 };
-use crate::pipeline::{current_routes, Routes, RoutesRx};
+use crate::pipeline::{current_routes, tell, Routes, RoutesRx};
 use crate::scheduler::SchedulerMsg;
 use crate::store::db::{self, Inserted};
 
@@ -172,7 +172,9 @@ async fn flush(st: &mut CatalogState) -> Result<(), ActorProcessingErr> {
     let effects = result?;
     counters.catalog.num_processed.fetch_add(n as u64, Relaxed);
     counters.num_commits_catalog.fetch_add(1, Relaxed);
-    apply_effects(&current_routes(&st.args.routes)?, effects)
+    // Replies go out even if a sibling is down: the batch is committed.
+    apply_effects(&current_routes(&st.args.routes)?, effects);
+    Ok(())
 }
 
 fn write_batch(
@@ -334,7 +336,7 @@ fn write_one(
     Ok(())
 }
 
-fn apply_effects(routes: &Routes, effects: Vec<Effect>) -> Result<(), ActorProcessingErr> {
+fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
     let mut released = Vec::new();
     let (mut wake, mut rescan) = (false, false);
     for e in effects {
@@ -343,46 +345,50 @@ fn apply_effects(routes: &Routes, effects: Vec<Effect>) -> Result<(), ActorProce
                 let _ = reply.send(Ok(out));
             }
             Effect::Replied(f) => f(),
-            Effect::Forward(job) => forward(routes, job)?,
+            Effect::Forward(job) => forward(routes, job),
             Effect::Release(job) => released.push((job.seq, job.admission)),
-            Effect::RetryDue(at) => routes.scheduler.cast(SchedulerMsg::Due(at))?,
+            Effect::RetryDue(at) => tell(&routes.scheduler, SchedulerMsg::Due(at), "scheduler"),
             Effect::WakeIntake => wake = true,
             Effect::RescanIntake => rescan = true,
         }
     }
     if rescan {
-        routes.intake.cast(IntakeMsg::Rescan)?;
+        tell(&routes.intake, IntakeMsg::Rescan, "intake");
     }
     if !released.is_empty() {
-        routes.intake.cast(IntakeMsg::Release(released))?;
+        tell(&routes.intake, IntakeMsg::Release(released), "intake");
     } else if wake {
-        routes.intake.cast(IntakeMsg::Wake)?;
+        tell(&routes.intake, IntakeMsg::Wake, "intake");
     }
-    Ok(())
 }
 
 /// Sends a job whose stage was just committed to the actor for its next stage.
-pub fn forward(routes: &Routes, job: DocJob) -> Result<(), ActorProcessingErr> {
+pub fn forward(routes: &Routes, job: DocJob) {
     match job.stage {
         Stage::Queued => {
             routes.counters.extract.queued(1);
-            routes
-                .extract
-                .dispatch((), job)
-                .map_err(|e| format!("extract pool is gone: {e}"))?;
+            if routes.extract.dispatch((), job).is_err() {
+                tracing::warn!(
+                    to = "extract",
+                    "dropped a job for a stopped pool; it is admitted again after the restart"
+                );
+            }
         }
         Stage::Extracted => {
             routes.counters.classify.queued(1);
-            routes
-                .classify
-                .dispatch((), job)
-                .map_err(|e| format!("classify pool is gone: {e}"))?;
+            if routes.classify.dispatch((), job).is_err() {
+                tracing::warn!(
+                    to = "classify",
+                    "dropped a job for a stopped pool; it is admitted again after the restart"
+                );
+            }
         }
         Stage::Classified => {
             routes.counters.indexer.queued(1);
-            routes.indexer.cast(IndexerMsg::Add(job))?;
+            tell(&routes.indexer, IndexerMsg::Add(job), "indexer");
         }
-        other => return Err(format!("no stage follows {other}").into()),
+        other => {
+            tracing::error!(doc_id = %job.id, stage = %other, "no stage follows this one; not forwarded")
+        }
     }
-    Ok(())
 }

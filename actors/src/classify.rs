@@ -16,7 +16,7 @@ use ractor::{ActorProcessingErr, ActorRef};
 use crate::catalog::CatalogMsg;
 use crate::counters::Counters;
 use crate::model::DocJob;
-use crate::pipeline::{current_routes, RoutesRx};
+use crate::pipeline::{current_routes, tell, RoutesRx};
 use rules::RulesClassifier;
 
 pub struct ClassifyCtx {
@@ -61,9 +61,11 @@ impl Worker for Classifier {
             tokio::task::spawn_blocking(move || ctx.rules.classify(&title, &text)).await?
         };
         counters.num_processed.fetch_add(1, Relaxed);
-        current_routes(&self.ctx.routes)?
-            .catalog
-            .cast(CatalogMsg::Classified { job: doc, class })?;
+        tell(
+            &current_routes(&self.ctx.routes)?.catalog,
+            CatalogMsg::Classified { job: doc, class },
+            "catalog",
+        );
         Ok(())
     }
 }

@@ -26,7 +26,7 @@ use crate::catalog::CatalogMsg;
 use crate::config::ExtractConfig;
 use crate::counters::Counters;
 use crate::model::{DocJob, ErrorInfo, Extracted};
-use crate::pipeline::{current_routes, RoutesRx};
+use crate::pipeline::{current_routes, tell, RoutesRx};
 use crate::scheduler::SchedulerMsg;
 use crate::store::blobs::Blobs;
 
@@ -225,19 +225,22 @@ impl Worker for Extractor {
         match result {
             Ok(out) => {
                 counters.num_processed.fetch_add(1, Relaxed);
-                routes
-                    .catalog
-                    .cast(CatalogMsg::Extracted { job: doc, out })?;
+                tell(
+                    &routes.catalog,
+                    CatalogMsg::Extracted { job: doc, out },
+                    "catalog",
+                );
             }
             Err(e) => {
                 counters.num_failed.fetch_add(1, Relaxed);
                 tracing::info!(doc_id = %doc.id, stage = "extract", code = %e.code, error = %e.message, "extraction failed");
                 let retryable = e.is_retryable();
-                routes.scheduler.cast(SchedulerMsg::Failed {
+                let failed = SchedulerMsg::Failed {
                     job: Box::new(doc),
                     error: e.into_info(),
                     retryable,
-                })?;
+                };
+                tell(&routes.scheduler, failed, "scheduler");
             }
         }
         Ok(())

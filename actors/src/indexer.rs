@@ -19,7 +19,7 @@ use crate::config::IndexConfig;
 use crate::counters::Counters;
 use crate::intake::IntakeMsg;
 use crate::model::DocJob;
-use crate::pipeline::{current_routes, RoutesRx};
+use crate::pipeline::{current_routes, tell, RoutesRx};
 use crate::store::index::SearchIndex;
 
 pub enum IndexerMsg {
@@ -97,9 +97,11 @@ impl Actor for Indexer {
                 ))?;
                 // The text now lives in Tantivy's buffer: the document's
                 // permit goes back, its claim stays until the commit.
-                current_routes(&st.args.routes)?
-                    .intake
-                    .cast(IntakeMsg::Handoff(job.seq, job.admission))?;
+                tell(
+                    &current_routes(&st.args.routes)?.intake,
+                    IntakeMsg::Handoff(job.seq, job.admission),
+                    "intake",
+                );
                 st.pending.push(job);
                 if st.pending.len() >= st.args.config.commit_batch {
                     commit(st).await?;
@@ -158,9 +160,11 @@ async fn commit_always(st: &mut IndexerState) -> Result<(), ActorProcessingErr> 
         c.indexer
             .num_processed
             .fetch_add(jobs.len() as u64, Relaxed);
-        current_routes(&st.args.routes)?
-            .catalog
-            .cast(CatalogMsg::Indexed { jobs })?;
+        tell(
+            &current_routes(&st.args.routes)?.catalog,
+            CatalogMsg::Indexed { jobs },
+            "catalog",
+        );
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use crate::catalog::forward;
 use crate::counters::Counters;
 use crate::model::{now_ms, DocJob, ErrorInfo, Stage};
-use crate::pipeline::{current_routes, RoutesRx};
+use crate::pipeline::{current_routes, tell, RoutesRx};
 use crate::scheduler::SchedulerMsg;
 use crate::store::db::{self, ReadPool};
 
@@ -192,11 +192,15 @@ impl Actor for Intake {
                             "lost",
                             format!("no result after {} ms (pipeline.lease_ms); the worker was probably lost", st.args.lease.as_millis()),
                         );
-                        scheduler.cast(SchedulerMsg::Failed {
-                            job: Box::new(job),
-                            error,
-                            retryable: true,
-                        })?;
+                        tell(
+                            &scheduler,
+                            SchedulerMsg::Failed {
+                                job: Box::new(job),
+                                error,
+                                retryable: true,
+                            },
+                            "scheduler",
+                        );
                     }
                     // The document may have moved on to a later stage, where
                     // the failure does not apply: look again from the start.
@@ -319,7 +323,7 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
                 text: text.map(Arc::from),
                 ..job
             },
-        )?;
+        );
     }
     Ok(())
 }

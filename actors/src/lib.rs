@@ -288,8 +288,13 @@ impl Pipeline {
         {
             Ok(out) => out,
             Err(e) => {
-                // Not committed as far as we know; if it was after all, the
-                // boot sweep promotes the blob instead of deleting it.
+                // A staged blob may only go when its row cannot appear any
+                // more: the Catalog died with the request (Unavailable) and
+                // did not commit it. After a timeout the request may still be
+                // committed, so the blob stays; the boot sweep decides then.
+                if !e.is::<Unavailable>() {
+                    return Err(e);
+                }
                 for (id, _) in staged.iter().filter(|(_, in_store)| *in_store) {
                     if !self
                         .inner
@@ -556,12 +561,11 @@ impl Pipeline {
     /// the index and the catalog, and stops every actor.
     pub async fn shutdown(&self, drain: Duration) -> Result<()> {
         let routes = self.routes()?;
-        let drained = tokio::time::timeout(
-            drain,
-            routes.intake.call(intake::IntakeMsg::Drain, Some(drain)),
-        )
-        .await;
-        if drained.is_err() {
+        let drained = routes
+            .intake
+            .call(intake::IntakeMsg::Drain, Some(drain))
+            .await;
+        if !matches!(drained, Ok(CallResult::Success(()))) {
             tracing::warn!(
                 in_flight = self.inner.counters.num_in_flight.load(Relaxed),
                 "drain timed out; the rest resumes at next start"

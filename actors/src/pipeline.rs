@@ -44,6 +44,17 @@ pub struct Routes {
 
 pub type RoutesRx = watch::Receiver<Option<Routes>>;
 
+/// Sends to a sibling actor without failing the sender. A message to an actor
+/// that has just died is lost, and that is recovered elsewhere: the restart
+/// makes the supervisor reset the Intake, which admits the document again from
+/// its committed stage (leases cover the rest). The sender must not die as
+/// well: a Catalog that failed here would take its batch's replies with it.
+pub fn tell<M: ractor::Message>(to: &ActorRef<M>, msg: M, what: &'static str) {
+    if to.cast(msg).is_err() {
+        tracing::warn!(to = what, "dropped a message to a stopped actor; its documents are admitted again after the restart");
+    }
+}
+
 /// DOCPIPE_TEST_FAULTS=1 turns on the test-only fault markers (see the tests).
 fn test_faults() -> bool {
     std::env::var("DOCPIPE_TEST_FAULTS").is_ok_and(|v| v == "1")
@@ -115,6 +126,13 @@ fn counters_of(c: &Counters, child: Child) -> &ActorCounters {
         Child::Extract => &c.extract,
         Child::Classify => &c.classify,
     }
+}
+
+/// Exponential backoff per child: 100 ms, 200 ms, … up to 30 s.
+fn next_restart_delay(st: &mut SupervisorState, child: Child) -> Duration {
+    let n = st.restarts.entry(child).or_insert(0);
+    *n += 1;
+    Duration::from_millis((100u64 << (*n - 1).min(8)).min(30_000))
 }
 
 impl PipelineSupervisor {
@@ -319,7 +337,14 @@ impl Actor for PipelineSupervisor {
                 if st.stopping {
                     return Ok(());
                 }
-                self.spawn_child(&me, st, child).await?;
+                if let Err(e) = self.spawn_child(&me, st, child).await {
+                    // Supervisors decide: a child that cannot start yet (its
+                    // database briefly unavailable, say) is tried again later.
+                    let delay = next_restart_delay(st, child);
+                    tracing::error!(actor = ?child, error = %e, retry_in_ms = delay.as_millis() as u64, "restart failed; trying again");
+                    me.send_after(delay, move || SupervisorMsg::Restart(child));
+                    return Ok(());
+                }
                 self.publish(st)?;
                 tracing::info!(actor = ?child, "actor restarted");
                 if let Some(r) = &st.routes {
@@ -367,12 +392,10 @@ impl Actor for PipelineSupervisor {
             return Ok(());
         }
         st.refs.remove(&child);
-        let n = st.restarts.entry(child).or_insert(0);
-        *n += 1;
         counters_of(&st.shared.counters, child)
             .num_restarts
             .fetch_add(1, Relaxed);
-        let delay = Duration::from_millis((100u64 << (*n - 1).min(8)).min(30_000));
+        let delay = next_restart_delay(st, child);
         tracing::error!(actor = ?child, error = %why, restart_in_ms = delay.as_millis() as u64, "actor died; restarting");
         me.send_after(delay, move || SupervisorMsg::Restart(child));
         Ok(())

@@ -17,7 +17,7 @@ use crate::config::RetryConfig;
 use crate::counters::Counters;
 use crate::intake::IntakeMsg;
 use crate::model::{now_ms, DocJob, ErrorInfo};
-use crate::pipeline::{current_routes, RoutesRx};
+use crate::pipeline::{current_routes, tell, RoutesRx};
 use crate::store::db::{self, ReadPool};
 
 pub enum SchedulerMsg {
@@ -105,21 +105,26 @@ impl Actor for Scheduler {
                     c.num_parked.fetch_add(1, Relaxed);
                     tracing::warn!(doc_id = %job.id, stage = %job.stage, code = %error.code, attempts, "document parked as failed");
                 }
-                current_routes(&st.args.routes)?
-                    .catalog
-                    .cast(CatalogMsg::Failure {
-                        job: *job,
-                        attempts,
-                        retry_at,
-                        error,
-                    })?;
+                let decision = CatalogMsg::Failure {
+                    job: *job,
+                    attempts,
+                    retry_at,
+                    error,
+                };
+                tell(
+                    &current_routes(&st.args.routes)?.catalog,
+                    decision,
+                    "catalog",
+                );
             }
             SchedulerMsg::Due(at) => arm(&me, st, at),
             SchedulerMsg::Wake => {
                 st.armed_at = None;
-                current_routes(&st.args.routes)?
-                    .intake
-                    .cast(IntakeMsg::Rescan)?;
+                tell(
+                    &current_routes(&st.args.routes)?.intake,
+                    IntakeMsg::Rescan,
+                    "intake",
+                );
                 if let Some(at) = st.args.db.run(db::earliest_retry).await? {
                     if at > now_ms() {
                         arm(&me, st, at);

@@ -94,9 +94,11 @@ impl Blobs {
     }
 
     /// Drops an upload that was not registered (rejected, duplicate, failed).
+    /// Nothing staged (an inline original) is fine.
     pub async fn discard(&self, id: &str) {
-        if let Err(e) = self.store.delete(&incoming_path(id)).await {
-            tracing::warn!(doc_id = id, error = %e, "failed to delete incoming blob");
+        match self.store.delete(&incoming_path(id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(doc_id = id, error = %e, "failed to delete incoming blob"),
         }
     }
 
