@@ -10,6 +10,67 @@ pub struct ServerArgs {
     /// The server's base URL
     #[arg(long, env = "DOCPIPE_URL", default_value = "http://127.0.0.1:8750")]
     pub server: String,
+    /// API token (default: the contents of ./data/admin-token, which the
+    /// server writes on its first start)
+    #[arg(long, env = "DOCPIPE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl ServerArgs {
+    fn base(&self) -> String {
+        self.server.trim_end_matches('/').to_string()
+    }
+
+    /// An HTTP client that sends the token with every request.
+    fn client(&self) -> Result<reqwest::Client, String> {
+        let token = match &self.token {
+            Some(t) => t.trim().to_string(),
+            None => std::fs::read_to_string("data/admin-token")
+                .map(|t| t.trim().to_string())
+                .map_err(|_| {
+                    "no token: give --token or DOCPIPE_TOKEN (the first admin token is in <data_dir>/admin-token)"
+                        .to_string()
+                })?,
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| "the token has characters a header cannot carry".to_string())?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .map_err(|e| format!("cannot make an HTTP client: {e}"))
+    }
+}
+
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once
+    Create {
+        /// A name to recognise it by
+        #[arg(long)]
+        name: String,
+        /// admin, editor or reader
+        #[arg(long, default_value = "reader")]
+        role: String,
+        /// A workspace it may act in (repeat for several; admins: all)
+        #[arg(long = "workspace")]
+        workspaces: Vec<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List tokens (ids, names, roles, prefixes; never secrets)
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke a token by id; it stops working at once
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Clone, Debug, clap::Args)]
@@ -20,6 +81,9 @@ pub struct IngestArgs {
     /// Uploads at once
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// The workspace to upload into (default: the token's)
+    #[arg(long)]
+    pub workspace: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -53,7 +117,31 @@ fn files_under(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-async fn upload_one(client: &reqwest::Client, base: &str, path: &Path) -> Result<Value, String> {
+/// Uploads one file; a busy or rate-limited server is waited for, as its
+/// `Retry-After` says, up to a few times.
+async fn upload_one(
+    client: &reqwest::Client,
+    base: &str,
+    path: &Path,
+    workspace: Option<&str>,
+) -> Result<Value, String> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match upload_once(client, base, path, workspace).await? {
+            Ok(v) => return Ok(v),
+            Err(wait) if attempt < 6 => tokio::time::sleep(wait).await,
+            Err(_) => return Err(format!("{}: the server stayed busy", path.display())),
+        }
+    }
+}
+
+async fn upload_once(
+    client: &reqwest::Client,
+    base: &str,
+    path: &Path,
+    workspace: Option<&str>,
+) -> Result<Result<Value, std::time::Duration>, String> {
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -68,7 +156,11 @@ async fn upload_one(client: &reqwest::Client, base: &str, path: &Path) -> Result
         .unwrap_or_default();
     let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
     let part = reqwest::multipart::Part::stream_with_length(body, len).file_name(name);
-    let form = reqwest::multipart::Form::new().part("file", part);
+    let mut form = reqwest::multipart::Form::new();
+    if let Some(w) = workspace {
+        form = form.text("workspace", w.to_string());
+    }
+    let form = form.part("file", part);
     let resp = client
         .post(format!("{base}/api/v1/documents"))
         .multipart(form)
@@ -76,9 +168,18 @@ async fn upload_one(client: &reqwest::Client, base: &str, path: &Path) -> Result
         .await
         .map_err(|e| format!("{}: cannot reach {base}: {e}", path.display()))?;
     let status = resp.status();
+    if status.as_u16() == 429 || status.as_u16() == 503 {
+        let secs = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1);
+        return Ok(Err(std::time::Duration::from_secs(secs.clamp(1, 60))));
+    }
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     if status.is_success() {
-        Ok(v["documents"][0].clone())
+        Ok(Ok(v["documents"][0].clone()))
     } else {
         Err(format!(
             "{}: {} ({})",
@@ -91,8 +192,8 @@ async fn upload_one(client: &reqwest::Client, base: &str, path: &Path) -> Result
 
 pub async fn ingest(a: IngestArgs) -> Result<(), String> {
     let files = files_under(&a.paths)?;
-    let base = a.server.server.trim_end_matches('/').to_string();
-    let client = reqwest::Client::new();
+    let base = a.server.base();
+    let client = a.server.client()?;
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {msg}")
@@ -103,7 +204,8 @@ pub async fn ingest(a: IngestArgs) -> Result<(), String> {
         .map(|p| {
             let client = &client;
             let base = &base;
-            async move { upload_one(client, base, p).await }
+            let ws = a.workspace.as_deref();
+            async move { upload_one(client, base, p, ws).await }
         })
         .buffer_unordered(a.concurrency.max(1));
     while let Some(r) = results.next().await {
@@ -133,11 +235,20 @@ pub async fn ingest(a: IngestArgs) -> Result<(), String> {
     }
 }
 
-async fn get_json(url: &str) -> Result<Value, String> {
-    let resp = reqwest::get(url)
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
+    answer(client.get(url), url).await
+}
+
+/// Sends a request; the JSON answer, or the server's problem detail.
+async fn answer(req: reqwest::RequestBuilder, url: &str) -> Result<Value, String> {
+    let resp = req
+        .send()
         .await
         .map_err(|e| format!("cannot reach {url}: {e}"))?;
     let status = resp.status();
+    if status == reqwest::StatusCode::NO_CONTENT {
+        return Ok(Value::Null);
+    }
     let v: Value = resp
         .json()
         .await
@@ -150,13 +261,14 @@ async fn get_json(url: &str) -> Result<Value, String> {
 }
 
 pub async fn search(a: SearchArgs) -> Result<(), String> {
-    let base = a.server.server.trim_end_matches('/');
+    let base = a.server.base();
+    let client = a.server.client()?;
     let url = reqwest::Url::parse_with_params(
         &format!("{base}/api/v1/search"),
         &[("q", a.query.as_str()), ("limit", &a.limit.to_string())],
     )
     .map_err(|e| format!("bad server URL: {e}"))?;
-    let v = get_json(url.as_str()).await?;
+    let v = get_json(&client, url.as_str()).await?;
     println!("{} documents match", v["total"]);
     for h in v["hits"].as_array().into_iter().flatten() {
         println!(
@@ -171,8 +283,8 @@ pub async fn search(a: SearchArgs) -> Result<(), String> {
 }
 
 pub async fn status(a: ServerArgs) -> Result<(), String> {
-    let base = a.server.trim_end_matches('/');
-    let v = get_json(&format!("{base}/api/v1/status")).await?;
+    let base = a.base();
+    let v = get_json(&a.client()?, &format!("{base}/api/v1/status")).await?;
     println!(
         "{:<12} {:>10} {:>10} {:>10} {:>8}",
         "stage", "documents", "in flight", "processed", "failed"
@@ -183,6 +295,60 @@ pub async fn status(a: ServerArgs) -> Result<(), String> {
                 "{:<12} {:>10} {:>10} {:>10} {:>8}",
                 name, s["documents"], s["in_flight"], s["processed"], s["failed"]
             );
+        }
+    }
+    Ok(())
+}
+
+pub async fn token(cmd: TokenCommand) -> Result<(), String> {
+    match cmd {
+        TokenCommand::Create {
+            name,
+            role,
+            workspaces,
+            server,
+        } => {
+            let url = format!("{}/api/v1/tokens", server.base());
+            let body = serde_json::json!({"name": name, "role": role, "workspaces": workspaces});
+            let v = answer(server.client()?.post(&url).json(&body), &url).await?;
+            println!("id:     {}", v["id"].as_str().unwrap_or(""));
+            println!("role:   {}", v["role"].as_str().unwrap_or(""));
+            println!("token:  {}", v["token"].as_str().unwrap_or(""));
+            eprintln!("(the token is shown this once; keep it safe)");
+        }
+        TokenCommand::List { server } => {
+            let url = format!("{}/api/v1/tokens", server.base());
+            let v = get_json(&server.client()?, &url).await?;
+            println!(
+                "{:<26} {:<16} {:<7} {:<12} {:<24} workspaces",
+                "id", "name", "role", "prefix", "revoked"
+            );
+            for t in v["tokens"].as_array().into_iter().flatten() {
+                let ws: Vec<&str> = t["workspaces"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|w| w.as_str())
+                    .collect();
+                println!(
+                    "{:<26} {:<16} {:<7} {:<12} {:<24} {}",
+                    t["id"].as_str().unwrap_or(""),
+                    t["name"].as_str().unwrap_or(""),
+                    t["role"].as_str().unwrap_or(""),
+                    t["prefix"].as_str().unwrap_or(""),
+                    t["revoked_at"].as_str().unwrap_or("-"),
+                    if ws.is_empty() {
+                        "(all)".to_string()
+                    } else {
+                        ws.join(",")
+                    }
+                );
+            }
+        }
+        TokenCommand::Revoke { id, server } => {
+            let url = format!("{}/api/v1/tokens/{id}", server.base());
+            answer(server.client()?.delete(&url), &url).await?;
+            println!("revoked {id}");
         }
     }
     Ok(())

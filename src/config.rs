@@ -21,6 +21,8 @@ pub struct Config {
     /// Where the catalog, the index and the originals live.
     pub data_dir: PathBuf,
     pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
     pub log: LogConfig,
     pub pipeline: PipelineConfig,
     pub catalog: CatalogConfig,
@@ -37,6 +39,42 @@ pub struct ServerConfig {
     pub max_upload_bytes: u64,
     /// On SIGTERM, how long to let in-flight documents finish.
     pub shutdown_drain_ms: u64,
+    /// Upload requests read at once; more get 503 with Retry-After.
+    pub max_concurrent_uploads: usize,
+    /// A request body that sends nothing for this long is cut off.
+    pub request_body_timeout_ms: u64,
+    /// Origins allowed to call the API from a browser (CORS); empty: none.
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// An admin token to accept instead of generating one (automation).
+    /// Also `DOCPIPE_ADMIN_TOKEN`. Empty: none.
+    pub admin_token: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Requests per second per token (sustained), and the burst above it. 0: off.
+    pub per_token_per_second: u32,
+    pub per_token_burst: u32,
+    /// Requests per second per client address without a valid token. 0: off.
+    pub per_ip_per_second: u32,
+    pub per_ip_burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            per_token_per_second: 200,
+            per_token_burst: 1000,
+            per_ip_per_second: 5,
+            per_ip_burst: 20,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -51,6 +89,8 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./data"),
             server: ServerConfig::default(),
+            auth: AuthConfig::default(),
+            rate_limit: RateLimitConfig::default(),
             log: LogConfig::default(),
             pipeline: PipelineConfig::default(),
             catalog: CatalogConfig::default(),
@@ -67,6 +107,9 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8750)),
             max_upload_bytes: 100 * 1024 * 1024,
             shutdown_drain_ms: 30_000,
+            max_concurrent_uploads: 64,
+            request_body_timeout_ms: 60_000,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -110,7 +153,8 @@ impl<P: Provider> Provider for Named<P> {
 }
 
 /// Environment variables that are not configuration keys.
-const ENV_NOT_CONFIG: &[&str] = &["test_faults", "url"];
+/// (`DOCPIPE_ADMIN_TOKEN` is the short name of `auth.admin_token`.)
+const ENV_NOT_CONFIG: &[&str] = &["test_faults", "url", "token", "admin_token"];
 
 pub fn figment(flags: &Flags) -> Result<Figment, String> {
     let mut fig = Figment::from(Named {
@@ -131,6 +175,12 @@ pub fn figment(flags: &Flags) -> Result<Figment, String> {
         fig = fig.merge(Toml::file_exact(path));
     }
     fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(ENV_NOT_CONFIG));
+    if let Ok(t) = std::env::var("DOCPIPE_ADMIN_TOKEN") {
+        fig = fig.merge(Named {
+            name: "environment variable DOCPIPE_ADMIN_TOKEN",
+            inner: Serialized::default("auth.admin_token", t),
+        });
+    }
     if let Some(d) = &flags.data_dir {
         fig = fig.merge(Named {
             name: "--data-dir flag",
@@ -184,6 +234,24 @@ impl Config {
         if self.server.max_upload_bytes == 0 {
             problems.push("server.max_upload_bytes must be at least 1".into());
         }
+        if self.server.max_concurrent_uploads == 0 {
+            problems.push("server.max_concurrent_uploads must be at least 1".into());
+        }
+        if self.server.request_body_timeout_ms == 0 {
+            problems.push("server.request_body_timeout_ms must be at least 1".into());
+        }
+        for o in &self.server.cors_origins {
+            if axum::http::HeaderValue::from_str(o).is_err() || !o.contains("://") {
+                problems.push(format!(
+                    "server.cors_origins: {o:?} is not an origin like https://example.org"
+                ));
+            }
+        }
+        let t = &self.auth.admin_token;
+        if !t.is_empty() && (t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            problems.push("auth.admin_token must be at least 16 characters, without spaces".into());
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problems.push(format!(
                 "log.level {:?} is not a valid filter",
@@ -229,6 +297,11 @@ pub fn describe(cfg: &Config, fig: &Figment) -> String {
     let value = serde_json::to_value(cfg).unwrap_or_default();
     let mut lines = Vec::new();
     walk(&value, String::new(), &mut |key, v| {
+        let v = if key.ends_with("token") && v != "\"\"" {
+            "\"(hidden)\"".to_string()
+        } else {
+            v
+        };
         let source = fig
             .find_metadata(key)
             .map(|m| source_of(m, key))
@@ -251,6 +324,7 @@ pub fn describe(cfg: &Config, fig: &Figment) -> String {
 fn source_of(m: &Metadata, key: &str) -> String {
     match &m.source {
         Some(figment::Source::File(p)) => format!("{} {}", m.name, p.display()),
+        _ if m.name.starts_with("environment variable DOCPIPE_") => m.name.to_string(),
         _ if m.name.contains("environment variable") => {
             format!("environment variable {}", env_var_name(key))
         }

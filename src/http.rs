@@ -2,51 +2,189 @@
 //! [`run`] serves until `shutdown` resolves, then stops accepting and lets
 //! open requests finish.
 
+pub mod auth;
 pub mod documents;
+pub mod gateway;
 pub mod problem;
+pub mod tokens;
 
 use std::future::Future;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::Method;
 use axum::http::{header, StatusCode};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
 use docpipe_actors::{Pipeline, SearchError};
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
 
+use auth::{Auth, Role};
+use gateway::{Caller, Limits};
 use problem::Problem;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pipeline: Pipeline,
+    pub auth: Auth,
+    pub limits: Arc<Limits>,
     pub max_upload_bytes: u64,
+    /// Upload requests being read at once (`server.max_concurrent_uploads`).
+    pub uploads: Arc<tokio::sync::Semaphore>,
+    /// A request body that stalls this long is cut off (`server.request_body_timeout_ms`).
+    pub body_timeout: std::time::Duration,
+    pub cors: tower_http::cors::CorsLayer,
+}
+
+pub const STATUS_PAGE: &str = include_str!("../assets/index.html");
+
+/// One route of the API: who may use it, and what it does. The router is
+/// built from this table, the token check of each route comes from its
+/// `role`, and `/api/v1/openapi.json` lists it, so the three cannot disagree.
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    /// The least role that may use the route; `None`: open to anyone.
+    pub role: Option<Role>,
+    pub summary: &'static str,
+}
+
+macro_rules! spec {
+    ($m:ident $path:literal, $role:expr, $summary:literal) => {
+        RouteSpec {
+            method: Method::$m,
+            path: $path,
+            role: $role,
+            summary: $summary,
+        }
+    };
+}
+
+use Role::{Admin, Editor, Reader};
+
+/// Every route, with its handler.
+fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+    vec![
+        (
+            spec!(GET "/healthz", None, "The process is alive"),
+            get(healthz),
+        ),
+        (
+            spec!(GET "/readyz", None, "SQLite, the index and the blob store answer"),
+            get(readyz),
+        ),
+        (
+            spec!(GET "/", Some(Reader), "The status page"),
+            get(status_page),
+        ),
+        (
+            spec!(POST "/api/v1/documents", Some(Editor), "Upload documents (multipart, parts named file)"),
+            // docpipe enforces its own limit while streaming.
+            post(documents::upload).layer(DefaultBodyLimit::disable()),
+        ),
+        (
+            spec!(GET "/api/v1/documents", Some(Reader), "List documents (keyset pagination)"),
+            get(documents::list),
+        ),
+        (
+            spec!(GET "/api/v1/documents/{id}", Some(Reader), "One document"),
+            get(documents::get),
+        ),
+        (
+            spec!(DELETE "/api/v1/documents/{id}", Some(Editor), "Delete a document"),
+            delete(documents::delete),
+        ),
+        (
+            spec!(GET "/api/v1/documents/{id}/content", Some(Reader), "The original bytes"),
+            get(documents::content),
+        ),
+        (
+            spec!(GET "/api/v1/documents/{id}/text", Some(Reader), "The extracted text"),
+            get(documents::text),
+        ),
+        (
+            spec!(GET "/api/v1/documents/{id}/events", Some(Reader), "The document's events"),
+            get(documents::events),
+        ),
+        (
+            spec!(GET "/api/v1/documents/{id}/similar", Some(Reader), "Documents with similar text"),
+            get(documents::similar),
+        ),
+        (
+            spec!(POST "/api/v1/documents/{id}/retry", Some(Editor), "Run a failed document again"),
+            post(documents::retry),
+        ),
+        (
+            spec!(GET "/api/v1/search", Some(Reader), "Full-text search"),
+            get(search),
+        ),
+        (
+            spec!(GET "/api/v1/status", Some(Reader), "Documents per stage; pipeline figures for admins"),
+            get(status),
+        ),
+        (
+            spec!(GET "/api/v1/tokens", Some(Admin), "List tokens (no secrets)"),
+            get(tokens::list),
+        ),
+        (
+            spec!(POST "/api/v1/tokens", Some(Admin), "Create a token; the answer holds its secret, once"),
+            post(tokens::create),
+        ),
+        (
+            spec!(DELETE "/api/v1/tokens/{id}", Some(Admin), "Revoke a token"),
+            delete(tokens::revoke),
+        ),
+        (
+            spec!(GET "/api/v1/audit", Some(Admin), "The audit trail"),
+            get(tokens::audit),
+        ),
+        (
+            spec!(GET "/api/v1/openapi.json", Some(Reader), "This API, as OpenAPI 3.1"),
+            get(openapi),
+        ),
+    ]
+}
+
+/// CORS for the configured origins (none: browsers on other origins are refused).
+pub fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::HeaderValue;
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(allowed)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::PATCH])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static(gateway::REQUEST_ID),
+        ])
+        .expose_headers([header::HeaderName::from_static(gateway::REQUEST_ID)])
+}
+
+/// The routes as a table (for the OpenAPI document and the tests).
+pub fn route_specs() -> Vec<RouteSpec> {
+    routes().into_iter().map(|(spec, _)| spec).collect()
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(status_page))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route(
-            "/api/v1/documents",
-            // docpipe enforces its own limit while streaming.
-            post(documents::upload)
-                .get(documents::list)
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/api/v1/documents/{id}",
-            get(documents::get).delete(documents::delete),
-        )
-        .route("/api/v1/documents/{id}/content", get(documents::content))
-        .route("/api/v1/documents/{id}/text", get(documents::text))
-        .route("/api/v1/documents/{id}/events", get(documents::events))
-        .route("/api/v1/documents/{id}/retry", post(documents::retry))
-        .route("/api/v1/search", get(search))
-        .route("/api/v1/status", get(status))
+    let mut router = Router::new();
+    for (spec, handler) in routes() {
+        let handler = match spec.role {
+            None => handler,
+            Some(role) => handler.route_layer(middleware::from_fn_with_state(
+                (state.clone(), role),
+                gateway::require,
+            )),
+        };
+        router = router.route(spec.path, handler);
+    }
+    router
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -55,7 +193,13 @@ pub fn router(state: AppState) -> Router {
                 "this route does not take that method",
             )
         })
+        .layer(middleware::from_fn(gateway::security_headers))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.body_timeout,
+        ))
+        .layer(state.cors.clone())
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(middleware::from_fn(gateway::request_id))
         .with_state(state)
 }
 
@@ -72,9 +216,13 @@ pub async fn run(
             tracing::warn!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    gateway::spawn_limit_janitor(state.limits.clone());
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -93,15 +241,45 @@ async fn readyz(State(app): State<AppState>) -> Response {
     }
 }
 
-async fn status(State(app): State<AppState>) -> Result<Response, Problem> {
-    Ok(Json(app.pipeline.status().await?).into_response())
+async fn status(State(app): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    Ok(Json(app.pipeline.status(&caller.scope()).await?).into_response())
 }
 
 async fn status_page() -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-cache")],
-        Html(include_str!("../assets/index.html")),
-    )
+    ([(header::CACHE_CONTROL, "no-cache")], Html(STATUS_PAGE))
+}
+
+/// A small OpenAPI 3.1 document: every route, its summary and the role it
+/// needs (`x-docpipe-role`).
+async fn openapi() -> Response {
+    let mut paths = serde_json::Map::new();
+    for r in route_specs() {
+        let params: Vec<serde_json::Value> = r
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "summary": r.summary,
+            "parameters": params,
+            "responses": {"default": {"description": "JSON, or application/problem+json on error"}},
+            "x-docpipe-role": r.role.map(|r| r.as_str()),
+        });
+        if r.role.is_none() {
+            op["security"] = json!([]);
+        }
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        entry[r.method.as_str().to_ascii_lowercase()] = op;
+    }
+    Json(json!({
+        "openapi": "3.1.0",
+        "info": {"title": "docpipe", "version": env!("CARGO_PKG_VERSION")},
+        "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"token": []}],
+        "paths": paths,
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -113,6 +291,7 @@ struct SearchParams {
 
 async fn search(
     State(app): State<AppState>,
+    caller: Caller,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
@@ -137,7 +316,11 @@ async fn search(
             "offset must be at most 10000",
         ));
     }
-    match app.pipeline.search(&q, limit, offset).await {
+    match app
+        .pipeline
+        .search(&q, limit, offset, &caller.scope())
+        .await
+    {
         Ok(r) => Ok(Json(r).into_response()),
         Err(SearchError::Query(m)) => Err(Problem::bad_request("invalid_query", m)),
         Err(SearchError::Internal(e)) => Err(Problem::internal(e)),

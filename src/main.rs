@@ -37,6 +37,9 @@ enum Command {
     Search(cli::SearchArgs),
     /// Show a running server's pipeline status
     Status(cli::ServerArgs),
+    /// Manage API tokens of a running server (admin token needed)
+    #[command(subcommand)]
+    Token(cli::TokenCommand),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
             Command::Ingest(a) => cli::ingest(a).await,
             Command::Search(a) => cli::search(a).await,
             Command::Status(a) => cli::status(a).await,
+            Command::Token(c) => cli::token(c).await,
         }
     });
     match result {
@@ -97,9 +101,26 @@ async fn serve(flags: config::Flags) -> Result<(), String> {
     let pipeline = Pipeline::start(cfg.engine(config::parser_command()))
         .await
         .map_err(|e| format!("cannot start: {e:#}"))?;
+    let configured = Some(cfg.auth.admin_token.as_str()).filter(|t| !t.is_empty());
+    let (auth, first_token) = http::auth::Auth::start(pipeline.clone(), configured, &cfg.data_dir)
+        .await
+        .map_err(|e| format!("cannot start: {e:#}"))?;
+    if let Some(token) = first_token {
+        println!(
+            "created the first admin token (shown once; also in {}): {token}",
+            cfg.data_dir.join("admin-token").display()
+        );
+    }
     let state = http::AppState {
         pipeline: pipeline.clone(),
+        auth,
+        limits: std::sync::Arc::new(http::gateway::Limits::new(&cfg.rate_limit)),
         max_upload_bytes: cfg.server.max_upload_bytes,
+        uploads: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            cfg.server.max_concurrent_uploads,
+        )),
+        body_timeout: Duration::from_millis(cfg.server.request_body_timeout_ms),
+        cors: http::cors_layer(&cfg.server.cors_origins),
     };
     // Tests and scripts read this line to learn the port when given port 0.
     println!("docpipe listening on http://{local}");

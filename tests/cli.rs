@@ -8,7 +8,11 @@ use std::time::Duration;
 use common::*;
 
 fn docpipe(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("run docpipe");
+    let out = Command::new(BIN)
+        .args(args)
+        .env("DOCPIPE_TOKEN", ADMIN_TOKEN)
+        .output()
+        .expect("run docpipe");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).to_string(),

@@ -23,17 +23,19 @@ use crate::counters::Counters;
 use crate::indexer::IndexerMsg;
 use crate::intake::IntakeMsg;
 use crate::model::{
-    now_ms, Classification, DocJob, ErrorInfo, Extracted, NewDocument, Registered, Stage,
+    now_ms, Classification, DocJob, ErrorInfo, Extracted, NewDocument, Origin, Registered, Scope,
+    Stage,
 };
 use crate::pipeline::{current_routes, tell, Routes, RoutesRx};
 use crate::scheduler::SchedulerMsg;
-use crate::store::db::{self, Inserted};
+use crate::store::db::{self, Inserted, NewEvent};
 
 pub type Reply<T> = RpcReplyPort<Result<T, String>>;
 
 pub enum CatalogMsg {
     Register {
         docs: Vec<NewDocument>,
+        origin: Origin,
         reply: Reply<Vec<Registered>>,
     },
     Extracted {
@@ -55,14 +57,29 @@ pub enum CatalogMsg {
     },
     Retry {
         id: String,
-        reply: Reply<Option<Stage>>,
+        scope: Scope,
+        origin: Origin,
+        reply: Reply<db::RetryResult>,
     },
     MarkDeleting {
         id: String,
+        scope: Scope,
+        origin: Origin,
         reply: Reply<bool>,
     },
     Purge {
         id: String,
+        origin: Origin,
+        reply: Reply<bool>,
+    },
+    CreateToken {
+        token: db::TokenRow,
+        origin: Origin,
+        reply: Reply<()>,
+    },
+    RevokeToken {
+        id: String,
+        origin: Origin,
         reply: Reply<bool>,
     },
     /// Replies once everything received before it is committed.
@@ -209,10 +226,14 @@ fn write_one(
     fx: &mut Vec<Effect>,
 ) -> anyhow::Result<()> {
     match op {
-        CatalogMsg::Register { docs, reply } => {
+        CatalogMsg::Register {
+            docs,
+            origin,
+            reply,
+        } => {
             let mut out = Vec::with_capacity(docs.len());
             for d in &docs {
-                out.push(match db::write_insert(tx, d, now)? {
+                out.push(match db::write_insert(tx, d, &origin, now)? {
                     Inserted::New => Registered {
                         id: d.id.clone(),
                         filename: d.filename.clone(),
@@ -243,14 +264,15 @@ fn write_one(
                     job.title = out.title.clone();
                 }
                 let detail = json!({"chars": out.text.chars().count(), "pages": out.pages});
-                db::write_event(
-                    tx,
+                let ev = NewEvent::pipeline(
                     &job.id,
+                    &job.workspace,
+                    job.request_id.as_deref(),
                     "extracted",
                     Some(Stage::Extracted),
-                    Some(&detail),
-                    now,
-                )?;
+                )
+                .detail(detail);
+                db::write_event(tx, &ev, now)?;
                 job.stage = Stage::Extracted;
                 job.attempts = 0;
                 job.text = Some(Arc::from(out.text));
@@ -263,14 +285,15 @@ fn write_one(
             if db::write_advance(tx, job.seq, Stage::Extracted, Stage::Classified, now)? {
                 db::write_classification(tx, job.seq, class.doc_type.as_deref(), class.confidence)?;
                 let detail = json!({"doc_type": class.doc_type, "confidence": class.confidence});
-                db::write_event(
-                    tx,
+                let ev = NewEvent::pipeline(
                     &job.id,
+                    &job.workspace,
+                    job.request_id.as_deref(),
                     "classified",
                     Some(Stage::Classified),
-                    Some(&detail),
-                    now,
-                )?;
+                )
+                .detail(detail);
+                db::write_event(tx, &ev, now)?;
                 job.stage = Stage::Classified;
                 job.attempts = 0;
                 job.doc_type = class.doc_type;
@@ -283,7 +306,14 @@ fn write_one(
         CatalogMsg::Indexed { jobs } => {
             for job in jobs {
                 if db::write_advance(tx, job.seq, Stage::Classified, Stage::Indexed, now)? {
-                    db::write_event(tx, &job.id, "indexed", Some(Stage::Indexed), None, now)?;
+                    let ev = NewEvent::pipeline(
+                        &job.id,
+                        &job.workspace,
+                        job.request_id.as_deref(),
+                        "indexed",
+                        Some(Stage::Indexed),
+                    );
+                    db::write_event(tx, &ev, now)?;
                 }
                 fx.push(Effect::Release(job));
             }
@@ -302,28 +332,62 @@ fn write_one(
                 } else {
                     "failed"
                 };
-                db::write_event(tx, &job.id, kind, Some(job.stage), Some(&detail), now)?;
+                let ev = NewEvent::pipeline(
+                    &job.id,
+                    &job.workspace,
+                    job.request_id.as_deref(),
+                    kind,
+                    Some(job.stage),
+                )
+                .detail(detail);
+                db::write_event(tx, &ev, now)?;
                 if let Some(at) = retry_at {
                     fx.push(Effect::RetryDue(at));
                 }
             }
             fx.push(Effect::Release(job));
         }
-        CatalogMsg::Retry { id, reply } => {
-            let r = db::write_retry(tx, &id, now)?;
+        CatalogMsg::Retry {
+            id,
+            scope,
+            origin,
+            reply,
+        } => {
+            let r = db::write_retry(tx, &id, &scope, &origin, now)?;
             fx.push(Effect::Replied(Box::new(move || {
                 let _ = reply.send(Ok(r));
             })));
             fx.push(Effect::RescanIntake);
         }
-        CatalogMsg::MarkDeleting { id, reply } => {
-            let r = db::write_mark_deleting(tx, &id, now)?;
+        CatalogMsg::MarkDeleting {
+            id,
+            scope,
+            origin,
+            reply,
+        } => {
+            let r = db::write_mark_deleting(tx, &id, &scope, &origin, now)?;
             fx.push(Effect::Replied(Box::new(move || {
                 let _ = reply.send(Ok(r));
             })));
         }
-        CatalogMsg::Purge { id, reply } => {
-            let r = db::write_purge(tx, &id, now)?;
+        CatalogMsg::Purge { id, origin, reply } => {
+            let r = db::write_purge(tx, &id, &origin, now)?;
+            fx.push(Effect::Replied(Box::new(move || {
+                let _ = reply.send(Ok(r));
+            })));
+        }
+        CatalogMsg::CreateToken {
+            token,
+            origin,
+            reply,
+        } => {
+            db::write_token(tx, &token, &origin, now)?;
+            fx.push(Effect::Replied(Box::new(move || {
+                let _ = reply.send(Ok(()));
+            })));
+        }
+        CatalogMsg::RevokeToken { id, origin, reply } => {
+            let r = db::write_revoke_token(tx, &id, &origin, now)?;
             fx.push(Effect::Replied(Box::new(move || {
                 let _ = reply.send(Ok(r));
             })));

@@ -90,6 +90,7 @@ impl Actor for Indexer {
                 writer.delete_term(idx.id_term(&job.id));
                 writer.add_document(idx.make_doc(
                     &job.id,
+                    &job.workspace,
                     title,
                     &job.filename,
                     &text,

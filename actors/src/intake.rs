@@ -296,6 +296,8 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
         let job = DocJob {
             seq: p.seq,
             id: p.id,
+            workspace: p.workspace,
+            request_id: p.request_id,
             admission,
             stage: p.stage,
             mime: p.mime,

@@ -46,10 +46,11 @@ use tokio::sync::watch;
 
 pub use config::EngineConfig;
 use counters::{ActorSnapshot, Counters};
-pub use model::{Document, ErrorInfo, NewDocument, Registered, Stage};
+pub use model::{Document, ErrorInfo, NewDocument, Origin, Registered, Scope, Stage};
 use pipeline::{current_routes, PipelineSupervisor, Routes, RoutesRx, Shared, SupervisorMsg};
 use store::blobs::{Blobs, Upload};
 use store::db::{self, ListFilter, ReadPool};
+pub use store::db::{Event, TokenRow};
 use store::index::{QueryError, SearchIndex};
 
 /// A running pipeline. Cheap to clone; every clone drives the same engine.
@@ -162,7 +163,15 @@ impl Pipeline {
                 tracing::info!(promoted, deleted, "recovered interrupted uploads");
             }
         }
-        let index = SearchIndex::open(&dir.join("index"))?;
+        let (index, rebuilt) = SearchIndex::open_or_rebuild(&dir.join("index"))?;
+        if rebuilt {
+            let conn = db::open_writer(&db::db_path(&dir), &config.catalog.synchronous)?;
+            let n = db::requeue_indexed(&conn)?;
+            tracing::warn!(
+                documents = n,
+                "the search index was written by another version; rebuilding it from the stored text"
+            );
+        }
         let counters = Arc::new(Counters::default());
         let (routes_tx, routes_rx) = watch::channel::<Option<Routes>>(None);
         let shared = Arc::new(Shared {
@@ -188,7 +197,7 @@ impl Pipeline {
             }),
         };
         for id in p.inner.db.run(db::deleting_ids).await? {
-            p.finish_delete(&id).await?;
+            p.finish_delete(&id, &Origin::default()).await?;
         }
         Ok(p)
     }
@@ -270,7 +279,11 @@ impl Pipeline {
     /// Registers staged uploads in one transaction. Returns after the rows are
     /// committed and the blobs moved into place: the documents are durable.
     /// Duplicates come back as the first document, and their bytes are dropped.
-    pub async fn register(&self, docs: Vec<NewDocument>) -> Result<Vec<Registered>> {
+    pub async fn register(
+        &self,
+        docs: Vec<NewDocument>,
+        origin: &Origin,
+    ) -> Result<Vec<Registered>> {
         // (id, staged in the blob store); inline originals travel with their row.
         let staged: Vec<(String, bool)> = docs
             .iter()
@@ -281,6 +294,7 @@ impl Pipeline {
                 |r| r.catalog.clone(),
                 |reply| catalog::CatalogMsg::Register {
                     docs: docs.clone(),
+                    origin: origin.clone(),
                     reply,
                 },
             )
@@ -332,19 +346,42 @@ impl Pipeline {
         Ok(out)
     }
 
-    pub async fn get(&self, id: &str) -> Result<Option<Document>> {
-        let id = id.to_string();
-        self.inner.db.run(move |c| db::get_document(c, &id)).await
+    pub async fn get(&self, id: &str, scope: &Scope) -> Result<Option<Document>> {
+        let (id, scope) = (id.to_string(), scope.clone());
+        self.inner
+            .db
+            .run(move |c| db::get_document(c, &id, &scope))
+            .await
     }
 
-    pub async fn text(&self, id: &str) -> Result<Option<String>> {
-        let id = id.to_string();
-        self.inner.db.run(move |c| db::get_text(c, &id)).await
+    pub async fn text(&self, id: &str, scope: &Scope) -> Result<Option<String>> {
+        let (id, scope) = (id.to_string(), scope.clone());
+        self.inner
+            .db
+            .run(move |c| db::get_text(c, &id, &scope))
+            .await
     }
 
-    pub async fn events(&self, id: &str) -> Result<Vec<db::Event>> {
-        let id = id.to_string();
-        self.inner.db.run(move |c| db::events_for(c, &id)).await
+    pub async fn events(&self, id: &str, scope: &Scope) -> Result<Vec<Event>> {
+        let (id, scope) = (id.to_string(), scope.clone());
+        self.inner
+            .db
+            .run(move |c| db::events_for(c, &id, &scope))
+            .await
+    }
+
+    /// The audit trail (actions taken with a token), oldest first.
+    pub async fn audit(
+        &self,
+        workspace: Option<String>,
+        since_ms: Option<i64>,
+        after_seq: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        self.inner
+            .db
+            .run(move |c| db::audit_events(c, workspace.as_deref(), since_ms, after_seq, limit))
+            .await
     }
 
     pub async fn list(&self, filter: ListFilter) -> Result<(Vec<Document>, Option<i64>)> {
@@ -354,13 +391,20 @@ impl Pipeline {
             .await
     }
 
-    /// The original's bytes as a stream.
+    /// The original's bytes as a stream, if the document is in the scope.
     pub async fn content(
         &self,
         id: &str,
-    ) -> Result<futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>>
-    {
+        scope: &Scope,
+    ) -> Result<
+        Option<
+            futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>,
+        >,
+    > {
         use futures::StreamExt;
+        if self.get(id, scope).await?.is_none() {
+            return Ok(None);
+        }
         let owned = id.to_string();
         if let Some(bytes) = self
             .inner
@@ -368,20 +412,58 @@ impl Pipeline {
             .run(move |c| db::get_inline_original(c, &owned))
             .await?
         {
-            return Ok(futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed());
+            return Ok(Some(
+                futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed(),
+            ));
         }
-        self.inner.blobs.stream(id).await
+        Ok(Some(self.inner.blobs.stream(id).await?))
+    }
+
+    /// Documents of the scope most like this one, by their text.
+    pub async fn similar(
+        &self,
+        id: &str,
+        limit: usize,
+        scope: &Scope,
+    ) -> Result<Option<Vec<SearchHit>>> {
+        let Some(text) = self.text(id, scope).await? else {
+            return Ok(self.get(id, scope).await?.map(|_| Vec::new()));
+        };
+        let index = self.inner.index.clone();
+        let (id, scope) = (id.to_string(), scope.clone());
+        let hits = self
+            .inner
+            .db
+            .run(move |conn| {
+                let mut hits = Vec::new();
+                for (hit_id, score) in index.similar(&text, &id, limit, &scope)? {
+                    if let Some(doc) = db::get_document(conn, &hit_id, &scope)? {
+                        hits.push(SearchHit {
+                            title: doc.title.unwrap_or(doc.filename),
+                            doc_type: doc.doc_type,
+                            id: hit_id,
+                            score,
+                            snippet: String::new(),
+                        });
+                    }
+                }
+                Ok(hits)
+            })
+            .await?;
+        Ok(Some(hits))
     }
 
     /// Deletes a document: row marked, index entry removed, blob removed, row
     /// removed. An interrupted delete is finished at the next start.
-    pub async fn delete(&self, id: &str) -> Result<bool> {
+    pub async fn delete(&self, id: &str, scope: &Scope, origin: &Origin) -> Result<bool> {
         let id_owned = id.to_string();
         if !self
             .ask(
                 |r| r.catalog.clone(),
                 |reply| catalog::CatalogMsg::MarkDeleting {
                     id: id_owned.clone(),
+                    scope: scope.clone(),
+                    origin: origin.clone(),
                     reply,
                 },
             )
@@ -389,11 +471,11 @@ impl Pipeline {
         {
             return Ok(false);
         }
-        self.finish_delete(id).await?;
+        self.finish_delete(id, origin).await?;
         Ok(true)
     }
 
-    async fn finish_delete(&self, id: &str) -> Result<()> {
+    async fn finish_delete(&self, id: &str, origin: &Origin) -> Result<()> {
         let owned = id.to_string();
         self.ask(
             |r| r.indexer.clone(),
@@ -409,6 +491,7 @@ impl Pipeline {
             |r| r.catalog.clone(),
             |reply| catalog::CatalogMsg::Purge {
                 id: owned.clone(),
+                origin: origin.clone(),
                 reply,
             },
         )
@@ -416,25 +499,59 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Re-admits a failed document at the stage it failed in.
-    pub async fn retry(&self, id: &str) -> Result<RetryOutcome> {
-        let Some(doc) = self.get(id).await? else {
-            return Ok(RetryOutcome::NotFound);
-        };
+    /// Re-admits a failed document of the scope at the stage it failed in.
+    pub async fn retry(&self, id: &str, scope: &Scope, origin: &Origin) -> Result<RetryOutcome> {
         let owned = id.to_string();
-        match self
-            .ask(
-                |r| r.catalog.clone(),
-                |reply| catalog::CatalogMsg::Retry {
-                    id: owned.clone(),
-                    reply,
-                },
-            )
-            .await?
-        {
-            Some(stage) => Ok(RetryOutcome::Requeued(stage)),
-            None => Ok(RetryOutcome::NotFailed(doc.stage)),
-        }
+        Ok(
+            match self
+                .ask(
+                    |r| r.catalog.clone(),
+                    |reply| catalog::CatalogMsg::Retry {
+                        id: owned.clone(),
+                        scope: scope.clone(),
+                        origin: origin.clone(),
+                        reply,
+                    },
+                )
+                .await?
+            {
+                db::RetryResult::Requeued(stage) => RetryOutcome::Requeued(stage),
+                db::RetryResult::NotFound => RetryOutcome::NotFound,
+                db::RetryResult::NotFailed(stage) => RetryOutcome::NotFailed(stage),
+            },
+        )
+    }
+
+    /// Every token ever created (revoked ones too), without secrets.
+    pub async fn tokens(&self) -> Result<Vec<TokenRow>> {
+        self.inner.db.run(db::list_tokens).await
+    }
+
+    /// Stores a token (only its hash is in `token`), recording who made it.
+    pub async fn create_token(&self, token: TokenRow, origin: &Origin) -> Result<()> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| catalog::CatalogMsg::CreateToken {
+                token: token.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
+    /// Revokes a token; false if there is none with this id or it is revoked.
+    pub async fn revoke_token(&self, id: &str, origin: &Origin) -> Result<bool> {
+        let owned = id.to_string();
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| catalog::CatalogMsg::RevokeToken {
+                id: owned.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
     }
 
     pub async fn search(
@@ -442,23 +559,25 @@ impl Pipeline {
         q: &str,
         limit: usize,
         offset: usize,
+        scope: &Scope,
     ) -> Result<SearchResults, SearchError> {
         let index = self.inner.index.clone();
         let q = q.to_string();
+        let scope = scope.clone();
         let r = self
             .inner
             .db
             .run(move |conn| {
-                let raw = match index.search(&q, limit, offset) {
+                let raw = match index.search(&q, limit, offset, &scope) {
                     Ok(r) => r,
                     Err(e) => return Ok(Err(e)),
                 };
                 let mut hits = Vec::with_capacity(raw.hits.len());
                 for (id, score) in raw.hits {
-                    let Some(doc) = db::get_document(conn, &id)? else {
+                    let Some(doc) = db::get_document(conn, &id, &scope)? else {
                         continue;
                     };
-                    let text = db::get_text(conn, &id)?.unwrap_or_default();
+                    let text = db::get_text(conn, &id, &scope)?.unwrap_or_default();
                     hits.push(SearchHit {
                         title: doc.title.unwrap_or(doc.filename),
                         doc_type: doc.doc_type,
@@ -476,11 +595,15 @@ impl Pipeline {
         r.map_err(|QueryError(m)| SearchError::Query(m))
     }
 
-    pub async fn status(&self) -> Result<Status> {
+    /// Document counts per stage in the scope. The pipeline's own figures
+    /// (actors, counters, commits) span every workspace, so they are only
+    /// given for [`Scope::All`]; other scopes see zeros there.
+    pub async fn status(&self, scope: &Scope) -> Result<Status> {
+        let owned = scope.clone();
         let counts: BTreeMap<Stage, u64> = self
             .inner
             .db
-            .run(db::stage_counts)
+            .run(move |c| db::stage_counts(c, &owned))
             .await?
             .into_iter()
             .collect();
@@ -518,7 +641,7 @@ impl Pipeline {
                 },
             );
         }
-        Ok(Status {
+        let mut status = Status {
             stages,
             actors: c.actors(),
             in_flight: c.num_in_flight.load(Relaxed),
@@ -531,7 +654,25 @@ impl Pipeline {
             parked: c.num_parked.load(Relaxed),
             leases_expired: c.num_leases_expired.load(Relaxed),
             index_docs: self.inner.index.num_docs(),
-        })
+        };
+        if *scope != Scope::All {
+            for s in status.stages.values_mut() {
+                (s.in_flight, s.processed, s.failed) = (0, 0, 0);
+            }
+            status.actors.clear();
+            status.in_flight = 0;
+            status.commits = Commits {
+                catalog: 0,
+                index: 0,
+            };
+            (
+                status.retries_scheduled,
+                status.parked,
+                status.leases_expired,
+            ) = (0, 0, 0);
+            status.index_docs = 0;
+        }
+        Ok(status)
     }
 
     /// Checks that SQLite, the index and the blob store answer.

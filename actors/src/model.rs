@@ -80,12 +80,66 @@ impl ErrorInfo {
     }
 }
 
+/// The workspace documents belong to unless an upload names another.
+pub const DEFAULT_WORKSPACE: &str = "default";
+
+/// Whether `name` is a valid workspace name: 1–64 characters of `a-z`, `0-9`,
+/// `-` and `_`, starting with a letter or digit.
+pub fn valid_workspace(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+}
+
+/// The workspaces a reader may see. Every read of the engine takes one, and
+/// the SQL and the index query filter by it, so a caller never sees, counts or
+/// finds a document outside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every workspace (admin tokens, the operator's CLI).
+    All,
+    /// These workspaces only.
+    Only(Arc<[String]>),
+}
+
+impl Scope {
+    pub fn only(workspaces: impl IntoIterator<Item = impl Into<String>>) -> Scope {
+        Scope::Only(workspaces.into_iter().map(Into::into).collect())
+    }
+
+    pub fn allows(&self, workspace: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(w) => w.iter().any(|w| w == workspace),
+        }
+    }
+
+    /// The SQL parameter of `workspace_filter`: NULL for all, else a JSON array.
+    pub fn sql_param(&self) -> Option<String> {
+        match self {
+            Scope::All => None,
+            Scope::Only(w) => Some(serde_json::to_string(&**w).unwrap_or_else(|_| "[]".into())),
+        }
+    }
+}
+
+/// Who asked for a change, for the audit trail: the token and the request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub token_id: Option<String>,
+    pub request_id: Option<String>,
+}
+
 /// One row of the `documents` table, as the API shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Document {
     #[serde(skip)]
     pub seq: i64,
     pub id: String,
+    pub workspace: String,
     pub filename: String,
     pub title: Option<String>,
     pub mime: String,
@@ -104,6 +158,7 @@ pub struct Document {
 #[derive(Clone, Debug)]
 pub struct NewDocument {
     pub id: String,
+    pub workspace: String,
     pub filename: String,
     pub title: Option<String>,
     pub mime: String,
@@ -130,6 +185,10 @@ pub struct Registered {
 pub struct DocJob {
     pub seq: i64,
     pub id: String,
+    pub workspace: String,
+    /// The request id of the upload: the correlation id of the document's
+    /// events and log lines.
+    pub request_id: Option<String>,
     pub admission: u64,
     pub stage: Stage,
     pub mime: String,

@@ -15,8 +15,10 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::gateway::Caller;
 use super::problem::Problem;
 use super::AppState;
+use docpipe_actors::model::valid_workspace;
 
 /// Past the limit we keep reading (and discarding) this much more, so that the
 /// client is still listening when the 413 arrives.
@@ -24,8 +26,16 @@ const DRAIN_AFTER_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
 pub async fn upload(
     State(app): State<AppState>,
+    caller: Caller,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Problem> {
+    let _slot = app.uploads.clone().try_acquire_owned().map_err(|_| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_uploads",
+            "the server is reading as many uploads as it may at once (server.max_concurrent_uploads); try again shortly",
+        )
+    })?;
     let mut multipart = multipart.map_err(|e| {
         Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -34,13 +44,11 @@ pub async fn upload(
         )
     })?;
     let mut staged: Vec<NewDocument> = Vec::new();
-    let mut title: Option<String> = None;
+    let mut fields = FormFields::default();
     let mut total = 0u64;
-    let result = read_parts(&app, &mut multipart, &mut staged, &mut title, &mut total).await;
+    let result = read_parts(&app, &mut multipart, &mut staged, &mut fields, &mut total).await;
     if let Err(problem) = result {
-        for d in &staged {
-            app.pipeline.discard_upload(&d.id).await;
-        }
+        discard_all(&app, &staged).await;
         if problem.status == StatusCode::PAYLOAD_TOO_LARGE {
             drain(&mut multipart, total + DRAIN_AFTER_LIMIT_BYTES).await;
         }
@@ -52,12 +60,32 @@ pub async fn upload(
             "the request has no part named \"file\"",
         ));
     }
-    if let Some(t) = title {
-        for d in &mut staged {
+    let workspace = match fields.workspace {
+        None => caller.principal.default_workspace().to_string(),
+        Some(w) if !valid_workspace(&w) => {
+            discard_all(&app, &staged).await;
+            return Err(Problem::bad_request(
+                "invalid_workspace",
+                format!("workspace {w:?} is not a valid name (a-z, 0-9, '-' and '_', at most 64)"),
+            ));
+        }
+        Some(w) if !caller.principal.may_use(&w) => {
+            discard_all(&app, &staged).await;
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "workspace_forbidden",
+                format!("this token may not upload to workspace {w:?}"),
+            ));
+        }
+        Some(w) => w,
+    };
+    for d in &mut staged {
+        d.workspace = workspace.clone();
+        if let Some(t) = &fields.title {
             d.title = Some(t.clone());
         }
     }
-    let registered = app.pipeline.register(staged).await?;
+    let registered = app.pipeline.register(staged, &caller.origin()).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "documents": registered })),
@@ -65,11 +93,24 @@ pub async fn upload(
         .into_response())
 }
 
+async fn discard_all(app: &AppState, staged: &[NewDocument]) {
+    for d in staged {
+        app.pipeline.discard_upload(&d.id).await;
+    }
+}
+
+/// The form's fields other than the files.
+#[derive(Default)]
+struct FormFields {
+    title: Option<String>,
+    workspace: Option<String>,
+}
+
 async fn read_parts(
     app: &AppState,
     multipart: &mut Multipart,
     staged: &mut Vec<NewDocument>,
-    title: &mut Option<String>,
+    fields: &mut FormFields,
     total: &mut u64,
 ) -> Result<(), Problem> {
     while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
@@ -80,6 +121,7 @@ async fn read_parts(
                 match stream_file(app, field, up, &filename, total).await {
                     Ok((mime, staged_blob)) => staged.push(NewDocument {
                         id,
+                        workspace: String::new(), // set once the whole form is read
                         filename,
                         title: None,
                         mime: mime.to_string(),
@@ -93,7 +135,11 @@ async fn read_parts(
             Some("title") => {
                 let t = field.text().await.map_err(bad_multipart)?;
                 let t: String = t.chars().filter(|c| !c.is_control()).take(1000).collect();
-                *title = Some(t.trim().to_string()).filter(|t| !t.is_empty());
+                fields.title = Some(t.trim().to_string()).filter(|t| !t.is_empty());
+            }
+            Some("workspace") => {
+                let w = field.text().await.map_err(bad_multipart)?;
+                fields.workspace = Some(w.trim().to_string()).filter(|w| !w.is_empty());
             }
             _ => {
                 // Unknown parts are read and ignored.
@@ -224,24 +270,35 @@ pub fn clean_filename(raw: &str) -> String {
 }
 
 /// The document with this id, or a 404.
-async fn find(app: &AppState, id: &str) -> Result<docpipe_actors::Document, Problem> {
+/// The document with this id in the caller's workspaces, or a 404 (also for
+/// another workspace's documents: their existence is not revealed).
+async fn find(
+    app: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<docpipe_actors::Document, Problem> {
     app.pipeline
-        .get(id)
+        .get(id, &caller.scope())
         .await?
         .ok_or_else(|| Problem::not_found("document"))
 }
 
-pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
-    let doc = find(&app, &id).await?;
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let doc = find(&app, &caller, &id).await?;
     Ok(Json(doc).into_response())
 }
 
 pub async fn text(
     State(app): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let doc = find(&app, &id).await?;
-    match app.pipeline.text(&id).await? {
+    let doc = find(&app, &caller, &id).await?;
+    match app.pipeline.text(&id, &caller.scope()).await? {
         Some(t) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t).into_response()),
         None => Err(Problem::new(
             StatusCode::CONFLICT,
@@ -256,23 +313,57 @@ pub async fn text(
 
 pub async fn events(
     State(app): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    find(&app, &id).await?;
-    Ok(Json(json!({ "events": app.pipeline.events(&id).await? })).into_response())
+    find(&app, &caller, &id).await?;
+    let events = app.pipeline.events(&id, &caller.scope()).await?;
+    Ok(Json(json!({ "events": events })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SimilarParams {
+    limit: Option<usize>,
+}
+
+pub async fn similar(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params: Result<Query<SimilarParams>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let limit = p.limit.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(Problem::bad_request(
+            "invalid_parameter",
+            "limit must be between 1 and 100",
+        ));
+    }
+    match app.pipeline.similar(&id, limit, &caller.scope()).await? {
+        Some(hits) => Ok(Json(json!({ "hits": hits })).into_response()),
+        None => Err(Problem::not_found("document")),
+    }
 }
 
 pub async fn content(
     State(app): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let doc = find(&app, &id).await?;
-    let stream = app.pipeline.content(&id).await?;
+    let doc = find(&app, &caller, &id).await?;
+    let stream = app
+        .pipeline
+        .content(&id, &caller.scope())
+        .await?
+        .ok_or_else(|| Problem::not_found("document"))?;
     let body = Body::from_stream(stream.map_err(std::io::Error::other));
     Ok((
         [
             (header::CONTENT_TYPE, doc.mime.clone()),
             (header::CONTENT_LENGTH, doc.size.to_string()),
+            // An HTML original opened from here must not run as this origin.
+            (header::CONTENT_SECURITY_POLICY, "sandbox".to_string()),
             (
                 header::CONTENT_DISPOSITION,
                 format!(
@@ -308,6 +399,7 @@ pub struct ListParams {
 
 pub async fn list(
     State(app): State<AppState>,
+    caller: Caller,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
@@ -342,6 +434,7 @@ pub async fn list(
         })?),
     };
     let filter = ListFilter {
+        scope: Some(caller.scope()),
         stage,
         doc_type: p.doc_type.filter(|t| !t.is_empty()),
         limit,
@@ -356,9 +449,14 @@ pub async fn list(
 
 pub async fn delete(
     State(app): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    if app.pipeline.delete(&id).await? {
+    if app
+        .pipeline
+        .delete(&id, &caller.scope(), &caller.origin())
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(Problem::not_found("document"))
@@ -367,9 +465,14 @@ pub async fn delete(
 
 pub async fn retry(
     State(app): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    match app.pipeline.retry(&id).await? {
+    match app
+        .pipeline
+        .retry(&id, &caller.scope(), &caller.origin())
+        .await?
+    {
         RetryOutcome::Requeued(stage) => Ok((
             StatusCode::ACCEPTED,
             Json(json!({ "id": id, "stage": stage })),

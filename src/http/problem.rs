@@ -9,6 +9,10 @@ pub struct Problem {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// Seconds, for `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
+    /// `WWW-Authenticate` (401).
+    pub challenge: Option<&'static str>,
 }
 
 impl Problem {
@@ -17,7 +21,19 @@ impl Problem {
             status,
             code,
             detail: detail.into(),
+            retry_after: (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
+            challenge: None,
         }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    pub fn challenge(mut self, value: &'static str) -> Self {
+        self.challenge = Some(value);
+        self
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -70,10 +86,16 @@ impl IntoResponse for Problem {
             body.to_string(),
         )
             .into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        if let Some(c) = self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(c),
+            );
         }
         response
     }

@@ -13,6 +13,10 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_docpipe");
 
+/// The admin token every test server accepts (`DOCPIPE_ADMIN_TOKEN`); the
+/// harness's client sends it unless a request sets its own.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 /// Test settings: quick commits and retries, real fsync and SQLite FULL.
 pub const FAST_CONFIG: &str = r#"
 [index]
@@ -26,6 +30,8 @@ max_backoff_ms = 200
 pub struct Server {
     child: Option<Child>,
     pub base: String,
+    /// What the server printed as its first admin token, if it made one.
+    pub first_token: Option<String>,
     pub data_dir: PathBuf,
     pub config_path: PathBuf,
     env: Vec<(String, String)>,
@@ -34,11 +40,20 @@ pub struct Server {
 impl Server {
     /// Starts docpipe on a fresh port with `config` (TOML) and extra env vars.
     pub fn start(data_dir: &Path, config: &str, env: &[(&str, &str)]) -> Server {
+        let mut env = env.to_vec();
+        env.push(("DOCPIPE_ADMIN_TOKEN", ADMIN_TOKEN));
+        Self::start_plain(data_dir, config, &env)
+    }
+
+    /// Like [`Server::start`], without the test admin token: the server makes
+    /// its own on first start.
+    pub fn start_plain(data_dir: &Path, config: &str, env: &[(&str, &str)]) -> Server {
         let config_path = data_dir.with_extension("toml");
         std::fs::write(&config_path, config).expect("write config");
         let mut s = Server {
             child: None,
             base: String::new(),
+            first_token: None,
             data_dir: data_dir.to_path_buf(),
             config_path,
             env: env
@@ -70,15 +85,22 @@ impl Server {
         }
         let mut child = cmd.spawn().expect("start docpipe");
         let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let base = line
-            .trim()
-            .strip_prefix("docpipe listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from docpipe: {line:?}"))
-            .to_string();
+        let mut reader = BufReader::new(stdout);
+        let base = loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).expect("read docpipe's output");
+            assert!(n > 0, "docpipe exited before it listened");
+            if let Some(b) = line.trim().strip_prefix("docpipe listening on ") {
+                break b.to_string();
+            }
+            if let Some((_, t)) = line.trim().rsplit_once(": ") {
+                if line.starts_with("created the first admin token") {
+                    self.first_token = Some(t.to_string());
+                    continue;
+                }
+            }
+            panic!("unexpected line from docpipe: {line:?}");
+        };
         self.base = base;
         self.child = Some(child);
         wait_until(Duration::from_secs(30), "server ready", || {
@@ -172,11 +194,23 @@ pub mod reqwest {
     fn client() -> &'static Client {
         static C: OnceLock<Client> = OnceLock::new();
         C.get_or_init(|| {
+            let mut h = header::HeaderMap::new();
+            h.insert(
+                header::AUTHORIZATION,
+                format!("Bearer {}", super::ADMIN_TOKEN).parse().unwrap(),
+            );
             Client::builder()
                 .pool_max_idle_per_host(32)
+                .default_headers(h)
                 .build()
                 .unwrap()
         })
+    }
+
+    /// A client that sends no token unless a request adds one.
+    pub fn anon_client() -> Client {
+        static C: OnceLock<Client> = OnceLock::new();
+        C.get_or_init(|| Client::builder().build().unwrap()).clone()
     }
 
     pub fn run<F: std::future::Future>(f: F) -> F::Output {

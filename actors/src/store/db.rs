@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
-use crate::model::{format_ms, Document, ErrorInfo, NewDocument, Stage};
+use crate::model::{format_ms, Document, ErrorInfo, NewDocument, Origin, Scope, Stage};
 
 /// Versioned migrations; `PRAGMA user_version` records how many have run.
 /// Append only: never edit a migration that has shipped.
@@ -58,7 +58,68 @@ CREATE TABLE originals (
     bytes BLOB NOT NULL
 );
 "#,
+    // Workspaces (duplicates are per workspace, so that an upload never learns
+    // of another workspace's documents), the upload's request id as the
+    // correlation id, the audit columns of events, and API tokens. The
+    // documents table is rebuilt (SQLite cannot drop a UNIQUE constraint);
+    // foreign keys are off while migrations run.
+    r#"
+CREATE TABLE documents_v3 (
+    seq           INTEGER PRIMARY KEY,
+    id            TEXT NOT NULL UNIQUE,
+    workspace     TEXT NOT NULL,
+    filename      TEXT NOT NULL,
+    title         TEXT,
+    mime          TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    sha256        TEXT NOT NULL,
+    stage         TEXT NOT NULL,
+    failed_stage  TEXT,
+    doc_type      TEXT,
+    confidence    REAL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    retry_at      INTEGER,
+    error_code    TEXT,
+    error_message TEXT,
+    request_id    TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    UNIQUE (workspace, sha256)
+);
+INSERT INTO documents_v3 (seq, id, workspace, filename, title, mime, size, sha256, stage, failed_stage,
+    doc_type, confidence, attempts, retry_at, error_code, error_message, created_at, updated_at)
+  SELECT seq, id, 'default', filename, title, mime, size, sha256, stage, failed_stage,
+    doc_type, confidence, attempts, retry_at, error_code, error_message, created_at, updated_at
+  FROM documents;
+DROP TABLE documents;
+ALTER TABLE documents_v3 RENAME TO documents;
+CREATE INDEX documents_active ON documents(seq) WHERE stage IN ('queued', 'extracted', 'classified');
+CREATE INDEX documents_stage ON documents(stage, seq);
+CREATE INDEX documents_type ON documents(doc_type, seq);
+CREATE INDEX documents_workspace ON documents(workspace, seq);
+ALTER TABLE events ADD COLUMN workspace TEXT;
+ALTER TABLE events ADD COLUMN token_id TEXT;
+ALTER TABLE events ADD COLUMN request_id TEXT;
+UPDATE events SET workspace = 'default' WHERE doc_id IS NOT NULL;
+CREATE INDEX events_audit ON events(at) WHERE token_id IS NOT NULL;
+CREATE TABLE tokens (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    workspaces TEXT NOT NULL,
+    prefix     TEXT NOT NULL,
+    hash       TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+"#,
 ];
+
+/// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is
+/// bound to [`Scope::sql_param`] (NULL: every workspace).
+fn workspace_filter(col: &str, n: usize) -> String {
+    format!("(?{n} IS NULL OR {col} IN (SELECT value FROM json_each(?{n})))")
+}
 
 pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("catalog.sqlite")
@@ -82,6 +143,13 @@ pub fn open_writer(path: &Path, synchronous: &str) -> Result<Connection> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let r = run_migrations(conn);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    r
+}
+
+fn run_migrations(conn: &mut Connection) -> Result<()> {
     let version = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
     if version > MIGRATIONS.len() {
         anyhow::bail!(
@@ -93,6 +161,16 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)
             .with_context(|| format!("migration {} failed", i + 1))?;
+        let broken: i64 =
+            tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            anyhow::bail!(
+                "migration {} left {broken} rows with dangling references",
+                i + 1
+            );
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
@@ -165,7 +243,7 @@ impl ReadPool {
 
 const DOC_COLUMNS: &str =
     "seq, id, filename, title, mime, size, sha256, stage, doc_type, confidence, \
-     created_at, updated_at, attempts, error_code, error_message";
+     created_at, updated_at, attempts, error_code, error_message, workspace";
 
 fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
     let stage: String = r.get(7)?;
@@ -174,6 +252,7 @@ fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
     Ok(Document {
         seq: r.get(0)?,
         id: r.get(1)?,
+        workspace: r.get(15)?,
         filename: r.get(2)?,
         title: r.get(3)?,
         mime: r.get(4)?,
@@ -192,20 +271,25 @@ fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
     })
 }
 
-/// A visible document by id (`deleting` ones are gone already, as far as users are concerned).
-pub fn get_document(conn: &Connection, id: &str) -> Result<Option<Document>> {
-    let sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1 AND stage != 'deleting'");
+/// A visible document by id, if it is in the scope (`deleting` ones are gone
+/// already, as far as users are concerned).
+pub fn get_document(conn: &Connection, id: &str, scope: &Scope) -> Result<Option<Document>> {
+    let sql = format!(
+        "SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1 AND stage != 'deleting' AND {}",
+        workspace_filter("workspace", 2)
+    );
     Ok(conn
         .prepare_cached(&sql)?
-        .query_row([id], doc_from_row)
+        .query_row(params![id, scope.sql_param()], doc_from_row)
         .optional()?)
 }
 
-pub fn get_by_sha(conn: &Connection, sha256: &str) -> Result<Option<Document>> {
-    let sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE sha256 = ?1");
+/// The document of this workspace with these bytes, if there is one.
+pub fn get_by_sha(conn: &Connection, workspace: &str, sha256: &str) -> Result<Option<Document>> {
+    let sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE workspace = ?1 AND sha256 = ?2");
     Ok(conn
         .prepare_cached(&sql)?
-        .query_row([sha256], doc_from_row)
+        .query_row([workspace, sha256], doc_from_row)
         .optional()?)
 }
 
@@ -216,10 +300,15 @@ pub fn exists_id(conn: &Connection, id: &str) -> Result<bool> {
         .is_some())
 }
 
-pub fn get_text(conn: &Connection, id: &str) -> Result<Option<String>> {
+pub fn get_text(conn: &Connection, id: &str, scope: &Scope) -> Result<Option<String>> {
+    let sql = format!(
+        "SELECT t.text FROM texts t JOIN documents d ON d.seq = t.seq \
+         WHERE d.id = ?1 AND d.stage != 'deleting' AND {}",
+        workspace_filter("d.workspace", 2)
+    );
     Ok(conn
-        .prepare_cached("SELECT t.text FROM texts t JOIN documents d ON d.seq = t.seq WHERE d.id = ?1 AND d.stage != 'deleting'")?
-        .query_row([id], |r| r.get(0))
+        .prepare_cached(&sql)?
+        .query_row(params![id, scope.sql_param()], |r| r.get(0))
         .optional()?)
 }
 
@@ -242,6 +331,7 @@ pub fn get_text_by_seq(conn: &Connection, seq: i64) -> Result<Option<String>> {
 
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
+    pub scope: Option<Scope>,
     pub stage: Option<Stage>,
     pub doc_type: Option<String>,
     pub limit: usize,
@@ -253,6 +343,10 @@ pub struct ListFilter {
 pub fn list_documents(conn: &Connection, f: &ListFilter) -> Result<(Vec<Document>, Option<i64>)> {
     let mut sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE stage != 'deleting'");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(Scope::Only(w)) = &f.scope {
+        sql.push_str(" AND workspace IN (SELECT value FROM json_each(?))");
+        args.push(serde_json::to_string(&**w)?.into());
+    }
     if let Some(stage) = f.stage {
         sql.push_str(" AND stage = ?");
         args.push(stage.as_str().to_string().into());
@@ -280,10 +374,15 @@ pub fn list_documents(conn: &Connection, f: &ListFilter) -> Result<(Vec<Document
     Ok((docs, next))
 }
 
-/// Number of documents per stage.
-pub fn stage_counts(conn: &Connection) -> Result<Vec<(Stage, u64)>> {
-    let mut stmt = conn.prepare("SELECT stage, COUNT(*) FROM documents GROUP BY stage")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+/// Number of documents per stage, in the scope.
+pub fn stage_counts(conn: &Connection, scope: &Scope) -> Result<Vec<(Stage, u64)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT stage, COUNT(*) FROM documents WHERE {} GROUP BY stage",
+        workspace_filter("workspace", 1)
+    ))?;
+    let rows = stmt.query_map([scope.sql_param()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (s, n) = row?;
@@ -299,6 +398,8 @@ pub fn stage_counts(conn: &Connection) -> Result<Vec<(Stage, u64)>> {
 pub struct Pending {
     pub seq: i64,
     pub id: String,
+    pub workspace: String,
+    pub request_id: Option<String>,
     pub stage: Stage,
     pub mime: String,
     pub filename: String,
@@ -321,7 +422,7 @@ pub fn ready_documents_after(
     limit: usize,
 ) -> Result<Vec<Pending>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, id, stage, mime, filename, title, attempts, doc_type, confidence FROM documents
+        "SELECT seq, id, stage, mime, filename, title, attempts, doc_type, confidence, workspace, request_id FROM documents
          WHERE stage IN ('queued', 'extracted', 'classified') AND seq > ?1 AND (retry_at IS NULL OR retry_at <= ?2)
          ORDER BY seq LIMIT ?3",
     )?;
@@ -337,9 +438,21 @@ pub fn ready_documents_after(
             attempts: r.get::<_, i64>(6)? as u32,
             doc_type: r.get(7)?,
             confidence: r.get::<_, Option<f64>>(8)?.map(|c| c as f32),
+            workspace: r.get(9)?,
+            request_id: r.get(10)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Sends every indexed document back to `classified`, so that the pipeline
+/// indexes it again from its stored text (after the index was rebuilt).
+/// Run at start, before the Catalog exists. Returns how many.
+pub fn requeue_indexed(conn: &Connection) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE documents SET stage = 'classified' WHERE stage = 'indexed'",
+        [],
+    )?)
 }
 
 /// The earliest pending retry time, if any document waits for one.
@@ -362,25 +475,96 @@ pub fn deleting_ids(conn: &Connection) -> Result<Vec<String>> {
 pub struct Event {
     pub seq: i64,
     pub doc_id: Option<String>,
+    pub workspace: Option<String>,
     pub kind: String,
     pub stage: Option<String>,
     pub detail: Option<serde_json::Value>,
+    pub token_id: Option<String>,
+    pub request_id: Option<String>,
     pub at: String,
 }
 
-pub fn events_for(conn: &Connection, doc_id: &str) -> Result<Vec<Event>> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, doc_id, kind, stage, detail, at FROM events WHERE doc_id = ?1 ORDER BY seq",
+const EVENT_COLUMNS: &str = "seq, doc_id, workspace, kind, stage, detail, token_id, request_id, at";
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    let detail: Option<String> = r.get(5)?;
+    Ok(Event {
+        seq: r.get(0)?,
+        doc_id: r.get(1)?,
+        workspace: r.get(2)?,
+        kind: r.get(3)?,
+        stage: r.get(4)?,
+        detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+        token_id: r.get(6)?,
+        request_id: r.get(7)?,
+        at: format_ms(r.get(8)?),
+    })
+}
+
+/// A document's events, oldest first, if the document is in the scope.
+pub fn events_for(conn: &Connection, doc_id: &str, scope: &Scope) -> Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE doc_id = ?1 AND {} ORDER BY seq",
+        workspace_filter("workspace", 2)
+    ))?;
+    let rows = stmt.query_map(params![doc_id, scope.sql_param()], event_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The audit trail: events of actions taken with a token, oldest first, from
+/// `since` (ms) on, optionally of one workspace, after the event `after_seq`.
+pub fn audit_events(
+    conn: &Connection,
+    workspace: Option<&str>,
+    since_ms: Option<i64>,
+    after_seq: Option<i64>,
+    limit: usize,
+) -> Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE token_id IS NOT NULL
+         AND at >= ?1 AND seq > ?2 AND (?3 IS NULL OR workspace = ?3) ORDER BY seq LIMIT ?4"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            since_ms.unwrap_or(0),
+            after_seq.unwrap_or(0),
+            workspace,
+            limit as i64
+        ],
+        event_from_row,
     )?;
-    let rows = stmt.query_map([doc_id], |r| {
-        let detail: Option<String> = r.get(4)?;
-        Ok(Event {
-            seq: r.get(0)?,
-            doc_id: r.get(1)?,
-            kind: r.get(2)?,
-            stage: r.get(3)?,
-            detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
-            at: format_ms(r.get(5)?),
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// An API token as stored: the secret itself is never kept, only its hash.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub workspaces: Vec<String>,
+    pub prefix: String,
+    #[serde(skip)]
+    pub hash: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+pub fn list_tokens(conn: &Connection) -> Result<Vec<TokenRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, role, workspaces, prefix, hash, created_at, revoked_at FROM tokens ORDER BY created_at, id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let ws: String = r.get(3)?;
+        Ok(TokenRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            role: r.get(2)?,
+            workspaces: serde_json::from_str(&ws).unwrap_or_default(),
+            prefix: r.get(4)?,
+            hash: r.get(5)?,
+            created_at: format_ms(r.get(6)?),
+            revoked_at: r.get::<_, Option<i64>>(7)?.map(format_ms),
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -388,22 +572,79 @@ pub fn events_for(conn: &Connection, doc_id: &str) -> Result<Vec<Event>> {
 
 // ---------------------------------------------------------------- writes (Catalog only)
 
-pub fn write_event(
-    tx: &Transaction<'_>,
-    doc_id: &str,
-    kind: &str,
-    stage: Option<Stage>,
-    detail: Option<&serde_json::Value>,
-    now: i64,
-) -> Result<()> {
+/// One row for the `events` table.
+pub struct NewEvent<'a> {
+    pub doc_id: Option<&'a str>,
+    pub workspace: Option<&'a str>,
+    pub kind: &'a str,
+    pub stage: Option<Stage>,
+    pub detail: Option<serde_json::Value>,
+    pub token_id: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> NewEvent<'a> {
+    /// An event of a document's pipeline, correlated with its upload request.
+    pub fn pipeline(
+        doc_id: &'a str,
+        workspace: &'a str,
+        request_id: Option<&'a str>,
+        kind: &'a str,
+        stage: Option<Stage>,
+    ) -> Self {
+        NewEvent {
+            doc_id: Some(doc_id),
+            workspace: Some(workspace),
+            kind,
+            stage,
+            detail: None,
+            token_id: None,
+            request_id,
+        }
+    }
+
+    /// An action someone took (the audit trail).
+    pub fn action(origin: &'a Origin, kind: &'a str, workspace: Option<&'a str>) -> Self {
+        NewEvent {
+            doc_id: None,
+            workspace,
+            kind,
+            stage: None,
+            detail: None,
+            token_id: origin.token_id.as_deref(),
+            request_id: origin.request_id.as_deref(),
+        }
+    }
+
+    pub fn doc(mut self, doc_id: &'a str) -> Self {
+        self.doc_id = Some(doc_id);
+        self
+    }
+
+    pub fn stage(mut self, stage: Stage) -> Self {
+        self.stage = Some(stage);
+        self
+    }
+
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+pub fn write_event(tx: &Transaction<'_>, e: &NewEvent<'_>, now: i64) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO events (doc_id, kind, stage, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO events (doc_id, workspace, kind, stage, detail, token_id, request_id, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
-        doc_id,
-        kind,
-        stage.map(|s| s.as_str()),
-        detail.map(|d| d.to_string()),
+        e.doc_id,
+        e.workspace,
+        e.kind,
+        e.stage.map(|s| s.as_str()),
+        e.detail.as_ref().map(|d| d.to_string()),
+        e.token_id,
+        e.request_id,
         now
     ])?;
     Ok(())
@@ -414,28 +655,41 @@ pub enum Inserted {
     Duplicate(Box<Document>),
 }
 
-/// Inserts a new document in `queued`, unless one with the same bytes exists.
-pub fn write_insert(tx: &Transaction<'_>, d: &NewDocument, now: i64) -> Result<Inserted> {
-    if let Some(existing) = get_by_sha(tx, &d.sha256)? {
+/// Inserts a new document in `queued`, unless its workspace has one with the
+/// same bytes.
+pub fn write_insert(
+    tx: &Transaction<'_>,
+    d: &NewDocument,
+    origin: &Origin,
+    now: i64,
+) -> Result<Inserted> {
+    if let Some(existing) = get_by_sha(tx, &d.workspace, &d.sha256)? {
         return Ok(Inserted::Duplicate(Box::new(existing)));
     }
     tx.prepare_cached(
-        "INSERT INTO documents (id, filename, title, mime, size, sha256, stage, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
+        "INSERT INTO documents (id, workspace, filename, title, mime, size, sha256, stage, request_id, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9)",
     )?
-    .execute(params![d.id, d.filename, d.title, d.mime, d.size as i64, d.sha256, now])?;
+    .execute(params![
+        d.id,
+        d.workspace,
+        d.filename,
+        d.title,
+        d.mime,
+        d.size as i64,
+        d.sha256,
+        origin.request_id,
+        now
+    ])?;
     if let Some(bytes) = &d.inline {
         tx.prepare_cached("INSERT INTO originals (seq, bytes) VALUES (?1, ?2)")?
             .execute(params![tx.last_insert_rowid(), &bytes[..]])?;
     }
-    write_event(
-        tx,
-        &d.id,
-        "uploaded",
-        Some(Stage::Queued),
-        Some(&serde_json::json!({"filename": d.filename, "size": d.size, "sha256": d.sha256})),
-        now,
-    )?;
+    let ev = NewEvent::action(origin, "uploaded", Some(&d.workspace))
+        .doc(&d.id)
+        .stage(Stage::Queued)
+        .detail(serde_json::json!({"filename": d.filename, "size": d.size, "sha256": d.sha256}));
+    write_event(tx, &ev, now)?;
     Ok(Inserted::New)
 }
 
@@ -510,49 +764,133 @@ pub fn write_failure(
     Ok(n == 1)
 }
 
+/// The seq and workspace of a document in the scope (any stage but `deleting`).
+fn find_in_scope(tx: &Transaction<'_>, id: &str, scope: &Scope) -> Result<Option<(i64, String)>> {
+    let sql = format!(
+        "SELECT seq, workspace FROM documents WHERE id = ?1 AND stage != 'deleting' AND {}",
+        workspace_filter("workspace", 2)
+    );
+    Ok(tx
+        .prepare_cached(&sql)?
+        .query_row(params![id, scope.sql_param()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?)
+}
+
+#[derive(Debug)]
+pub enum RetryResult {
+    Requeued(Stage),
+    NotFound,
+    NotFailed(Stage),
+}
+
 /// Puts a failed document back at the stage it failed in, with fresh attempts.
-pub fn write_retry(tx: &Transaction<'_>, id: &str, now: i64) -> Result<Option<Stage>> {
-    let row: Option<(i64, Option<String>)> = tx
-        .query_row(
-            "SELECT seq, failed_stage FROM documents WHERE id = ?1 AND stage = 'failed'",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((seq, failed_stage)) = row else {
-        return Ok(None);
+pub fn write_retry(
+    tx: &Transaction<'_>,
+    id: &str,
+    scope: &Scope,
+    origin: &Origin,
+    now: i64,
+) -> Result<RetryResult> {
+    let Some((seq, workspace)) = find_in_scope(tx, id, scope)? else {
+        return Ok(RetryResult::NotFound);
     };
-    let stage = failed_stage
+    let (stage, failed_stage): (String, Option<String>) = tx.query_row(
+        "SELECT stage, failed_stage FROM documents WHERE seq = ?1",
+        [seq],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let stage = Stage::parse(&stage).unwrap_or(Stage::Failed);
+    if stage != Stage::Failed {
+        return Ok(RetryResult::NotFailed(stage));
+    }
+    let to = failed_stage
         .as_deref()
         .and_then(Stage::parse)
         .unwrap_or(Stage::Queued);
     tx.execute(
         "UPDATE documents SET stage = ?2, failed_stage = NULL, attempts = 0, retry_at = NULL,
          error_code = NULL, error_message = NULL, updated_at = ?3 WHERE seq = ?1",
-        params![seq, stage.as_str(), now],
+        params![seq, to.as_str(), now],
     )?;
-    write_event(tx, id, "retried", Some(stage), None, now)?;
-    Ok(Some(stage))
+    let ev = NewEvent::action(origin, "retried", Some(&workspace))
+        .doc(id)
+        .stage(to);
+    write_event(tx, &ev, now)?;
+    Ok(RetryResult::Requeued(to))
 }
 
-pub fn write_mark_deleting(tx: &Transaction<'_>, id: &str, now: i64) -> Result<bool> {
-    let n = tx.execute(
-        "UPDATE documents SET stage = 'deleting', updated_at = ?2 WHERE id = ?1",
-        params![id, now],
+/// Marks a document of the scope for deletion; false if there is none.
+pub fn write_mark_deleting(
+    tx: &Transaction<'_>,
+    id: &str,
+    scope: &Scope,
+    origin: &Origin,
+    now: i64,
+) -> Result<bool> {
+    let Some((seq, workspace)) = find_in_scope(tx, id, scope)? else {
+        return Ok(false);
+    };
+    tx.execute(
+        "UPDATE documents SET stage = 'deleting', updated_at = ?2 WHERE seq = ?1",
+        params![seq, now],
     )?;
-    if n == 1 {
-        write_event(tx, id, "delete_requested", Some(Stage::Deleting), None, now)?;
-    }
-    Ok(n == 1)
+    let ev = NewEvent::action(origin, "delete_requested", Some(&workspace))
+        .doc(id)
+        .stage(Stage::Deleting);
+    write_event(tx, &ev, now)?;
+    Ok(true)
 }
 
-pub fn write_purge(tx: &Transaction<'_>, id: &str, now: i64) -> Result<bool> {
-    let n = tx.execute(
+pub fn write_purge(tx: &Transaction<'_>, id: &str, origin: &Origin, now: i64) -> Result<bool> {
+    let workspace: Option<String> = tx
+        .query_row(
+            "SELECT workspace FROM documents WHERE id = ?1 AND stage = 'deleting'",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(workspace) = workspace else {
+        return Ok(false);
+    };
+    tx.execute(
         "DELETE FROM documents WHERE id = ?1 AND stage = 'deleting'",
         [id],
     )?;
+    let ev = NewEvent::action(origin, "deleted", Some(&workspace)).doc(id);
+    write_event(tx, &ev, now)?;
+    Ok(true)
+}
+
+/// Stores a new token (its hash) and records who created it.
+pub fn write_token(tx: &Transaction<'_>, t: &TokenRow, origin: &Origin, now: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO tokens (id, name, role, workspaces, prefix, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![t.id, t.name, t.role, serde_json::to_string(&t.workspaces)?, t.prefix, t.hash, now],
+    )?;
+    let ev = NewEvent::action(origin, "token_created", None).detail(serde_json::json!({
+        "id": t.id, "name": t.name, "role": t.role, "workspaces": t.workspaces, "prefix": t.prefix
+    }));
+    write_event(tx, &ev, now)?;
+    Ok(())
+}
+
+/// Revokes a token; false if there is no such token or it is revoked already.
+pub fn write_revoke_token(
+    tx: &Transaction<'_>,
+    id: &str,
+    origin: &Origin,
+    now: i64,
+) -> Result<bool> {
+    let n = tx.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, now],
+    )?;
     if n == 1 {
-        write_event(tx, id, "deleted", None, None, now)?;
+        let ev =
+            NewEvent::action(origin, "token_revoked", None).detail(serde_json::json!({"id": id}));
+        write_event(tx, &ev, now)?;
     }
     Ok(n == 1)
 }
@@ -564,6 +902,7 @@ mod tests {
     fn new_doc(id: &str, sha: &str) -> NewDocument {
         NewDocument {
             id: id.into(),
+            workspace: "default".into(),
             filename: format!("{id}.txt"),
             title: None,
             mime: "text/plain".into(),
@@ -571,6 +910,113 @@ mod tests {
             sha256: sha.into(),
             inline: Some(bytes::Bytes::from_static(b"abc")),
         }
+    }
+
+    fn o() -> Origin {
+        Origin {
+            token_id: Some("tok".into()),
+            request_id: Some("req".into()),
+        }
+    }
+
+    #[test]
+    fn workspaces_scope_reads_and_dedup() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open_writer(&dir.path().join("c.sqlite"), "normal").unwrap();
+        let tx = conn.transaction().unwrap();
+        let mut b = new_doc("b", "s1");
+        b.workspace = "acme".into();
+        write_insert(&tx, &new_doc("a", "s1"), &o(), 1).unwrap();
+        // The same bytes in another workspace are a new document there.
+        assert!(matches!(
+            write_insert(&tx, &b, &o(), 2).unwrap(),
+            Inserted::New
+        ));
+        tx.commit().unwrap();
+        let acme = Scope::only(["acme"]);
+        assert!(get_document(&conn, "a", &acme).unwrap().is_none());
+        assert_eq!(
+            get_document(&conn, "b", &acme).unwrap().unwrap().workspace,
+            "acme"
+        );
+        assert!(events_for(&conn, "a", &acme).unwrap().is_empty());
+        let ev = events_for(&conn, "b", &acme).unwrap();
+        assert_eq!(ev[0].kind, "uploaded");
+        assert_eq!(ev[0].token_id.as_deref(), Some("tok"));
+        assert_eq!(ev[0].request_id.as_deref(), Some("req"));
+        let f = ListFilter {
+            scope: Some(acme.clone()),
+            limit: 10,
+            ..Default::default()
+        };
+        let ids: Vec<_> = list_documents(&conn, &f)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(ids, ["b"]);
+        assert_eq!(stage_counts(&conn, &acme).unwrap(), [(Stage::Queued, 1)]);
+        assert_eq!(
+            stage_counts(&conn, &Scope::All).unwrap(),
+            [(Stage::Queued, 2)]
+        );
+        assert_eq!(
+            audit_events(&conn, Some("acme"), None, None, 10)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(audit_events(&conn, None, None, None, 10).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn migration_3_keeps_every_row_and_puts_it_in_the_default_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[1]).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO documents (seq, id, filename, mime, size, sha256, stage, created_at, updated_at)
+                   VALUES (7, 'old', 'old.txt', 'text/plain', 3, 'sha', 'indexed', 1, 1);
+                 INSERT INTO texts (seq, text) VALUES (7, 'old text');
+                 INSERT INTO originals (seq, bytes) VALUES (7, x'616263');
+                 INSERT INTO events (doc_id, kind, at) VALUES ('old', 'uploaded', 1);",
+            )
+            .unwrap();
+        }
+        let conn = open_writer(&path, "full").unwrap();
+        let d = get_document(&conn, "old", &Scope::only(["default"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (d.seq, d.stage, d.workspace.as_str()),
+            (7, Stage::Indexed, "default")
+        );
+        assert_eq!(
+            get_text(&conn, "old", &Scope::All).unwrap().as_deref(),
+            Some("old text")
+        );
+        assert_eq!(
+            get_inline_original(&conn, "old").unwrap().as_deref(),
+            Some(&b"abc"[..])
+        );
+        assert_eq!(
+            events_for(&conn, "old", &Scope::only(["default"]))
+                .unwrap()
+                .len(),
+            1
+        );
+        // The foreign keys survived the rebuild: deleting cascades.
+        conn.execute("DELETE FROM documents WHERE seq = 7", [])
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM texts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]
@@ -591,14 +1037,14 @@ mod tests {
         let mut conn = open_writer(&dir.path().join("c.sqlite"), "normal").unwrap();
         let tx = conn.transaction().unwrap();
         assert!(matches!(
-            write_insert(&tx, &new_doc("a", "s1"), 1).unwrap(),
+            write_insert(&tx, &new_doc("a", "s1"), &o(), 1).unwrap(),
             Inserted::New
         ));
-        match write_insert(&tx, &new_doc("b", "s1"), 2).unwrap() {
+        match write_insert(&tx, &new_doc("b", "s1"), &o(), 2).unwrap() {
             Inserted::Duplicate(d) => assert_eq!(d.id, "a"),
             Inserted::New => panic!("same sha inserted twice"),
         }
-        let seq = get_document(&tx, "a").unwrap().unwrap().seq;
+        let seq = get_document(&tx, "a", &Scope::All).unwrap().unwrap().seq;
         assert_eq!(
             get_inline_original(&tx, "a").unwrap().as_deref(),
             Some(&b"abc"[..])
@@ -608,7 +1054,10 @@ mod tests {
         assert!(!write_advance(&tx, seq, Stage::Queued, Stage::Extracted, 4).unwrap());
         tx.commit().unwrap();
         assert_eq!(
-            get_document(&conn, "a").unwrap().unwrap().stage,
+            get_document(&conn, "a", &Scope::All)
+                .unwrap()
+                .unwrap()
+                .stage,
             Stage::Extracted
         );
     }
@@ -618,8 +1067,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = open_writer(&dir.path().join("c.sqlite"), "normal").unwrap();
         let tx = conn.transaction().unwrap();
-        write_insert(&tx, &new_doc("a", "s1"), 1).unwrap();
-        let seq = get_document(&tx, "a").unwrap().unwrap().seq;
+        write_insert(&tx, &new_doc("a", "s1"), &o(), 1).unwrap();
+        let seq = get_document(&tx, "a", &Scope::All).unwrap().unwrap().seq;
         let err = ErrorInfo::new("timeout", "parser took too long");
         assert!(write_failure(&tx, seq, Stage::Queued, 1, Some(100), &err, 2).unwrap());
         assert_eq!(
@@ -630,11 +1079,18 @@ mod tests {
         assert_eq!(ready_documents(&tx, 100, 10).unwrap().len(), 1);
         assert_eq!(earliest_retry(&tx).unwrap(), Some(100));
         assert!(write_failure(&tx, seq, Stage::Queued, 2, None, &err, 3).unwrap());
-        let d = get_document(&tx, "a").unwrap().unwrap();
+        let d = get_document(&tx, "a", &Scope::All).unwrap().unwrap();
         assert_eq!((d.stage, d.attempts), (Stage::Failed, 2));
         assert_eq!(d.error, Some(err));
-        assert_eq!(write_retry(&tx, "a", 4).unwrap(), Some(Stage::Queued));
-        let d = get_document(&tx, "a").unwrap().unwrap();
+        assert!(matches!(
+            write_retry(&tx, "a", &Scope::only(["elsewhere"]), &o(), 4).unwrap(),
+            RetryResult::NotFound
+        ));
+        assert!(matches!(
+            write_retry(&tx, "a", &Scope::All, &o(), 4).unwrap(),
+            RetryResult::Requeued(Stage::Queued)
+        ));
+        let d = get_document(&tx, "a", &Scope::All).unwrap().unwrap();
         assert_eq!((d.stage, d.attempts, d.error), (Stage::Queued, 0, None));
     }
 
@@ -644,7 +1100,7 @@ mod tests {
         let mut conn = open_writer(&dir.path().join("c.sqlite"), "normal").unwrap();
         let tx = conn.transaction().unwrap();
         for i in 0..5 {
-            write_insert(&tx, &new_doc(&format!("d{i}"), &format!("s{i}")), i).unwrap();
+            write_insert(&tx, &new_doc(&format!("d{i}"), &format!("s{i}")), &o(), i).unwrap();
         }
         tx.commit().unwrap();
         let mut f = ListFilter {

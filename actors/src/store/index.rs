@@ -6,8 +6,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::QueryParser;
-use tantivy::schema::{Field, Schema, Value, STORED, STRING, TEXT};
+use tantivy::query::{BooleanQuery, MoreLikeThisQuery, Occur, Query, QueryParser, TermSetQuery};
+use tantivy::schema::{Field, OwnedValue, Schema, Value, STORED, STRING, TEXT};
+
+use crate::model::Scope;
 use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
 #[derive(Clone, Copy, Debug)]
@@ -17,6 +19,7 @@ pub struct Fields {
     pub filename: Field,
     pub body: Field,
     pub doc_type: Field,
+    pub workspace: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -27,6 +30,7 @@ fn schema() -> (Schema, Fields) {
         filename: b.add_text_field("filename", TEXT),
         body: b.add_text_field("body", TEXT),
         doc_type: b.add_text_field("doc_type", STRING),
+        workspace: b.add_text_field("workspace", STRING),
     };
     (b.build(), fields)
 }
@@ -41,10 +45,33 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
+    /// Opens the index, or creates it. An index written with another schema
+    /// (an older docpipe) is set aside and a new one created: `rebuilt` says
+    /// so, and the caller sends the documents through indexing again, from the
+    /// text SQLite keeps.
     pub fn open(dir: &Path) -> Result<Self> {
+        Ok(Self::open_or_rebuild(dir)?.0)
+    }
+
+    pub fn open_or_rebuild(dir: &Path) -> Result<(Self, bool)> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create index directory {}", dir.display()))?;
         let (schema, fields) = schema();
+        let mut rebuilt = false;
+        if dir.join("meta.json").exists() {
+            let old = Index::open_in_dir(dir).context("cannot open the search index")?;
+            if old.schema() != schema {
+                drop(old);
+                let aside = dir.with_extension("old");
+                let _ = std::fs::remove_dir_all(&aside);
+                std::fs::rename(dir, &aside).with_context(|| {
+                    format!("cannot move the outdated index to {}", aside.display())
+                })?;
+                std::fs::create_dir_all(dir)?;
+                std::fs::remove_dir_all(&aside)?;
+                rebuilt = true;
+            }
+        }
         let mmap = tantivy::directory::MmapDirectory::open(dir)
             .with_context(|| format!("cannot open index directory {}", dir.display()))?;
         let index = Index::open_or_create(mmap, schema).context("cannot open the search index")?;
@@ -53,11 +80,14 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .context("cannot open an index reader")?;
-        Ok(SearchIndex {
-            index,
-            reader,
-            fields,
-        })
+        Ok((
+            SearchIndex {
+                index,
+                reader,
+                fields,
+            },
+            rebuilt,
+        ))
     }
 
     pub fn id_term(&self, id: &str) -> Term {
@@ -67,6 +97,7 @@ impl SearchIndex {
     pub fn make_doc(
         &self,
         id: &str,
+        workspace: &str,
         title: &str,
         filename: &str,
         body: &str,
@@ -75,6 +106,7 @@ impl SearchIndex {
         let f = self.fields;
         let mut d = TantivyDocument::default();
         d.add_text(f.id, id);
+        d.add_text(f.workspace, workspace);
         d.add_text(f.title, title);
         d.add_text(f.filename, filename);
         d.add_text(f.body, body);
@@ -92,12 +124,38 @@ impl SearchIndex {
         p
     }
 
-    /// Runs a query; a syntax error comes back as [`QueryError`].
-    pub fn search(&self, q: &str, limit: usize, offset: usize) -> Result<RawResults, QueryError> {
-        let query = self
+    /// `query`, restricted to the scope's workspaces (a term filter, so hits,
+    /// totals and scores never involve other workspaces' documents beyond
+    /// the shared term statistics).
+    fn scoped(&self, query: Box<dyn Query>, scope: &Scope) -> Box<dyn Query> {
+        match scope {
+            Scope::All => query,
+            Scope::Only(ws) => {
+                let terms = ws
+                    .iter()
+                    .map(|w| Term::from_field_text(self.fields.workspace, w));
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, query),
+                    (Occur::Must, Box::new(TermSetQuery::new(terms))),
+                ]))
+            }
+        }
+    }
+
+    /// Runs a query in the scope; a syntax error comes back as [`QueryError`].
+    pub fn search(
+        &self,
+        q: &str,
+        limit: usize,
+        offset: usize,
+        scope: &Scope,
+    ) -> Result<RawResults, QueryError> {
+        let user_query = self
             .parser()
             .parse_query(q)
             .map_err(|e| QueryError(describe_query_error(&e)))?;
+        let snippets_query = user_query.box_clone();
+        let query = self.scoped(user_query, scope);
         let searcher = self.reader.searcher();
         let collector = (
             TopDocs::with_limit(limit.max(1))
@@ -112,14 +170,52 @@ impl SearchIndex {
         for (score, addr) in top.into_iter().take(limit) {
             hits.push((self.stored_id(&searcher, addr)?, score));
         }
-        let snippets =
-            tantivy::snippet::SnippetGenerator::create(&searcher, &*query, self.fields.body)
-                .map_err(|e| QueryError(format!("search failed: {e}")))?;
+        let snippets = tantivy::snippet::SnippetGenerator::create(
+            &searcher,
+            &*snippets_query,
+            self.fields.body,
+        )
+        .map_err(|e| QueryError(format!("search failed: {e}")))?;
         Ok(RawResults {
             total: total as u64,
             hits,
             snippets,
         })
+    }
+
+    /// Documents of the scope most like `text` (more-like-this on the body),
+    /// without `exclude_id`; (id, score), best first.
+    pub fn similar(
+        &self,
+        text: &str,
+        exclude_id: &str,
+        limit: usize,
+        scope: &Scope,
+    ) -> Result<Vec<(String, f32)>> {
+        let searcher = self.reader.searcher();
+        // Tantivy counts deleted documents in a term's frequency but not in
+        // the number of documents, and asserts the one is not above the other
+        // (a panic after re-indexing): such terms, common to all, are skipped.
+        let mlt = MoreLikeThisQuery::builder()
+            .with_max_doc_frequency(searcher.num_docs())
+            .with_min_doc_frequency(1)
+            .with_min_term_frequency(1)
+            .with_min_word_length(3)
+            .with_max_query_terms(25)
+            .with_document_fields(vec![(
+                self.fields.body,
+                vec![OwnedValue::Str(text.to_string())],
+            )]);
+        let query = self.scoped(Box::new(mlt), scope);
+        let top = searcher.search(&*query, &TopDocs::with_limit(limit + 1).order_by_score())?;
+        let mut out = Vec::with_capacity(limit);
+        for (score, addr) in top {
+            let id = self.stored_id(&searcher, addr)?;
+            if id != exclude_id && out.len() < limit {
+                out.push((id, score));
+            }
+        }
+        Ok(out)
     }
 
     fn stored_id(
@@ -183,22 +279,57 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let idx = SearchIndex::open(dir.path()).unwrap();
         let mut w: tantivy::IndexWriter = idx.index.writer_with_num_threads(1, 15_000_000).unwrap();
-        w.add_document(idx.make_doc("a", "Quarterly report", "a.txt", "zebra finance", None))
-            .unwrap();
+        w.add_document(idx.make_doc(
+            "a",
+            "default",
+            "Quarterly report",
+            "a.txt",
+            "zebra finance",
+            None,
+        ))
+        .unwrap();
         // Re-adding the same id after a delete leaves one copy (idempotent indexing).
         w.delete_term(idx.id_term("a"));
-        w.add_document(idx.make_doc("a", "Quarterly report", "a.txt", "zebra finance", None))
+        w.add_document(idx.make_doc(
+            "a",
+            "default",
+            "Quarterly report",
+            "a.txt",
+            "zebra finance",
+            None,
+        ))
+        .unwrap();
+        w.add_document(idx.make_doc("b", "other", "b", "b.txt", "zebra finance", None))
+            .unwrap();
+        w.add_document(idx.make_doc("c", "default", "c", "c.txt", "llama budget", None))
             .unwrap();
         w.commit().unwrap();
         idx.reader.reload().unwrap();
-        let r = idx.search("zebra", 10, 0).unwrap();
+        let r = idx
+            .search("zebra", 10, 0, &Scope::only(["default"]))
+            .unwrap();
         assert_eq!(r.total, 1);
         assert_eq!(r.hits[0].0, "a");
+        assert_eq!(idx.search("zebra", 10, 0, &Scope::All).unwrap().total, 2);
+        assert_eq!(
+            idx.search("zebra", 10, 0, &Scope::only(["nobody"]))
+                .unwrap()
+                .total,
+            0
+        );
+        let like = idx
+            .similar("zebra finance", "a", 5, &Scope::only(["other"]))
+            .unwrap();
+        assert_eq!(like.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert!(idx
+            .similar("zebra finance", "a", 5, &Scope::only(["default"]))
+            .unwrap()
+            .is_empty());
         let html = r.snippets.snippet("a zebra <b>bold</b> zebra").to_html();
         assert!(
             html.contains("<b>zebra</b>") && html.contains("&lt;b&gt;bold"),
             "{html}"
         );
-        assert!(idx.search("title:(", 10, 0).is_err());
+        assert!(idx.search("title:(", 10, 0, &Scope::All).is_err());
     }
 }

@@ -1,0 +1,120 @@
+//! `/api/v1/tokens` (create, list, revoke) and `/api/v1/audit`: admin only.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use docpipe_actors::model::valid_workspace;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{check_new_token, Role};
+use super::gateway::Caller;
+use super::problem::Problem;
+use super::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    name: String,
+    role: String,
+    #[serde(default)]
+    workspaces: Vec<String>,
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Result<Json<CreateToken>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let Json(req) = body.map_err(|e| Problem::bad_request("invalid_body", e.body_text()))?;
+    let role = Role::parse(&req.role).ok_or_else(|| {
+        Problem::bad_request(
+            "invalid_body",
+            format!("role {:?} is not one of admin, editor, reader", req.role),
+        )
+    })?;
+    check_new_token(&req.name, role, &req.workspaces)
+        .map_err(|e| Problem::bad_request("invalid_body", e.to_string()))?;
+    let made = app
+        .auth
+        .create(&req.name, role, req.workspaces, &caller.origin())
+        .await?;
+    Ok((StatusCode::CREATED, Json(made)).into_response())
+}
+
+pub async fn list(State(app): State<AppState>) -> Result<Response, Problem> {
+    Ok(Json(json!({ "tokens": app.pipeline.tokens().await? })).into_response())
+}
+
+pub async fn revoke(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    if app.auth.revoke(&id, &caller.origin()).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Problem::not_found("token"))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AuditParams {
+    workspace: Option<String>,
+    /// RFC 3339 time, e.g. 2026-11-21T10:00:00Z.
+    since: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub async fn audit(
+    State(app): State<AppState>,
+    params: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let workspace = p.workspace.filter(|w| !w.is_empty());
+    if let Some(w) = &workspace {
+        if !valid_workspace(w) {
+            return Err(Problem::bad_request(
+                "invalid_parameter",
+                format!("workspace {w:?} is not a valid name"),
+            ));
+        }
+    }
+    let since = match p.since.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(
+            humantime::parse_rfc3339_weak(s)
+                .map_err(|e| {
+                    Problem::bad_request(
+                        "invalid_parameter",
+                        format!("since {s:?} is not an RFC 3339 time: {e}"),
+                    )
+                })?
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        ),
+    };
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request(
+            "invalid_parameter",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let after = match p.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            Problem::bad_request(
+                "invalid_parameter",
+                "cursor is not one this server gave out",
+            )
+        })?),
+    };
+    let events = app.pipeline.audit(workspace, since, after, limit).await?;
+    let next = (events.len() == limit).then(|| events.last().map(|e| e.seq.to_string()));
+    Ok(Json(json!({ "events": events, "next_cursor": next.flatten() })).into_response())
+}
