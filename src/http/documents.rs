@@ -116,7 +116,12 @@ async fn read_parts(
     while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
         match field.name() {
             Some("file") => {
-                let filename = clean_filename(field.file_name().unwrap_or(""));
+                let raw = field
+                    .file_name()
+                    .map(str::to_string)
+                    .or_else(|| extended_filename(field.headers()))
+                    .unwrap_or_default();
+                let filename = clean_filename(&raw);
                 let (id, up) = app.pipeline.begin_upload();
                 match stream_file(app, field, up, &filename, total).await {
                     Ok((mime, staged_blob)) => staged.push(NewDocument {
@@ -255,6 +260,34 @@ fn bad_multipart(e: axum::extract::multipart::MultipartError) -> Problem {
         "bad_multipart",
         format!("the multipart body could not be read: {}", e.body_text()),
     )
+}
+
+/// RFC 5987's `filename*=charset''percent-encoded` of a part's
+/// Content-Disposition (the multipart parser reads only `filename=`).
+fn extended_filename(headers: &axum::http::HeaderMap) -> Option<String> {
+    let cd = headers.get(header::CONTENT_DISPOSITION)?.to_str().ok()?;
+    let value = cd
+        .split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("filename*="))?
+        .trim_matches('"');
+    let (charset, rest) = value.split_once('\'')?;
+    let (_lang, encoded) = rest.split_once('\'')?;
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut it = encoded.bytes();
+    while let Some(b) = it.next() {
+        if b == b'%' {
+            let hex = [it.next()?, it.next()?];
+            bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            bytes.push(b);
+        }
+    }
+    Some(if charset.eq_ignore_ascii_case("iso-8859-1") {
+        bytes.iter().map(|&b| b as char).collect()
+    } else {
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
 
 /// The last path component, without control characters, at most 255 chars.
@@ -498,5 +531,25 @@ mod tests {
         assert_eq!(clean_filename("a\u{0}b\nc.txt"), "abc.txt");
         assert_eq!(clean_filename(".."), "upload");
         assert_eq!(clean_filename(""), "upload");
+    }
+
+    #[test]
+    fn extended_filenames_are_decoded() {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            "form-data; name=\"file\"; filename*=UTF-8''R%C3%A9sum%C3%A9%00.pdf"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(extended_filename(&h).as_deref(), Some("Résumé\0.pdf"));
+        assert_eq!(clean_filename("Résumé\0.pdf"), "Résumé.pdf");
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            "form-data; filename*=iso-8859-1'en'caf%E9.txt"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(extended_filename(&h).as_deref(), Some("café.txt"));
     }
 }
