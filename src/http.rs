@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod documents;
 pub mod gateway;
+pub mod paperless;
 pub mod problem;
 pub mod tokens;
 
@@ -145,6 +146,55 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec!(GET "/api/v1/openapi.json", Some(Reader), "This API, as OpenAPI 3.1"),
             get(openapi),
+        ),
+        // The Paperless-ngx API (see paperless.rs).
+        (
+            spec!(GET "/api/", Some(Reader), "Paperless-ngx: the resources docpipe serves"),
+            get(paperless::index),
+        ),
+        (
+            spec!(POST "/api/documents/post_document/", Some(Editor), "Paperless-ngx: upload one document; answers its task id"),
+            post(paperless::post_document).layer(DefaultBodyLimit::disable()),
+        ),
+        (
+            spec!(GET "/api/tasks/", Some(Reader), "Paperless-ngx: upload tasks (?task_id=)"),
+            get(paperless::tasks),
+        ),
+        (
+            spec!(GET "/api/documents/", Some(Reader), "Paperless-ngx: documents (?query=, ?more_like_id=, pages)"),
+            get(paperless::documents),
+        ),
+        (
+            spec!(GET "/api/documents/{id}/", Some(Reader), "Paperless-ngx: one document by number"),
+            get(paperless::document),
+        ),
+        (
+            spec!(GET "/api/documents/{id}/download/", Some(Reader), "Paperless-ngx: the original"),
+            get(paperless::download),
+        ),
+        (
+            spec!(GET "/api/tags/", Some(Reader), "Paperless-ngx: tags"),
+            get(paperless::tags),
+        ),
+        (
+            spec!(POST "/api/tags/", Some(Editor), "Paperless-ngx: create a tag"),
+            post(paperless::create_tag),
+        ),
+        (
+            spec!(GET "/api/tags/{id}/", Some(Reader), "Paperless-ngx: one tag"),
+            get(paperless::tag),
+        ),
+        (
+            spec!(GET "/api/document_types/", Some(Reader), "Paperless-ngx: document types"),
+            get(paperless::doc_types),
+        ),
+        (
+            spec!(POST "/api/document_types/", Some(Editor), "Paperless-ngx: create a document type"),
+            post(paperless::create_doc_type),
+        ),
+        (
+            spec!(GET "/api/document_types/{id}/", Some(Reader), "Paperless-ngx: one document type"),
+            get(paperless::doc_type),
         ),
     ]
 }

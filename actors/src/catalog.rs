@@ -29,6 +29,7 @@ use crate::model::{
 use crate::pipeline::{current_routes, tell, Routes, RoutesRx};
 use crate::scheduler::SchedulerMsg;
 use crate::store::db::{self, Inserted, NewEvent};
+use crate::store::meta;
 
 pub type Reply<T> = RpcReplyPort<Result<T, String>>;
 
@@ -81,6 +82,16 @@ pub enum CatalogMsg {
         id: String,
         origin: Origin,
         reply: Reply<bool>,
+    },
+    /// Creates a tag or a document type (`kind`); replies with its id, or
+    /// the id of the one of that name that exists.
+    CreateLabel {
+        kind: meta::LabelKind,
+        workspace: String,
+        name: String,
+        color: Option<String>,
+        origin: Origin,
+        reply: Reply<(i64, bool)>,
     },
     /// Replies once everything received before it is committed.
     Sync(Reply<()>),
@@ -283,8 +294,15 @@ fn write_one(
         }
         CatalogMsg::Classified { mut job, class } => {
             if db::write_advance(tx, job.seq, Stage::Extracted, Stage::Classified, now)? {
-                db::write_classification(tx, job.seq, class.doc_type.as_deref(), class.confidence)?;
-                let detail = json!({"doc_type": class.doc_type, "confidence": class.confidence});
+                let (doc_type, confidence) = db::write_classification(
+                    tx,
+                    job.seq,
+                    class.doc_type.as_deref(),
+                    class.confidence,
+                    now,
+                )?;
+                let detail = json!({"doc_type": doc_type, "confidence": confidence,
+                                    "classifier": {"doc_type": class.doc_type, "confidence": class.confidence}});
                 let ev = NewEvent::pipeline(
                     &job.id,
                     &job.workspace,
@@ -296,8 +314,8 @@ fn write_one(
                 db::write_event(tx, &ev, now)?;
                 job.stage = Stage::Classified;
                 job.attempts = 0;
-                job.doc_type = class.doc_type;
-                job.confidence = Some(class.confidence);
+                job.doc_type = doc_type;
+                job.confidence = Some(confidence);
                 fx.push(Effect::Forward(job));
             } else {
                 fx.push(Effect::Release(job));
@@ -384,6 +402,19 @@ fn write_one(
             db::write_token(tx, &token, &origin, now)?;
             fx.push(Effect::Replied(Box::new(move || {
                 let _ = reply.send(Ok(()));
+            })));
+        }
+        CatalogMsg::CreateLabel {
+            kind,
+            workspace,
+            name,
+            color,
+            origin,
+            reply,
+        } => {
+            let r = meta::write_label(tx, kind, &workspace, &name, color.as_deref(), &origin, now)?;
+            fx.push(Effect::Replied(Box::new(move || {
+                let _ = reply.send(Ok(r));
             })));
         }
         CatalogMsg::RevokeToken { id, origin, reply } => {

@@ -46,12 +46,13 @@ use tokio::sync::watch;
 
 pub use config::EngineConfig;
 use counters::{ActorSnapshot, Counters};
-pub use model::{Document, ErrorInfo, NewDocument, Origin, Registered, Scope, Stage};
+pub use model::{Document, ErrorInfo, NewDocument, Origin, Registered, Scope, Stage, UploadExtras};
 use pipeline::{current_routes, PipelineSupervisor, Routes, RoutesRx, Shared, SupervisorMsg};
 use store::blobs::{Blobs, Upload};
 use store::db::{self, ListFilter, ReadPool};
 pub use store::db::{Event, TokenRow};
 use store::index::{QueryError, SearchIndex};
+use store::meta;
 
 /// A running pipeline. Cheap to clone; every clone drives the same engine.
 #[derive(Clone)]
@@ -520,6 +521,136 @@ impl Pipeline {
                 db::RetryResult::NotFailed(stage) => RetryOutcome::NotFailed(stage),
             },
         )
+    }
+
+    /// Tags or document types of the scope, by name; and how many in all.
+    pub async fn labels(
+        &self,
+        kind: meta::LabelKind,
+        scope: &Scope,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<meta::Label>)> {
+        let scope = scope.clone();
+        self.inner
+            .db
+            .run(move |c| meta::list_labels(c, kind, &scope, offset, limit))
+            .await
+    }
+
+    pub async fn label(
+        &self,
+        kind: meta::LabelKind,
+        id: i64,
+        scope: &Scope,
+    ) -> Result<Option<meta::Label>> {
+        let scope = scope.clone();
+        self.inner
+            .db
+            .run(move |c| meta::get_label(c, kind, id, &scope))
+            .await
+    }
+
+    /// Creates a tag or document type in `workspace` (or finds the one of
+    /// that name): its id, and whether it is new.
+    pub async fn create_label(
+        &self,
+        kind: meta::LabelKind,
+        workspace: &str,
+        name: &str,
+        color: Option<String>,
+        origin: &Origin,
+    ) -> Result<(i64, bool)> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| catalog::CatalogMsg::CreateLabel {
+                kind,
+                workspace: workspace.to_string(),
+                name: name.to_string(),
+                color: color.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
+    /// Upload tasks of the scope, newest first (one, given its id).
+    pub async fn tasks(
+        &self,
+        task_id: Option<String>,
+        scope: &Scope,
+        limit: usize,
+    ) -> Result<Vec<meta::TaskView>> {
+        let scope = scope.clone();
+        self.inner
+            .db
+            .run(move |c| meta::tasks(c, task_id.as_deref(), &scope, limit))
+            .await
+    }
+
+    /// A document by number (its `seq`), with its tags, type id, date, ASN.
+    pub async fn get_by_number(
+        &self,
+        number: i64,
+        scope: &Scope,
+    ) -> Result<Option<(Document, meta::DocExtras)>> {
+        let scope = scope.clone();
+        self.inner
+            .db
+            .run(move |c| {
+                let Some(d) = meta::get_by_seq(c, number, &scope)? else {
+                    return Ok(None);
+                };
+                let x = meta::extras_of(c, &d)?;
+                Ok(Some((d, x)))
+            })
+            .await
+    }
+
+    /// Documents by id, in that order, with their extras (ids outside the
+    /// scope are left out).
+    pub async fn get_many(
+        &self,
+        ids: Vec<String>,
+        scope: &Scope,
+    ) -> Result<Vec<(Document, meta::DocExtras)>> {
+        let scope = scope.clone();
+        self.inner
+            .db
+            .run(move |c| {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    if let Some(d) = db::get_document(c, id, &scope)? {
+                        let x = meta::extras_of(c, &d)?;
+                        out.push((d, x));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// A page of the scope's documents, newest first, with extras; and the total.
+    pub async fn page(
+        &self,
+        scope: &Scope,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<(Document, meta::DocExtras)>)> {
+        let scope = scope.clone();
+        self.inner
+            .db
+            .run(move |c| {
+                let (total, docs) = meta::page_documents(c, &scope, offset, limit)?;
+                let mut out = Vec::with_capacity(docs.len());
+                for d in docs {
+                    let x = meta::extras_of(c, &d)?;
+                    out.push((d, x));
+                }
+                Ok((total, out))
+            })
+            .await
     }
 
     /// Every token ever created (revoked ones too), without secrets.

@@ -167,6 +167,22 @@ pub struct NewDocument {
     /// The original itself, when it is small enough to live in SQLite
     /// (`blobs.inline_max_bytes`); otherwise it is staged in the blob store.
     pub inline: Option<bytes::Bytes>,
+    pub extra: UploadExtras,
+}
+
+/// What an upload may say about its document beyond the bytes.
+#[derive(Clone, Debug, Default)]
+pub struct UploadExtras {
+    /// Tag ids (of the document's workspace).
+    pub tags: Vec<i64>,
+    /// A document type that the classifier does not override.
+    pub doc_type: Option<String>,
+    /// The document's own date (ISO 8601), e.g. an invoice's.
+    pub doc_date: Option<String>,
+    /// Archive serial number.
+    pub asn: Option<i64>,
+    /// A task id to record for this upload (Paperless-ngx clients poll it).
+    pub task_id: Option<String>,
 }
 
 /// What registering an upload gave: the new document, or the one it duplicates.

@@ -4,6 +4,7 @@
 pub mod blobs;
 pub mod db;
 pub mod index;
+pub mod meta;
 
 use anyhow::Result;
 use bytes::Bytes;

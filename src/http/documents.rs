@@ -29,59 +29,19 @@ pub async fn upload(
     caller: Caller,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Problem> {
-    let _slot = app.uploads.clone().try_acquire_owned().map_err(|_| {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_uploads",
-            "the server is reading as many uploads as it may at once (server.max_concurrent_uploads); try again shortly",
-        )
-    })?;
-    let mut multipart = multipart.map_err(|e| {
-        Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not_multipart",
-            format!("expected multipart/form-data with parts named \"file\": {e}"),
-        )
-    })?;
-    let mut staged: Vec<NewDocument> = Vec::new();
-    let mut fields = FormFields::default();
-    let mut total = 0u64;
-    let result = read_parts(&app, &mut multipart, &mut staged, &mut fields, &mut total).await;
-    if let Err(problem) = result {
-        discard_all(&app, &staged).await;
-        if problem.status == StatusCode::PAYLOAD_TOO_LARGE {
-            drain(&mut multipart, total + DRAIN_AFTER_LIMIT_BYTES).await;
-        }
-        return Err(problem);
-    }
-    if staged.is_empty() {
-        return Err(Problem::bad_request(
-            "no_file",
-            "the request has no part named \"file\"",
-        ));
-    }
-    let workspace = match fields.workspace {
-        None => caller.principal.default_workspace().to_string(),
-        Some(w) if !valid_workspace(&w) => {
+    let _slot = upload_slot(&app)?;
+    let form = receive(&app, multipart, "file").await?;
+    let mut staged = form.staged;
+    let workspace = match resolve_workspace(&caller, form.fields.workspace.clone()) {
+        Ok(w) => w,
+        Err(p) => {
             discard_all(&app, &staged).await;
-            return Err(Problem::bad_request(
-                "invalid_workspace",
-                format!("workspace {w:?} is not a valid name (a-z, 0-9, '-' and '_', at most 64)"),
-            ));
+            return Err(p);
         }
-        Some(w) if !caller.principal.may_use(&w) => {
-            discard_all(&app, &staged).await;
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "workspace_forbidden",
-                format!("this token may not upload to workspace {w:?}"),
-            ));
-        }
-        Some(w) => w,
     };
     for d in &mut staged {
         d.workspace = workspace.clone();
-        if let Some(t) = &fields.title {
+        if let Some(t) = &form.fields.title {
             d.title = Some(t.clone());
         }
     }
@@ -93,68 +53,170 @@ pub async fn upload(
         .into_response())
 }
 
-async fn discard_all(app: &AppState, staged: &[NewDocument]) {
+/// One of the `server.max_concurrent_uploads` upload slots, or a 503.
+pub fn upload_slot(app: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
+    app.uploads.clone().try_acquire_owned().map_err(|_| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_uploads",
+            "the server is reading as many uploads as it may at once (server.max_concurrent_uploads); try again shortly",
+        )
+    })
+}
+
+/// The workspace an upload goes to: the one it names, if the token may use
+/// it, else the token's default.
+pub fn resolve_workspace(caller: &Caller, named: Option<String>) -> Result<String, Problem> {
+    match named {
+        None => Ok(caller.principal.default_workspace().to_string()),
+        Some(w) if !valid_workspace(&w) => Err(Problem::bad_request(
+            "invalid_workspace",
+            format!("workspace {w:?} is not a valid name (a-z, 0-9, '-' and '_', at most 64)"),
+        )),
+        Some(w) if !caller.principal.may_use(&w) => Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "workspace_forbidden",
+            format!("this token may not upload to workspace {w:?}"),
+        )),
+        Some(w) => Ok(w),
+    }
+}
+
+/// An upload form, read: its files staged in the blob store (not registered
+/// yet), and its other fields.
+pub struct Received {
+    pub staged: Vec<NewDocument>,
+    pub fields: FormFields,
+}
+
+/// Reads a multipart upload whose files are in parts named `file_part`. On
+/// any error nothing stays staged.
+pub async fn receive(
+    app: &AppState,
+    multipart: Result<Multipart, MultipartRejection>,
+    file_part: &str,
+) -> Result<Received, Problem> {
+    let mut multipart = multipart.map_err(|e| {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_multipart",
+            format!("expected multipart/form-data with parts named {file_part:?}: {e}"),
+        )
+    })?;
+    let mut staged: Vec<NewDocument> = Vec::new();
+    let mut fields = FormFields::default();
+    let mut total = 0u64;
+    let result = read_parts(
+        app,
+        &mut multipart,
+        file_part,
+        &mut staged,
+        &mut fields,
+        &mut total,
+    )
+    .await;
+    if let Err(problem) = result {
+        discard_all(app, &staged).await;
+        if problem.status == StatusCode::PAYLOAD_TOO_LARGE {
+            drain(&mut multipart, total + DRAIN_AFTER_LIMIT_BYTES).await;
+        }
+        return Err(problem);
+    }
+    if staged.is_empty() {
+        return Err(Problem::bad_request(
+            "no_file",
+            format!("the request has no part named {file_part:?}"),
+        ));
+    }
+    Ok(Received { staged, fields })
+}
+
+pub async fn discard_all(app: &AppState, staged: &[NewDocument]) {
     for d in staged {
         app.pipeline.discard_upload(&d.id).await;
     }
 }
 
-/// The form's fields other than the files.
+/// The form's fields other than the files (text, at most 1,000 characters
+/// each, control characters removed). Repeated fields collect in `tags`.
 #[derive(Default)]
-struct FormFields {
-    title: Option<String>,
-    workspace: Option<String>,
+pub struct FormFields {
+    pub title: Option<String>,
+    pub workspace: Option<String>,
+    /// Paperless-ngx form fields.
+    pub created: Option<String>,
+    pub document_type: Option<String>,
+    pub tags: Vec<String>,
+    pub archive_serial_number: Option<String>,
 }
 
 async fn read_parts(
     app: &AppState,
     multipart: &mut Multipart,
+    file_part: &str,
     staged: &mut Vec<NewDocument>,
     fields: &mut FormFields,
     total: &mut u64,
 ) -> Result<(), Problem> {
     while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
-        match field.name() {
-            Some("file") => {
-                let raw = field
-                    .file_name()
-                    .map(str::to_string)
-                    .or_else(|| extended_filename(field.headers()))
-                    .unwrap_or_default();
-                let filename = clean_filename(&raw);
-                let (id, up) = app.pipeline.begin_upload();
-                match stream_file(app, field, up, &filename, total).await {
-                    Ok((mime, staged_blob)) => staged.push(NewDocument {
-                        id,
-                        workspace: String::new(), // set once the whole form is read
-                        filename,
-                        title: None,
-                        mime: mime.to_string(),
-                        size: staged_blob.size,
-                        sha256: staged_blob.sha256,
-                        inline: staged_blob.inline,
-                    }),
-                    Err(p) => return Err(p),
-                }
+        let name = field.name().unwrap_or("").to_string();
+        if name == file_part {
+            let raw = field
+                .file_name()
+                .map(str::to_string)
+                .or_else(|| extended_filename(field.headers()))
+                .unwrap_or_default();
+            let filename = clean_filename(&raw);
+            let (id, up) = app.pipeline.begin_upload();
+            match stream_file(app, field, up, &filename, total).await {
+                Ok((mime, staged_blob)) => staged.push(NewDocument {
+                    id,
+                    workspace: String::new(), // set once the whole form is read
+                    filename,
+                    title: None,
+                    mime: mime.to_string(),
+                    size: staged_blob.size,
+                    sha256: staged_blob.sha256,
+                    inline: staged_blob.inline,
+                    extra: Default::default(),
+                }),
+                Err(p) => return Err(p),
             }
-            Some("title") => {
-                let t = field.text().await.map_err(bad_multipart)?;
-                let t: String = t.chars().filter(|c| !c.is_control()).take(1000).collect();
-                fields.title = Some(t.trim().to_string()).filter(|t| !t.is_empty());
+        } else if FIELDS.contains(&name.as_str()) {
+            let text = field.text().await.map_err(bad_multipart)?;
+            let clean: String = text
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(1000)
+                .collect();
+            let value = Some(clean.trim().to_string()).filter(|t| !t.is_empty());
+            match name.as_str() {
+                "title" => fields.title = value,
+                "workspace" => fields.workspace = value,
+                "created" => fields.created = value,
+                "document_type" => fields.document_type = value,
+                "tags" => fields.tags.extend(value),
+                "archive_serial_number" => fields.archive_serial_number = value,
+                _ => {}
             }
-            Some("workspace") => {
-                let w = field.text().await.map_err(bad_multipart)?;
-                fields.workspace = Some(w.trim().to_string()).filter(|w| !w.is_empty());
-            }
-            _ => {
-                // Unknown parts are read and ignored.
-                let mut f = field;
-                while f.chunk().await.map_err(bad_multipart)?.is_some() {}
-            }
+        } else {
+            // Unknown parts (and Paperless's correspondent, storage_path,
+            // custom_fields, which docpipe has no place for) are read and ignored.
+            let mut f = field;
+            while f.chunk().await.map_err(bad_multipart)?.is_some() {}
         }
     }
     Ok(())
 }
+
+const FIELDS: &[&str] = &[
+    "title",
+    "workspace",
+    "created",
+    "document_type",
+    "tags",
+    "archive_serial_number",
+];
 
 /// Streams one file part into the blob store, rejecting it as soon as its
 /// first bytes show a type docpipe does not read, or the request grows past
@@ -410,7 +472,7 @@ pub async fn content(
         .into_response())
 }
 
-fn percent_encode(s: &str) -> String {
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

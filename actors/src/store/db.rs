@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
+use super::meta;
 use crate::model::{format_ms, Document, ErrorInfo, NewDocument, Origin, Scope, Stage};
 
 /// Versioned migrations; `PRAGMA user_version` records how many have run.
@@ -113,11 +114,52 @@ CREATE TABLE tokens (
     revoked_at INTEGER
 );
 "#,
+    // Tags, document types per workspace, upload tasks (the Paperless-ngx
+    // API's task ids), and what an upload may set: the document's own date,
+    // an archive serial number, and a document type that the classifier
+    // must not override.
+    r#"
+CREATE TABLE tags (
+    id         INTEGER PRIMARY KEY,
+    workspace  TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    color      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (workspace, name)
+);
+CREATE TABLE document_tags (
+    doc_seq INTEGER NOT NULL REFERENCES documents(seq) ON DELETE CASCADE,
+    tag_id  INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+    PRIMARY KEY (doc_seq, tag_id)
+) WITHOUT ROWID;
+CREATE INDEX document_tags_tag ON document_tags(tag_id, doc_seq);
+CREATE TABLE doc_types (
+    id         INTEGER PRIMARY KEY,
+    workspace  TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (workspace, name)
+);
+INSERT INTO doc_types (workspace, name, created_at)
+  SELECT DISTINCT workspace, doc_type, 0 FROM documents WHERE doc_type IS NOT NULL;
+CREATE TABLE tasks (
+    seq        INTEGER PRIMARY KEY,
+    task_id    TEXT NOT NULL UNIQUE,
+    workspace  TEXT NOT NULL,
+    doc_id     TEXT NOT NULL,
+    filename   TEXT NOT NULL,
+    duplicate  INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+ALTER TABLE documents ADD COLUMN doc_date TEXT;
+ALTER TABLE documents ADD COLUMN asn INTEGER;
+ALTER TABLE documents ADD COLUMN user_doc_type TEXT;
+"#,
 ];
 
 /// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is
 /// bound to [`Scope::sql_param`] (NULL: every workspace).
-fn workspace_filter(col: &str, n: usize) -> String {
+pub(crate) fn workspace_filter(col: &str, n: usize) -> String {
     format!("(?{n} IS NULL OR {col} IN (SELECT value FROM json_each(?{n})))")
 }
 
@@ -241,11 +283,11 @@ impl ReadPool {
 
 // ---------------------------------------------------------------- reads
 
-const DOC_COLUMNS: &str =
+pub(crate) const DOC_COLUMNS: &str =
     "seq, id, filename, title, mime, size, sha256, stage, doc_type, confidence, \
      created_at, updated_at, attempts, error_code, error_message, workspace";
 
-fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
+pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
     let stage: String = r.get(7)?;
     let code: Option<String> = r.get(13)?;
     let message: Option<String> = r.get(14)?;
@@ -664,11 +706,16 @@ pub fn write_insert(
     now: i64,
 ) -> Result<Inserted> {
     if let Some(existing) = get_by_sha(tx, &d.workspace, &d.sha256)? {
+        if let Some(task) = &d.extra.task_id {
+            meta::write_task(tx, task, &d.workspace, &existing.id, &d.filename, true, now)?;
+        }
         return Ok(Inserted::Duplicate(Box::new(existing)));
     }
+    let x = &d.extra;
     tx.prepare_cached(
-        "INSERT INTO documents (id, workspace, filename, title, mime, size, sha256, stage, request_id, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9)",
+        "INSERT INTO documents (id, workspace, filename, title, mime, size, sha256, stage, request_id,
+           doc_date, asn, user_doc_type, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?11, ?12, ?12)",
     )?
     .execute(params![
         d.id,
@@ -679,11 +726,22 @@ pub fn write_insert(
         d.size as i64,
         d.sha256,
         origin.request_id,
+        x.doc_date,
+        x.asn,
+        x.doc_type,
         now
     ])?;
+    let seq = tx.last_insert_rowid();
     if let Some(bytes) = &d.inline {
         tx.prepare_cached("INSERT INTO originals (seq, bytes) VALUES (?1, ?2)")?
-            .execute(params![tx.last_insert_rowid(), &bytes[..]])?;
+            .execute(params![seq, &bytes[..]])?;
+    }
+    for tag in &x.tags {
+        tx.prepare_cached("INSERT OR IGNORE INTO document_tags (doc_seq, tag_id) VALUES (?1, ?2)")?
+            .execute(params![seq, tag])?;
+    }
+    if let Some(task) = &x.task_id {
+        meta::write_task(tx, task, &d.workspace, &d.id, &d.filename, false, now)?;
     }
     let ev = NewEvent::action(origin, "uploaded", Some(&d.workspace))
         .doc(&d.id)
@@ -725,15 +783,32 @@ pub fn write_text(
     Ok(())
 }
 
+/// Stores the classifier's verdict, unless the uploader set the type (then
+/// that stays, with confidence 1). Returns the type and confidence in force,
+/// and makes sure the type is listed among the workspace's document types.
 pub fn write_classification(
     tx: &Transaction<'_>,
     seq: i64,
     doc_type: Option<&str>,
     confidence: f32,
-) -> Result<()> {
-    tx.prepare_cached("UPDATE documents SET doc_type = ?2, confidence = ?3 WHERE seq = ?1")?
-        .execute(params![seq, doc_type, confidence as f64])?;
-    Ok(())
+    now: i64,
+) -> Result<(Option<String>, f32)> {
+    let (doc_type, confidence, workspace): (Option<String>, f64, String) = tx
+        .prepare_cached(
+            "UPDATE documents SET doc_type = COALESCE(user_doc_type, ?2),
+               confidence = CASE WHEN user_doc_type IS NULL THEN ?3 ELSE 1.0 END
+             WHERE seq = ?1 RETURNING doc_type, confidence, workspace",
+        )?
+        .query_row(params![seq, doc_type, confidence as f64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    if let Some(t) = &doc_type {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO doc_types (workspace, name, created_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![workspace, t, now])?;
+    }
+    Ok((doc_type, confidence as f32))
 }
 
 /// Records a failed attempt at `stage`: either schedule the next attempt at
@@ -909,6 +984,7 @@ mod tests {
             size: 3,
             sha256: sha.into(),
             inline: Some(bytes::Bytes::from_static(b"abc")),
+            extra: Default::default(),
         }
     }
 

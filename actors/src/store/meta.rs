@@ -1,0 +1,299 @@
+//! Labels (tags and document types, per workspace), upload tasks, and what
+//! uploads may say about a document beyond its bytes. Reads take a
+//! [`Scope`]; writes run inside the Catalog's transaction.
+
+use anyhow::Result;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use super::db::{doc_from_row, workspace_filter, write_event, NewEvent, DOC_COLUMNS};
+use crate::model::{format_ms, Document, Origin, Scope, Stage};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelKind {
+    Tag,
+    DocType,
+}
+
+impl LabelKind {
+    fn table(self) -> &'static str {
+        match self {
+            LabelKind::Tag => "tags",
+            LabelKind::DocType => "doc_types",
+        }
+    }
+
+    /// How many documents of the label, as SQL over the label row `l`.
+    fn count_sql(self) -> &'static str {
+        match self {
+            LabelKind::Tag => "(SELECT COUNT(*) FROM document_tags dt WHERE dt.tag_id = l.id)",
+            LabelKind::DocType => {
+                "(SELECT COUNT(*) FROM documents d WHERE d.workspace = l.workspace AND d.doc_type = l.name AND d.stage != 'deleting')"
+            }
+        }
+    }
+}
+
+/// A tag or a document type.
+#[derive(Clone, Debug, Serialize)]
+pub struct Label {
+    pub id: i64,
+    pub workspace: String,
+    pub name: String,
+    pub color: Option<String>,
+    pub document_count: i64,
+}
+
+pub const DEFAULT_TAG_COLOR: &str = "#a6cee3";
+
+/// Creates a label unless the workspace has one of that name. Returns its id
+/// and whether it is new.
+pub fn write_label(
+    tx: &Transaction<'_>,
+    kind: LabelKind,
+    workspace: &str,
+    name: &str,
+    color: Option<&str>,
+    origin: &Origin,
+    now: i64,
+) -> Result<(i64, bool)> {
+    let table = kind.table();
+    let existing: Option<i64> = tx
+        .query_row(
+            &format!("SELECT id FROM {table} WHERE workspace = ?1 AND name = ?2"),
+            params![workspace, name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok((id, false));
+    }
+    match kind {
+        LabelKind::Tag => tx.execute(
+            "INSERT INTO tags (workspace, name, color, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![workspace, name, color.unwrap_or(DEFAULT_TAG_COLOR), now],
+        )?,
+        LabelKind::DocType => tx.execute(
+            "INSERT INTO doc_types (workspace, name, created_at) VALUES (?1, ?2, ?3)",
+            params![workspace, name, now],
+        )?,
+    };
+    let id = tx.last_insert_rowid();
+    let kind_name = match kind {
+        LabelKind::Tag => "tag_created",
+        LabelKind::DocType => "doc_type_created",
+    };
+    let ev = NewEvent::action(origin, kind_name, Some(workspace))
+        .detail(serde_json::json!({"id": id, "name": name}));
+    write_event(tx, &ev, now)?;
+    Ok((id, true))
+}
+
+pub fn list_labels(
+    conn: &Connection,
+    kind: LabelKind,
+    scope: &Scope,
+    offset: usize,
+    limit: usize,
+) -> Result<(u64, Vec<Label>)> {
+    let table = kind.table();
+    let filter = workspace_filter("l.workspace", 1);
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM {table} l WHERE {filter}"),
+        params![scope.sql_param()],
+        |r| r.get(0),
+    )?;
+    let color = if kind == LabelKind::Tag {
+        "l.color"
+    } else {
+        "NULL"
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT l.id, l.workspace, l.name, {color}, {} FROM {table} l WHERE {filter}
+         ORDER BY l.name, l.id LIMIT ?2 OFFSET ?3",
+        kind.count_sql()
+    ))?;
+    let rows = stmt.query_map(
+        params![scope.sql_param(), limit as i64, offset as i64],
+        label_from_row,
+    )?;
+    Ok((total as u64, rows.collect::<rusqlite::Result<Vec<_>>>()?))
+}
+
+fn label_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Label> {
+    Ok(Label {
+        id: r.get(0)?,
+        workspace: r.get(1)?,
+        name: r.get(2)?,
+        color: r.get(3)?,
+        document_count: r.get(4)?,
+    })
+}
+
+pub fn get_label(
+    conn: &Connection,
+    kind: LabelKind,
+    id: i64,
+    scope: &Scope,
+) -> Result<Option<Label>> {
+    let table = kind.table();
+    let color = if kind == LabelKind::Tag {
+        "l.color"
+    } else {
+        "NULL"
+    };
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT l.id, l.workspace, l.name, {color}, {} FROM {table} l WHERE l.id = ?1 AND {}",
+                kind.count_sql(),
+                workspace_filter("l.workspace", 2)
+            ),
+            params![id, scope.sql_param()],
+            label_from_row,
+        )
+        .optional()?)
+}
+
+/// The document-type id of `name` in `workspace`.
+pub fn doc_type_id(conn: &Connection, workspace: &str, name: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM doc_types WHERE workspace = ?1 AND name = ?2")?
+        .query_row(params![workspace, name], |r| r.get(0))
+        .optional()?)
+}
+
+/// What a document carries besides its row: tag ids, document-type id, the
+/// uploader's date and archive serial number.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DocExtras {
+    pub tags: Vec<i64>,
+    pub doc_type_id: Option<i64>,
+    pub doc_date: Option<String>,
+    pub asn: Option<i64>,
+}
+
+pub fn extras_of(conn: &Connection, doc: &Document) -> Result<DocExtras> {
+    let mut stmt =
+        conn.prepare_cached("SELECT tag_id FROM document_tags WHERE doc_seq = ?1 ORDER BY tag_id")?;
+    let tags = stmt
+        .query_map([doc.seq], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let (doc_date, asn): (Option<String>, Option<i64>) = conn
+        .prepare_cached("SELECT doc_date, asn FROM documents WHERE seq = ?1")?
+        .query_row([doc.seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let doc_type_id = match &doc.doc_type {
+        Some(t) => doc_type_id(conn, &doc.workspace, t)?,
+        None => None,
+    };
+    Ok(DocExtras {
+        tags,
+        doc_type_id,
+        doc_date,
+        asn,
+    })
+}
+
+/// A document by its number (`seq`, the Paperless id), if in the scope.
+pub fn get_by_seq(conn: &Connection, seq: i64, scope: &Scope) -> Result<Option<Document>> {
+    let sql = format!(
+        "SELECT {DOC_COLUMNS} FROM documents WHERE seq = ?1 AND stage != 'deleting' AND {}",
+        workspace_filter("workspace", 2)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![seq, scope.sql_param()], doc_from_row)
+        .optional()?)
+}
+
+/// A page of the scope's documents, newest first, and how many there are.
+pub fn page_documents(
+    conn: &Connection,
+    scope: &Scope,
+    offset: usize,
+    limit: usize,
+) -> Result<(u64, Vec<Document>)> {
+    let filter = workspace_filter("workspace", 1);
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM documents WHERE stage != 'deleting' AND {filter}"),
+        params![scope.sql_param()],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {DOC_COLUMNS} FROM documents WHERE stage != 'deleting' AND {filter}
+         ORDER BY seq DESC LIMIT ?2 OFFSET ?3"
+    ))?;
+    let docs = stmt
+        .query_map(
+            params![scope.sql_param(), limit as i64, offset as i64],
+            doc_from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((total as u64, docs))
+}
+
+pub fn write_task(
+    tx: &Transaction<'_>,
+    task_id: &str,
+    workspace: &str,
+    doc_id: &str,
+    filename: &str,
+    duplicate: bool,
+    now: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO tasks (task_id, workspace, doc_id, filename, duplicate, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        task_id, workspace, doc_id, filename, duplicate, now
+    ])?;
+    Ok(())
+}
+
+/// An upload task and where its document is now.
+#[derive(Clone, Debug)]
+pub struct TaskView {
+    pub seq: i64,
+    pub task_id: String,
+    pub filename: String,
+    pub created_at: String,
+    pub duplicate: bool,
+    /// The document's number, unless it has been deleted since.
+    pub doc_seq: Option<i64>,
+    pub stage: Option<Stage>,
+    pub updated_at: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Tasks of the scope, newest first; one by its id if `task_id` is given.
+pub fn tasks(
+    conn: &Connection,
+    task_id: Option<&str>,
+    scope: &Scope,
+    limit: usize,
+) -> Result<Vec<TaskView>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT t.seq, t.task_id, t.filename, t.created_at, t.duplicate, d.seq, d.stage, d.updated_at,
+                d.error_message
+         FROM tasks t LEFT JOIN documents d ON d.id = t.doc_id AND d.stage != 'deleting'
+         WHERE (?1 IS NULL OR t.task_id = ?1) AND {}
+         ORDER BY t.seq DESC LIMIT ?3",
+        workspace_filter("t.workspace", 2)
+    ))?;
+    let rows = stmt.query_map(params![task_id, scope.sql_param(), limit as i64], |r| {
+        let stage: Option<String> = r.get(6)?;
+        Ok(TaskView {
+            seq: r.get(0)?,
+            task_id: r.get(1)?,
+            filename: r.get(2)?,
+            created_at: format_ms(r.get(3)?),
+            duplicate: r.get(4)?,
+            doc_seq: r.get(5)?,
+            stage: stage.as_deref().and_then(Stage::parse),
+            updated_at: r.get::<_, Option<i64>>(7)?.map(format_ms),
+            error: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}

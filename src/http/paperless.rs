@@ -1,0 +1,657 @@
+//! The Paperless-ngx REST API, as far as its ecosystem needs it: scanner
+//! scripts and mobile apps upload with `post_document` and poll the task;
+//! `pypaperless` also reads documents, searches, and lists and creates tags
+//! and document types. A Paperless document id is docpipe's document number
+//! (its row number, stable for the document's life); tags and document types
+//! are per workspace, like everything else.
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use docpipe_actors::store::meta::{DocExtras, Label, LabelKind};
+use docpipe_actors::{Document, Scope, SearchError, Stage, UploadExtras};
+use futures::TryStreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::documents::{discard_all, receive, resolve_workspace, upload_slot};
+use super::gateway::Caller;
+use super::problem::Problem;
+use super::AppState;
+
+/// The API version docpipe answers as (Paperless-ngx's `X-Api-Version`).
+const API_VERSION: u32 = 9;
+
+/// JSON with the version headers Paperless clients read.
+fn reply(status: StatusCode, v: Value) -> Response {
+    let mut r = (status, Json(v)).into_response();
+    let h = r.headers_mut();
+    h.insert("x-api-version", API_VERSION.into());
+    h.insert(
+        "x-version",
+        header::HeaderValue::from_static(concat!("docpipe-", env!("CARGO_PKG_VERSION"))),
+    );
+    r
+}
+
+/// The version the client asked for in `Accept: application/json; version=N`.
+fn requested_version(headers: &HeaderMap) -> u32 {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(';')
+                .find_map(|p| p.trim().strip_prefix("version="))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(API_VERSION)
+}
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+pub async fn index(headers: HeaderMap) -> Response {
+    let base = base_url(&headers);
+    let mut v = serde_json::Map::new();
+    for r in ["documents", "document_types", "tags", "tasks"] {
+        v.insert(r.into(), json!(format!("{base}/api/{r}/")));
+    }
+    reply(StatusCode::OK, Value::Object(v))
+}
+
+// ---------------------------------------------------------------- upload
+
+pub async fn post_document(
+    State(app): State<AppState>,
+    caller: Caller,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, Problem> {
+    let _slot = upload_slot(&app)?;
+    let form = receive(&app, multipart, "document").await?;
+    let mut staged = form.staged;
+    let extras = match upload_extras(&app, &caller, &form.fields, staged.len()).await {
+        Ok(x) => x,
+        Err(p) => {
+            discard_all(&app, &staged).await;
+            return Err(p);
+        }
+    };
+    let (workspace, mut extra) = extras;
+    let task_id = uuid::Uuid::new_v4().hyphenated().to_string();
+    extra.task_id = Some(task_id.clone());
+    for d in &mut staged {
+        d.workspace = workspace.clone();
+        d.title = form.fields.title.clone();
+        d.extra = extra.clone();
+    }
+    app.pipeline.register(staged, &caller.origin()).await?;
+    Ok(reply(StatusCode::OK, json!(task_id)))
+}
+
+/// Checks the Paperless form fields against the workspace the upload goes to.
+async fn upload_extras(
+    app: &AppState,
+    caller: &Caller,
+    f: &super::documents::FormFields,
+    files: usize,
+) -> Result<(String, UploadExtras), Problem> {
+    if files != 1 {
+        return Err(Problem::bad_request(
+            "one_document",
+            "post_document takes exactly one part named \"document\"",
+        ));
+    }
+    let workspace = resolve_workspace(caller, f.workspace.clone())?;
+    let here = Scope::only([workspace.clone()]);
+    let mut x = UploadExtras::default();
+    for t in &f.tags {
+        let id = parse_id(t, "tags")?;
+        app.pipeline
+            .label(LabelKind::Tag, id, &here)
+            .await?
+            .ok_or_else(|| unknown("tags", id))?;
+        x.tags.push(id);
+    }
+    if let Some(t) = &f.document_type {
+        let id = parse_id(t, "document_type")?;
+        let label = app
+            .pipeline
+            .label(LabelKind::DocType, id, &here)
+            .await?
+            .ok_or_else(|| unknown("document_type", id))?;
+        x.doc_type = Some(label.name);
+    }
+    if let Some(c) = &f.created {
+        x.doc_date = Some(parse_date(c)?);
+    }
+    if let Some(a) = &f.archive_serial_number {
+        x.asn = Some(parse_id(a, "archive_serial_number")?);
+    }
+    Ok((workspace, x))
+}
+
+fn parse_id(v: &str, field: &str) -> Result<i64, Problem> {
+    v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+        Problem::bad_request("invalid_field", format!("{field}: {v:?} is not an id"))
+    })
+}
+
+fn unknown(field: &str, id: i64) -> Problem {
+    Problem::bad_request(
+        "invalid_field",
+        format!("{field}: there is no {id} in this workspace"),
+    )
+}
+
+/// `YYYY-MM-DD` or an RFC 3339 date-time; kept as given.
+fn parse_date(v: &str) -> Result<String, Problem> {
+    let date_only =
+        v.len() == 10 && humantime::parse_rfc3339_weak(&format!("{v} 00:00:00")).is_ok();
+    if date_only || humantime::parse_rfc3339_weak(v).is_ok() || parse_offset_datetime(v) {
+        Ok(v.to_string())
+    } else {
+        Err(Problem::bad_request(
+            "invalid_field",
+            format!("created: {v:?} is not a date (YYYY-MM-DD or an ISO 8601 date-time)"),
+        ))
+    }
+}
+
+/// `2024-05-01T10:00:00+02:00` (humantime reads only `Z`).
+fn parse_offset_datetime(v: &str) -> bool {
+    let Some((dt, off)) = v.get(..19).zip(v.get(19..)) else {
+        return false;
+    };
+    let off_ok = off.len() == 6
+        && (off.starts_with('+') || off.starts_with('-'))
+        && off.as_bytes()[3] == b':';
+    off_ok && humantime::parse_rfc3339_weak(dt).is_ok()
+}
+
+// ---------------------------------------------------------------- tasks
+
+#[derive(Deserialize)]
+pub struct TaskParams {
+    task_id: Option<String>,
+}
+
+pub async fn tasks(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    params: Result<Query<TaskParams>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let rows = app
+        .pipeline
+        .tasks(p.task_id.filter(|t| !t.is_empty()), &caller.scope(), 100)
+        .await?;
+    let items: Vec<Value> = rows.iter().map(task_json).collect();
+    if requested_version(&headers) >= 10 {
+        let all: Vec<i64> = rows.iter().map(|t| t.seq).collect();
+        return Ok(reply(
+            StatusCode::OK,
+            json!({"count": items.len(), "next": null, "previous": null, "all": all, "results": items}),
+        ));
+    }
+    Ok(reply(StatusCode::OK, Value::Array(items)))
+}
+
+fn task_json(t: &docpipe_actors::store::meta::TaskView) -> Value {
+    let (status, result, related, done) = if t.duplicate {
+        (
+            "FAILURE",
+            Some(match t.doc_seq {
+                Some(n) => format!("Not consuming: It is a duplicate of document #{n}"),
+                None => "Not consuming: It is a duplicate of a deleted document".into(),
+            }),
+            None,
+            Some(t.created_at.clone()),
+        )
+    } else {
+        match (t.stage, t.doc_seq) {
+            (None, _) | (_, None) => (
+                "FAILURE",
+                Some("The document was deleted".to_string()),
+                None,
+                t.updated_at.clone(),
+            ),
+            (Some(Stage::Queued), _) => ("PENDING", None, None, None),
+            (Some(Stage::Indexed), Some(n)) => (
+                "SUCCESS",
+                Some(format!("Success. New document id {n} created")),
+                Some(n.to_string()),
+                t.updated_at.clone(),
+            ),
+            (Some(Stage::Failed), _) => (
+                "FAILURE",
+                Some(t.error.clone().unwrap_or_else(|| "failed".into())),
+                None,
+                t.updated_at.clone(),
+            ),
+            (Some(_), _) => ("STARTED", None, None, None),
+        }
+    };
+    json!({
+        "id": t.seq,
+        "task_id": t.task_id,
+        "task_name": "consume_file",
+        "task_file_name": t.filename,
+        "date_created": t.created_at,
+        "date_done": done,
+        "type": "file",
+        "status": status,
+        "result": result,
+        "acknowledged": false,
+        "related_document": related,
+    })
+}
+
+// ---------------------------------------------------------------- documents
+
+fn document_json(d: &Document, x: &DocExtras, content: Option<String>) -> Value {
+    let created = x.doc_date.clone().unwrap_or_else(|| d.created_at.clone());
+    json!({
+        "id": d.seq,
+        "correspondent": null,
+        "document_type": x.doc_type_id,
+        "storage_path": null,
+        "title": d.title.clone().unwrap_or_else(|| d.filename.clone()),
+        "content": content.unwrap_or_default(),
+        "tags": x.tags,
+        "created": created,
+        "created_date": created.get(..10).unwrap_or(&created),
+        "modified": d.updated_at,
+        "added": d.created_at,
+        "deleted_at": null,
+        "archive_serial_number": x.asn,
+        "original_file_name": d.filename,
+        "archived_file_name": null,
+        "mime_type": d.mime,
+        "owner": null,
+        "user_can_change": true,
+        "is_shared_by_requester": false,
+        "notes": [],
+        "custom_fields": [],
+    })
+}
+
+async fn with_content(
+    app: &AppState,
+    scope: &Scope,
+    d: &Document,
+    x: &DocExtras,
+) -> Result<Value, Problem> {
+    let text = app.pipeline.text(&d.id, scope).await?;
+    Ok(document_json(d, x, text))
+}
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    page: Option<usize>,
+    page_size: Option<usize>,
+    query: Option<String>,
+    more_like_id: Option<i64>,
+}
+
+pub async fn documents(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let page = p.page.unwrap_or(1).max(1);
+    let size = p.page_size.unwrap_or(25).clamp(1, 1000);
+    let offset = (page - 1) * size;
+    let scope = caller.scope();
+    let mut results = Vec::new();
+    let total;
+    if let Some(q) = p.query.as_deref().filter(|q| !q.trim().is_empty()) {
+        let r = match app
+            .pipeline
+            .search(q, size, offset.min(10_000), &scope)
+            .await
+        {
+            Ok(r) => r,
+            Err(SearchError::Query(m)) => return Err(Problem::bad_request("invalid_query", m)),
+            Err(SearchError::Internal(e)) => return Err(Problem::internal(e)),
+        };
+        total = r.total;
+        let ids = r.hits.iter().map(|h| h.id.clone()).collect();
+        let docs = app.pipeline.get_many(ids, &scope).await?;
+        for (rank, (d, x)) in docs.iter().enumerate() {
+            let hit = r.hits.iter().find(|h| h.id == d.id);
+            let mut v = with_content(&app, &scope, d, x).await?;
+            v["__search_hit__"] = json!({
+                "score": hit.map(|h| h.score),
+                "highlights": hit.map(|h| h.snippet.clone()),
+                "note_highlights": null,
+                "rank": offset + rank,
+            });
+            results.push(v);
+        }
+    } else if let Some(n) = p.more_like_id {
+        let Some((doc, _)) = app.pipeline.get_by_number(n, &scope).await? else {
+            return Err(Problem::not_found("document"));
+        };
+        let hits = app
+            .pipeline
+            .similar(&doc.id, size, &scope)
+            .await?
+            .unwrap_or_default();
+        total = hits.len() as u64;
+        let ids = hits.into_iter().map(|h| h.id).collect();
+        for (d, x) in app.pipeline.get_many(ids, &scope).await? {
+            results.push(with_content(&app, &scope, &d, &x).await?);
+        }
+    } else {
+        let (n, docs) = app.pipeline.page(&scope, offset, size).await?;
+        total = n;
+        for (d, x) in &docs {
+            results.push(with_content(&app, &scope, d, x).await?);
+        }
+    }
+    let ids: Vec<Value> = results.iter().map(|r| r["id"].clone()).collect();
+    Ok(reply(
+        StatusCode::OK,
+        paginated(&headers, "documents", page, size, total, ids, results),
+    ))
+}
+
+fn paginated(
+    headers: &HeaderMap,
+    resource: &str,
+    page: usize,
+    size: usize,
+    total: u64,
+    all: Vec<Value>,
+    results: Vec<Value>,
+) -> Value {
+    let base = base_url(headers);
+    let more = (page * size) < total as usize;
+    json!({
+        "count": total,
+        "next": more.then(|| format!("{base}/api/{resource}/?page={}&page_size={size}", page + 1)),
+        "previous": (page > 1).then(|| format!("{base}/api/{resource}/?page={}&page_size={size}", page - 1)),
+        "all": all,
+        "results": results,
+    })
+}
+
+fn number(raw: &str) -> Result<i64, Problem> {
+    raw.parse::<i64>()
+        .map_err(|_| Problem::not_found("document"))
+}
+
+pub async fn document(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let scope = caller.scope();
+    let (d, x) = app
+        .pipeline
+        .get_by_number(number(&id)?, &scope)
+        .await?
+        .ok_or_else(|| Problem::not_found("document"))?;
+    Ok(reply(
+        StatusCode::OK,
+        with_content(&app, &scope, &d, &x).await?,
+    ))
+}
+
+pub async fn download(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let scope = caller.scope();
+    let (d, _) = app
+        .pipeline
+        .get_by_number(number(&id)?, &scope)
+        .await?
+        .ok_or_else(|| Problem::not_found("document"))?;
+    let stream = app
+        .pipeline
+        .content(&d.id, &scope)
+        .await?
+        .ok_or_else(|| Problem::not_found("document"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, d.mime.clone()),
+            (header::CONTENT_SECURITY_POLICY, "sandbox".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename*=UTF-8''{}",
+                    super::documents::percent_encode(&d.filename)
+                ),
+            ),
+        ],
+        axum::body::Body::from_stream(stream.map_err(std::io::Error::other)),
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------- tags, document types
+
+fn label_json(kind: LabelKind, l: &Label) -> Value {
+    let mut v = json!({
+        "id": l.id,
+        "slug": slugify(&l.name),
+        "name": l.name,
+        "match": "",
+        "matching_algorithm": 0,
+        "is_insensitive": true,
+        "document_count": l.document_count,
+        "owner": null,
+        "user_can_change": true,
+    });
+    if kind == LabelKind::Tag {
+        v["color"] = json!(l.color);
+        v["text_color"] = json!("#000000");
+        v["is_inbox_tag"] = json!(false);
+    }
+    v
+}
+
+fn slugify(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            s.push(c);
+        } else if !s.ends_with('-') && !s.is_empty() {
+            s.push('-');
+        }
+    }
+    s.trim_end_matches('-').to_string()
+}
+
+#[derive(Deserialize)]
+pub struct PageParams {
+    page: Option<usize>,
+    page_size: Option<usize>,
+}
+
+async fn list_labels(
+    app: AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    params: Result<Query<PageParams>, QueryRejection>,
+    kind: LabelKind,
+) -> Result<Response, Problem> {
+    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let page = p.page.unwrap_or(1).max(1);
+    let size = p.page_size.unwrap_or(25).clamp(1, 1000);
+    let (total, labels) = app
+        .pipeline
+        .labels(kind, &caller.scope(), (page - 1) * size, size)
+        .await?;
+    let results: Vec<Value> = labels.iter().map(|l| label_json(kind, l)).collect();
+    let ids = labels.iter().map(|l| json!(l.id)).collect();
+    let resource = resource_of(kind);
+    Ok(reply(
+        StatusCode::OK,
+        paginated(&headers, resource, page, size, total, ids, results),
+    ))
+}
+
+fn resource_of(kind: LabelKind) -> &'static str {
+    match kind {
+        LabelKind::Tag => "tags",
+        LabelKind::DocType => "document_types",
+    }
+}
+
+async fn get_label(
+    app: AppState,
+    caller: Caller,
+    id: String,
+    kind: LabelKind,
+) -> Result<Response, Problem> {
+    let what = if kind == LabelKind::Tag {
+        "tag"
+    } else {
+        "document type"
+    };
+    let id = id.parse::<i64>().map_err(|_| Problem::not_found(what))?;
+    let l = app
+        .pipeline
+        .label(kind, id, &caller.scope())
+        .await?
+        .ok_or_else(|| Problem::not_found(what))?;
+    Ok(reply(StatusCode::OK, label_json(kind, &l)))
+}
+
+#[derive(Deserialize)]
+pub struct NewLabel {
+    name: String,
+    color: Option<String>,
+    workspace: Option<String>,
+    // Paperless's matching settings and permissions are accepted and unused.
+    #[serde(flatten)]
+    _rest: serde_json::Map<String, Value>,
+}
+
+async fn create_label(
+    app: AppState,
+    caller: Caller,
+    body: Result<Json<NewLabel>, JsonRejection>,
+    kind: LabelKind,
+) -> Result<Response, Problem> {
+    let Json(b) = body.map_err(|e| Problem::bad_request("invalid_body", e.body_text()))?;
+    let name = b.name.trim();
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err(Problem::bad_request(
+            "invalid_body",
+            "name must be 1 to 128 characters, without control characters",
+        ));
+    }
+    if let Some(c) = &b.color {
+        let hex = c.strip_prefix('#').unwrap_or("");
+        if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Problem::bad_request(
+                "invalid_body",
+                format!("color {c:?} is not like #a6cee3"),
+            ));
+        }
+    }
+    let workspace = resolve_workspace(&caller, b.workspace)?;
+    let (id, new) = app
+        .pipeline
+        .create_label(kind, &workspace, name, b.color, &caller.origin())
+        .await?;
+    if !new {
+        return Err(Problem::bad_request(
+            "already_exists",
+            format!("{} {name:?} exists already (id {id})", resource_of(kind)),
+        ));
+    }
+    let l = app
+        .pipeline
+        .label(kind, id, &Scope::only([workspace]))
+        .await?
+        .ok_or_else(|| Problem::internal(anyhow::anyhow!("label {id} vanished")))?;
+    Ok(reply(StatusCode::CREATED, label_json(kind, &l)))
+}
+
+pub async fn tags(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    params: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Response, Problem> {
+    list_labels(app, caller, headers, params, LabelKind::Tag).await
+}
+
+pub async fn tag(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    get_label(app, caller, id, LabelKind::Tag).await
+}
+
+pub async fn create_tag(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewLabel>, JsonRejection>,
+) -> Result<Response, Problem> {
+    create_label(app, caller, body, LabelKind::Tag).await
+}
+
+pub async fn doc_types(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    params: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Response, Problem> {
+    list_labels(app, caller, headers, params, LabelKind::DocType).await
+}
+
+pub async fn doc_type(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    get_label(app, caller, id, LabelKind::DocType).await
+}
+
+pub async fn create_doc_type(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewLabel>, JsonRejection>,
+) -> Result<Response, Problem> {
+    create_label(app, caller, body, LabelKind::DocType).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_dates_and_slugs() {
+        let mut h = HeaderMap::new();
+        assert_eq!(requested_version(&h), 9);
+        h.insert(
+            header::ACCEPT,
+            "application/json; version=10".parse().unwrap(),
+        );
+        assert_eq!(requested_version(&h), 10);
+        assert!(parse_date("2024-05-01").is_ok());
+        assert!(parse_date("2024-05-01T10:00:00Z").is_ok());
+        assert!(parse_date("2024-05-01T10:00:00+02:00").is_ok());
+        assert!(parse_date("yesterday").is_err());
+        assert!(parse_date("2024-13-01").is_err());
+        assert_eq!(slugify("Bank Statements / 2024"), "bank-statements-2024");
+    }
+}

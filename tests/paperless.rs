@@ -1,0 +1,200 @@
+//! The Paperless-ngx API against the real binary: the real `pypaperless`
+//! client from PyPI, and the raw multipart form of Paperless's documentation.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::reqwest::{anon_client, send};
+use common::*;
+use serde_json::{json, Value};
+
+const PYPAPERLESS: &str = "pypaperless==3.1.15";
+
+/// A venv with pypaperless, made once under target/ (pip from PyPI).
+fn pypaperless_python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv-pypaperless");
+    let python = venv.join("bin/python");
+    let ready = || {
+        Command::new(&python)
+            .args(["-c", "import pypaperless"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ready() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 is needed for the pypaperless test");
+        assert!(ok.success(), "python3 -m venv failed");
+        let ok = Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                PYPAPERLESS,
+            ])
+            .status()
+            .expect("run pip");
+        assert!(ok.success(), "pip install {PYPAPERLESS} failed");
+        assert!(ready(), "pypaperless does not import after installing it");
+    }
+    python
+}
+
+#[test]
+fn pypaperless_uploads_waits_reads_and_searches() {
+    let python = pypaperless_python();
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let pdf = tmp.path().join("quokka.pdf");
+    std::fs::write(&pdf, fixture("quokka.pdf")).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/paperless/pypaperless_flow.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&s.base)
+        .arg(ADMIN_TOKEN)
+        .arg(&pdf)
+        .output()
+        .expect("run the pypaperless script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.starts_with("OK "),
+        "pypaperless flow failed:\n{stdout}\n{stderr}"
+    );
+    // What pypaperless did is in the audit trail under the token it used.
+    let (_, v) = get_json(&s.url("/api/v1/audit"));
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in ["tag_created", "doc_type_created", "uploaded"] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+}
+
+/// The form of https://docs.paperless-ngx.com/api/#file-uploads, by hand.
+fn post_document(s: &Server, pdf: &[u8], tags: &[i64]) -> (u16, Vec<u8>) {
+    let mut body: Vec<u8> = Vec::new();
+    let mut field = |name: &str, value: &str| {
+        body.extend_from_slice(
+            format!(
+                "--BOUNDARY\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    };
+    field("title", "Scanned letter");
+    field("created", "2024-05-01");
+    field("correspondent", "");
+    field("archive_serial_number", "1234");
+    for t in tags {
+        field("tags", &t.to_string());
+    }
+    body.extend_from_slice(
+        b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"document\"; filename=\"letter.pdf\"\r\nContent-Type: application/pdf\r\n\r\n",
+    );
+    body.extend_from_slice(pdf);
+    body.extend_from_slice(b"\r\n--BOUNDARY--\r\n");
+    let (code, _, bytes) = send(
+        anon_client()
+            .post(s.url("/api/documents/post_document/"))
+            .header("authorization", format!("Token {ADMIN_TOKEN}"))
+            .header("content-type", "multipart/form-data; boundary=BOUNDARY")
+            .body(body),
+    );
+    (code, bytes)
+}
+
+fn task(s: &Server, task_id: &str, accept: &str) -> Value {
+    let (code, _, bytes) = send(
+        anon_client()
+            .get(s.url(&format!("/api/tasks/?task_id={task_id}")))
+            .header("authorization", format!("Token {ADMIN_TOKEN}"))
+            .header("accept", accept),
+    );
+    assert_eq!(code, 200);
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn the_documented_upload_form_gives_a_task_id_and_paperless_task_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let (code, v) = common::reqwest::run(async {
+        let r = common::reqwest::async_client()
+            .post(s.url("/api/tags/"))
+            .json(&json!({"name": "inbox", "matching_algorithm": 0}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    });
+    assert_eq!(code, 201, "{v}");
+    let tag = v["id"].as_i64().unwrap();
+
+    let pdf = fixture("quokka.pdf");
+    let (code, body) = post_document(&s, &pdf, &[tag]);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    // A bare JSON string: "\"<uuid>\"".
+    let task_id: String = serde_json::from_slice(&body).expect("a JSON string");
+    assert_eq!(task_id.len(), 36);
+
+    let mut t = Value::Null;
+    wait_until(Duration::from_secs(60), "the task to finish", || {
+        t = task(&s, &task_id, "application/json");
+        matches!(t[0]["status"].as_str(), Some("SUCCESS" | "FAILURE"))
+    });
+    let t = &t[0];
+    assert_eq!(t["status"], "SUCCESS", "{t}");
+    let n: i64 = t["related_document"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        t["result"].as_str().unwrap(),
+        format!("Success. New document id {n} created")
+    );
+    assert_eq!(
+        (t["task_id"].as_str(), t["task_file_name"].as_str()),
+        (Some(task_id.as_str()), Some("letter.pdf"))
+    );
+
+    // API version 10: the paginated shape.
+    let v10 = task(&s, &task_id, "application/json; version=10");
+    assert_eq!(v10["count"], 1);
+    assert_eq!(v10["results"][0]["task_id"], task_id.as_str());
+
+    // The document, by its Paperless number.
+    let (code, d) = get_json(&s.url(&format!("/api/documents/{n}/")));
+    assert_eq!(code, 200, "{d}");
+    assert_eq!(d["title"], "Scanned letter");
+    assert_eq!(d["tags"], json!([tag]));
+    assert_eq!(d["archive_serial_number"], 1234);
+    assert_eq!(d["created"], "2024-05-01");
+
+    // The same bytes again: a failed task naming the first document.
+    let (code, body) = post_document(&s, &pdf, &[]);
+    assert_eq!(code, 200);
+    let dup_task: String = serde_json::from_slice(&body).unwrap();
+    let t = task(&s, &dup_task, "application/json");
+    assert_eq!(t[0]["status"], "FAILURE");
+    assert_eq!(
+        t[0]["result"].as_str().unwrap(),
+        format!("Not consuming: It is a duplicate of document #{n}")
+    );
+
+    // Bad fields are refused and store nothing.
+    let before = list_ids(&s, "limit=100");
+    let (code, body) = post_document(&s, b"%PDF-1.4 other bytes", &[999]);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (code, v["code"].as_str()),
+        (400, Some("invalid_field")),
+        "{v}"
+    );
+    assert_eq!(list_ids(&s, "limit=100"), before);
+}
