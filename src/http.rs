@@ -17,7 +17,7 @@ use axum::http::Method;
 use axum::http::{header, StatusCode};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::{Json, Router};
 use docpipe_actors::{Pipeline, SearchError};
 use serde::Deserialize;
@@ -100,6 +100,10 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             delete(documents::delete),
         ),
         (
+            spec!(PATCH "/api/v1/documents/{id}", Some(Editor), "Change title, doc_type, tags"),
+            patch(documents::edit),
+        ),
+        (
             spec!(GET "/api/v1/documents/{id}/content", Some(Reader), "The original bytes"),
             get(documents::content),
         ),
@@ -167,6 +171,10 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec!(GET "/api/documents/{id}/", Some(Reader), "Paperless-ngx: one document by number"),
             get(paperless::document),
+        ),
+        (
+            spec!(PATCH "/api/documents/{id}/", Some(Editor), "Paperless-ngx: change a document"),
+            patch(paperless::edit_document),
         ),
         (
             spec!(GET "/api/documents/{id}/download/", Some(Reader), "Paperless-ngx: the original"),

@@ -235,11 +235,82 @@ fn a_workspace_never_sees_another_workspaces_documents() {
         let (code, _, _) = call(Method::GET, &s.url("/api/v1/audit"), Some(t), &[]);
         assert_eq!(code, 403);
     }
+    // The Paperless-ngx API: numbers are easy to guess, and still scoped.
+    let b_number = {
+        let (_, _, v) = call(
+            Method::GET,
+            &s.url("/api/documents/"),
+            Some(ADMIN_TOKEN),
+            &[],
+        );
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["original_file_name"] == "b.txt")
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    for path in [
+        format!("/api/documents/{b_number}/"),
+        format!("/api/documents/{b_number}/download/"),
+        format!("/api/documents/?more_like_id={b_number}"),
+    ] {
+        let (code, _, v) = call(Method::GET, &s.url(&path), Some(&acme_reader), &[]);
+        assert_eq!(code, 404, "{path}: {v}");
+    }
+    let (_, _, v) = call(
+        Method::GET,
+        &s.url("/api/documents/?query=quokkaledger"),
+        Some(&acme_reader),
+        &[],
+    );
+    assert_eq!(v["count"], 1, "{v}");
+    let (_, _, v) = call(
+        Method::GET,
+        &s.url("/api/documents/"),
+        Some(&acme_reader),
+        &[],
+    );
+    assert_eq!(v["count"], 1, "{v}");
+    let (_, _, v) = call(Method::GET, &s.url("/api/tasks/"), Some(&acme_reader), &[]);
+    assert_eq!(v.as_array().map(Vec::len), Some(0), "no tasks of beta: {v}");
+    let (code, v) = post_json(&s.url("/api/tags/"), &beta, &json!({"name": "beta-only"}));
+    assert_eq!(code, 201, "{v}");
+    let beta_tag = v["id"].as_i64().unwrap();
+    let (_, _, v) = call(Method::GET, &s.url("/api/tags/"), Some(&acme_reader), &[]);
+    assert_eq!(v["count"], 0, "{v}");
+    let (code, _, _) = call(
+        Method::GET,
+        &s.url(&format!("/api/tags/{beta_tag}/")),
+        Some(&acme_reader),
+        &[],
+    );
+    assert_eq!(code, 404);
+    // Nor can acme tag its document with beta's tag.
+    let (code, _, bytes) = send(
+        anon_client()
+            .patch(s.url(&format!("/api/v1/documents/{a_id}")))
+            .bearer_auth(&acme)
+            .json(&json!({"tags": [beta_tag]})),
+    );
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&bytes));
+
     // Writes by id are scoped the same way.
-    for (m, suffix) in [(Method::DELETE, ""), (Method::POST, "/retry")] {
+    for (m, suffix) in [
+        (Method::DELETE, ""),
+        (Method::POST, "/retry"),
+        (Method::PATCH, ""),
+    ] {
         let url = s.url(&format!("/api/v1/documents/{b_id}{suffix}"));
-        let (code, _, v) = call(m, &url, Some(&acme), &[]);
-        assert_eq!(code, 404, "{v}");
+        let (code, _, bytes) = send(
+            anon_client()
+                .request(m, &url)
+                .bearer_auth(&acme)
+                .json(&json!({"title": "hijacked"})),
+        );
+        assert_eq!(code, 404, "{}", String::from_utf8_lossy(&bytes));
     }
     assert_eq!(
         doc(&s, &b_id)["stage"],
@@ -312,6 +383,33 @@ fn the_audit_trail_records_every_change_with_token_and_request_id() {
         Some("req-retry-2"),
         "the id comes back"
     );
+    // An edit: recorded, and the document is indexed again under its new title.
+    let edit = s.url(&format!("/api/v1/documents/{ok}"));
+    let (code, _, bytes) = send(
+        anon_client()
+            .patch(&edit)
+            .bearer_auth(&editor)
+            .header("x-request-id", "req-edit-5")
+            .json(&json!({"title": "Zebrafinch memo", "doc_type": "memo"})),
+    );
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["title"].as_str(), v["doc_type"].as_str()),
+        (Some("Zebrafinch memo"), Some("memo"))
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the edited title to be searchable",
+        || search(&s, "zebrafinch")["total"] == 1,
+    );
+    assert_eq!(
+        doc(&s, &ok)["doc_type"],
+        "memo",
+        "the classifier did not override it"
+    );
+    let (code, _, v) = call(Method::PATCH, &edit, Some(&editor), &[]);
+    assert_eq!(code, 400, "a body is needed: {v}");
     let del = s.url(&format!("/api/v1/documents/{ok}"));
     let (code, _, _) = call(
         Method::DELETE,
@@ -370,6 +468,12 @@ fn the_audit_trail_records_every_change_with_token_and_request_id() {
             (Some(editor_id.as_str()), Some("req-del-3"))
         );
     }
+    let e = find("edited", Some(&ok));
+    assert_eq!(
+        (e["token_id"].as_str(), e["request_id"].as_str()),
+        (Some(editor_id.as_str()), Some("req-edit-5"))
+    );
+    assert_eq!(e["detail"]["title"], "Zebrafinch memo");
     let e = find("token_revoked", None);
     assert_eq!(
         (e["token_id"].as_str(), e["request_id"].as_str()),

@@ -83,6 +83,13 @@ pub enum CatalogMsg {
         origin: Origin,
         reply: Reply<bool>,
     },
+    Edit {
+        id: String,
+        scope: Scope,
+        edit: meta::Edit,
+        origin: Origin,
+        reply: Reply<meta::EditResult>,
+    },
     /// Creates a tag or a document type (`kind`); replies with its id, or
     /// the id of the one of that name that exists.
     CreateLabel {
@@ -402,6 +409,21 @@ fn write_one(
             db::write_token(tx, &token, &origin, now)?;
             fx.push(Effect::Replied(Box::new(move || {
                 let _ = reply.send(Ok(()));
+            })));
+        }
+        CatalogMsg::Edit {
+            id,
+            scope,
+            edit,
+            origin,
+            reply,
+        } => {
+            let r = meta::write_edit(tx, &id, &scope, &edit, &origin, now)?;
+            if matches!(r, meta::EditResult::Edited(Stage::Classified)) {
+                fx.push(Effect::RescanIntake);
+            }
+            fx.push(Effect::Replied(Box::new(move || {
+                let _ = reply.send(Ok(r));
             })));
         }
         CatalogMsg::CreateLabel {

@@ -69,6 +69,10 @@ struct Claim {
     /// The lease expired and a `lost` failure was reported; the claim stays
     /// until the Catalog has recorded it (so no second admission meanwhile).
     expired: bool,
+    /// A rescan passed over this document while it was claimed (say, it was
+    /// edited back to `classified` just as it was finishing): look at it
+    /// again once it is released.
+    recheck: bool,
 }
 
 pub struct IntakeState {
@@ -88,6 +92,9 @@ impl IntakeState {
         if let Some(c) = self.claims.remove(&seq) {
             if c.permit {
                 self.permits_used -= 1;
+            }
+            if c.recheck {
+                self.cursor = self.cursor.min(seq - 1);
             }
         }
     }
@@ -128,6 +135,9 @@ impl Actor for Intake {
             IntakeMsg::Wake => queue_refill(&me, st)?,
             IntakeMsg::Rescan => {
                 st.cursor = 0;
+                for c in st.claims.values_mut() {
+                    c.recheck = true;
+                }
                 queue_refill(&me, st)?;
             }
             IntakeMsg::Handoff(seq, admission) => {
@@ -315,6 +325,7 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
                 permit: true,
                 job: job.clone(),
                 expired: false,
+                recheck: false,
             },
         );
         st.permits_used += 1;

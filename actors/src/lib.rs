@@ -575,6 +575,28 @@ impl Pipeline {
         .await
     }
 
+    /// Changes a document's metadata (see [`meta::Edit`]); an indexed
+    /// document is indexed again.
+    pub async fn edit(
+        &self,
+        id: &str,
+        scope: &Scope,
+        edit: meta::Edit,
+        origin: &Origin,
+    ) -> Result<meta::EditResult> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| catalog::CatalogMsg::Edit {
+                id: id.to_string(),
+                scope: scope.clone(),
+                edit: edit.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
     /// Upload tasks of the scope, newest first (one, given its id).
     pub async fn tasks(
         &self,

@@ -19,6 +19,7 @@ use super::gateway::Caller;
 use super::problem::Problem;
 use super::AppState;
 use docpipe_actors::model::valid_workspace;
+use docpipe_actors::store::meta::{Edit, EditResult};
 
 /// Past the limit we keep reading (and discarding) this much more, so that the
 /// client is still listening when the 413 arrives.
@@ -540,6 +541,92 @@ pub async fn list(
         Json(json!({ "documents": docs, "next_cursor": next.map(|n| n.to_string()) }))
             .into_response(),
     )
+}
+
+/// `PATCH /api/v1/documents/{id}`: `{"title", "doc_type", "tags"}`, each
+/// optional; `null` clears. Answers the document as it is now.
+pub async fn edit(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Problem> {
+    let Json(body) = body.map_err(|e| Problem::bad_request("invalid_body", e.body_text()))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| Problem::bad_request("invalid_body", "expected a JSON object"))?;
+    let mut e = Edit::default();
+    for (k, v) in obj {
+        match k.as_str() {
+            "title" => e.title = Some(optional_text(v, "title", 1000)?),
+            "doc_type" => e.doc_type = Some(optional_text(v, "doc_type", 100)?),
+            "tags" => e.tags = Some(id_list(v, "tags")?),
+            other => return Err(Problem::bad_request(
+                "invalid_body",
+                format!(
+                    "unknown field {other:?}; a document's title, doc_type and tags can be changed"
+                ),
+            )),
+        }
+    }
+    apply_edit(&app, &caller, &id, e).await?;
+    let doc = find(&app, &caller, &id).await?;
+    Ok(Json(doc).into_response())
+}
+
+/// Runs an edit; 404 for a document outside the scope, 400 for a foreign tag.
+pub async fn apply_edit(app: &AppState, caller: &Caller, id: &str, e: Edit) -> Result<(), Problem> {
+    match app
+        .pipeline
+        .edit(id, &caller.scope(), e, &caller.origin())
+        .await?
+    {
+        EditResult::Edited(_) => Ok(()),
+        EditResult::NotFound => Err(Problem::not_found("document")),
+        EditResult::UnknownTag(t) => Err(Problem::bad_request(
+            "invalid_field",
+            format!("tags: there is no {t} in this document's workspace"),
+        )),
+    }
+}
+
+/// A string or null, trimmed, without control characters.
+pub fn optional_text(
+    v: &serde_json::Value,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, Problem> {
+    match v {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) => {
+            let t: String = s.chars().filter(|c| !c.is_control()).collect();
+            let t = t.trim();
+            if t.chars().count() > max {
+                return Err(Problem::bad_request(
+                    "invalid_body",
+                    format!("{field} is longer than {max} characters"),
+                ));
+            }
+            Ok(Some(t.to_string()).filter(|t| !t.is_empty()))
+        }
+        _ => Err(Problem::bad_request(
+            "invalid_body",
+            format!("{field} must be a string or null"),
+        )),
+    }
+}
+
+/// A list of non-negative integer ids.
+pub fn id_list(v: &serde_json::Value, field: &str) -> Result<Vec<i64>, Problem> {
+    v.as_array()
+        .and_then(|a| {
+            a.iter()
+                .map(|x| x.as_i64().filter(|n| *n >= 0))
+                .collect::<Option<Vec<_>>>()
+        })
+        .ok_or_else(|| {
+            Problem::bad_request("invalid_body", format!("{field} must be a list of ids"))
+        })
 }
 
 pub async fn delete(

@@ -17,10 +17,13 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::documents::{discard_all, receive, resolve_workspace, upload_slot};
+use super::documents::{
+    apply_edit, discard_all, id_list, optional_text, receive, resolve_workspace, upload_slot,
+};
 use super::gateway::Caller;
 use super::problem::Problem;
 use super::AppState;
+use docpipe_actors::store::meta::Edit;
 
 /// The API version docpipe answers as (Paperless-ngx's `X-Api-Version`).
 const API_VERSION: u32 = 9;
@@ -401,6 +404,81 @@ pub async fn document(
     let (d, x) = app
         .pipeline
         .get_by_number(number(&id)?, &scope)
+        .await?
+        .ok_or_else(|| Problem::not_found("document"))?;
+    Ok(reply(
+        StatusCode::OK,
+        with_content(&app, &scope, &d, &x).await?,
+    ))
+}
+
+/// `PATCH /api/documents/{n}/`: title, document_type (id or null), tags,
+/// created, archive_serial_number. Other Paperless fields are ignored.
+pub async fn edit_document(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let Json(body) = body.map_err(|e| Problem::bad_request("invalid_body", e.body_text()))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| Problem::bad_request("invalid_body", "expected a JSON object"))?;
+    let scope = caller.scope();
+    let (d, _) = app
+        .pipeline
+        .get_by_number(number(&id)?, &scope)
+        .await?
+        .ok_or_else(|| Problem::not_found("document"))?;
+    let here = Scope::only([d.workspace.clone()]);
+    let mut e = Edit::default();
+    for (k, v) in obj {
+        match k.as_str() {
+            "title" => e.title = Some(optional_text(v, "title", 1000)?),
+            "tags" => e.tags = Some(id_list(v, "tags")?),
+            "document_type" => {
+                e.doc_type = Some(match v {
+                    Value::Null => None,
+                    v => {
+                        let id = v.as_i64().ok_or_else(|| {
+                            Problem::bad_request(
+                                "invalid_field",
+                                "document_type must be an id or null",
+                            )
+                        })?;
+                        let l = app
+                            .pipeline
+                            .label(LabelKind::DocType, id, &here)
+                            .await?
+                            .ok_or_else(|| unknown("document_type", id))?;
+                        Some(l.name)
+                    }
+                })
+            }
+            "created" | "created_date" => {
+                e.doc_date = Some(match optional_text(v, k, 40)? {
+                    None => None,
+                    Some(t) => Some(parse_date(&t)?),
+                })
+            }
+            "archive_serial_number" => {
+                e.asn = Some(match v {
+                    Value::Null => None,
+                    v => Some(v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
+                        Problem::bad_request(
+                            "invalid_field",
+                            "archive_serial_number must be a number",
+                        )
+                    })?),
+                })
+            }
+            _ => {} // correspondent, storage_path, owner, custom_fields, …
+        }
+    }
+    apply_edit(&app, &caller, &d.id, e).await?;
+    let (d, x) = app
+        .pipeline
+        .get_by_number(d.seq, &scope)
         .await?
         .ok_or_else(|| Problem::not_found("document"))?;
     Ok(reply(

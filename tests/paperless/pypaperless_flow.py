@@ -62,6 +62,12 @@ async def main(url: str, token: str, pdf: str) -> None:
         assert [d.id for d in hits] == [doc_id], [d.id for d in hits]
         assert hits[0].has_search_hit and "<b>" in (hits[0].search_hit.highlights or "").lower()
 
+        doc.title = "Quokka field report, revised"
+        assert await doc.update()
+        again = await p.documents(doc_id)
+        assert again.title == "Quokka field report, revised", again.title
+        assert again.tags == [tag_id], again.tags
+
         listed = [d.id async for d in p.documents]
         assert doc_id in listed, listed
         print("OK", doc_id)

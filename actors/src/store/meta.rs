@@ -297,3 +297,134 @@ pub fn tasks(
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
+
+/// A change to a document's metadata; `None` leaves a field as it is, and
+/// `Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct Edit {
+    pub title: Option<Option<String>>,
+    /// A type set by hand: the classifier does not override it.
+    pub doc_type: Option<Option<String>>,
+    pub tags: Option<Vec<i64>>,
+    pub doc_date: Option<Option<String>>,
+    pub asn: Option<Option<i64>>,
+}
+
+#[derive(Debug)]
+pub enum EditResult {
+    Edited(Stage),
+    NotFound,
+    /// A tag id that the document's workspace does not have.
+    UnknownTag(i64),
+}
+
+/// Applies an edit to a document of the scope. A document already indexed
+/// goes back to `classified`, so the pipeline indexes it again with the new
+/// title and type (from its stored text).
+pub fn write_edit(
+    tx: &Transaction<'_>,
+    id: &str,
+    scope: &Scope,
+    edit: &Edit,
+    origin: &Origin,
+    now: i64,
+) -> Result<EditResult> {
+    let found: Option<(i64, String, String)> = tx
+        .query_row(
+            &format!(
+                "SELECT seq, workspace, stage FROM documents WHERE id = ?1 AND stage != 'deleting' AND {}",
+                workspace_filter("workspace", 2)
+            ),
+            params![id, scope.sql_param()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((seq, workspace, stage)) = found else {
+        return Ok(EditResult::NotFound);
+    };
+    if let Some(tags) = &edit.tags {
+        for t in tags {
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM tags WHERE id = ?1 AND workspace = ?2",
+                    params![t, workspace],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if known.is_none() {
+                return Ok(EditResult::UnknownTag(*t));
+            }
+        }
+        tx.execute("DELETE FROM document_tags WHERE doc_seq = ?1", [seq])?;
+        for t in tags {
+            tx.execute(
+                "INSERT OR IGNORE INTO document_tags (doc_seq, tag_id) VALUES (?1, ?2)",
+                params![seq, t],
+            )?;
+        }
+    }
+    if let Some(t) = &edit.title {
+        tx.execute(
+            "UPDATE documents SET title = ?2 WHERE seq = ?1",
+            params![seq, t],
+        )?;
+    }
+    if let Some(t) = &edit.doc_type {
+        tx.execute(
+            "UPDATE documents SET user_doc_type = ?2, doc_type = ?2,
+               confidence = CASE WHEN ?2 IS NULL THEN NULL ELSE 1.0 END WHERE seq = ?1",
+            params![seq, t],
+        )?;
+        if let Some(name) = t {
+            tx.execute(
+                "INSERT OR IGNORE INTO doc_types (workspace, name, created_at) VALUES (?1, ?2, ?3)",
+                params![workspace, name, now],
+            )?;
+        }
+    }
+    if let Some(d) = &edit.doc_date {
+        tx.execute(
+            "UPDATE documents SET doc_date = ?2 WHERE seq = ?1",
+            params![seq, d],
+        )?;
+    }
+    if let Some(a) = &edit.asn {
+        tx.execute(
+            "UPDATE documents SET asn = ?2 WHERE seq = ?1",
+            params![seq, a],
+        )?;
+    }
+    let mut stage = Stage::parse(&stage).unwrap_or(Stage::Failed);
+    if stage == Stage::Indexed && (edit.title.is_some() || edit.doc_type.is_some()) {
+        tx.execute(
+            "UPDATE documents SET stage = 'classified' WHERE seq = ?1",
+            [seq],
+        )?;
+        stage = Stage::Classified;
+    }
+    tx.execute(
+        "UPDATE documents SET updated_at = ?2 WHERE seq = ?1",
+        params![seq, now],
+    )?;
+    let mut changed = serde_json::Map::new();
+    if let Some(t) = &edit.title {
+        changed.insert("title".into(), serde_json::json!(t));
+    }
+    if let Some(t) = &edit.doc_type {
+        changed.insert("doc_type".into(), serde_json::json!(t));
+    }
+    if let Some(t) = &edit.tags {
+        changed.insert("tags".into(), serde_json::json!(t));
+    }
+    if let Some(d) = &edit.doc_date {
+        changed.insert("created".into(), serde_json::json!(d));
+    }
+    if let Some(a) = &edit.asn {
+        changed.insert("archive_serial_number".into(), serde_json::json!(a));
+    }
+    let ev = NewEvent::action(origin, "edited", Some(&workspace))
+        .doc(id)
+        .detail(serde_json::Value::Object(changed));
+    write_event(tx, &ev, now)?;
+    Ok(EditResult::Edited(stage))
+}
