@@ -53,6 +53,8 @@ pub struct AuthConfig {
     /// An admin token to accept instead of generating one (automation).
     /// Also `DOCPIPE_ADMIN_TOKEN`. Empty: none.
     pub admin_token: String,
+    /// Serve `/metrics` without a token (for a Prometheus on a trusted network).
+    pub metrics_public: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -39,6 +39,8 @@ pub struct AppState {
     /// A request body that stalls this long is cut off (`server.request_body_timeout_ms`).
     pub body_timeout: std::time::Duration,
     pub cors: tower_http::cors::CorsLayer,
+    /// `/metrics` without a token (`auth.metrics_public`).
+    pub metrics_public: bool,
 }
 
 pub const STATUS_PAGE: &str = include_str!("../assets/index.html");
@@ -68,7 +70,8 @@ macro_rules! spec {
 use Role::{Admin, Editor, Reader};
 
 /// Every route, with its handler.
-fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+    let metrics_role = if metrics_public { None } else { Some(Admin) };
     vec![
         (
             spec!(GET "/healthz", None, "The process is alive"),
@@ -77,6 +80,15 @@ fn routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec!(GET "/readyz", None, "SQLite, the index and the blob store answer"),
             get(readyz),
+        ),
+        (
+            RouteSpec {
+                method: Method::GET,
+                path: "/metrics",
+                role: metrics_role,
+                summary: "Prometheus metrics of the whole pipeline (admin, or open with auth.metrics_public)",
+            },
+            get(metrics),
         ),
         (
             spec!(GET "/", Some(Reader), "The status page"),
@@ -226,13 +238,16 @@ pub fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
 }
 
 /// The routes as a table (for the OpenAPI document and the tests).
-pub fn route_specs() -> Vec<RouteSpec> {
-    routes().into_iter().map(|(spec, _)| spec).collect()
+pub fn route_specs(metrics_public: bool) -> Vec<RouteSpec> {
+    routes(metrics_public)
+        .into_iter()
+        .map(|(spec, _)| spec)
+        .collect()
 }
 
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
-    for (spec, handler) in routes() {
+    for (spec, handler) in routes(state.metrics_public) {
         let handler = match spec.role {
             None => handler,
             Some(role) => handler.route_layer(middleware::from_fn_with_state(
@@ -303,15 +318,138 @@ async fn status(State(app): State<AppState>, caller: Caller) -> Result<Response,
     Ok(Json(app.pipeline.status(&caller.scope()).await?).into_response())
 }
 
+/// The pipeline's figures in the Prometheus text format.
+async fn metrics(State(app): State<AppState>) -> Result<Response, Problem> {
+    use std::fmt::Write;
+    let st = app.pipeline.status(&docpipe_actors::Scope::All).await?;
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
+        let _ = writeln!(
+            out,
+            "# HELP docpipe_{name} {help}\n# TYPE docpipe_{name} {kind}"
+        );
+        for (labels, v) in rows {
+            let _ = writeln!(out, "docpipe_{name}{labels} {v}");
+        }
+    };
+    let stage = |f: &dyn Fn(&docpipe_actors::StageStatus) -> u64| {
+        st.stages
+            .iter()
+            .map(|(k, s)| (format!("{{stage=\"{k}\"}}"), f(s)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        "documents",
+        "gauge",
+        "Documents per stage.",
+        stage(&|s| s.documents),
+    );
+    let actor = |f: &dyn Fn(&docpipe_actors::counters::ActorSnapshot) -> u64| {
+        st.actors
+            .iter()
+            .map(|a| (format!("{{actor=\"{}\"}}", a.name), f(a)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        "actor_processed_total",
+        "counter",
+        "Jobs an actor finished.",
+        actor(&|a| a.processed),
+    );
+    family(
+        "actor_failed_total",
+        "counter",
+        "Jobs an actor failed.",
+        actor(&|a| a.failed),
+    );
+    family(
+        "actor_busy",
+        "gauge",
+        "Jobs an actor is working on now.",
+        actor(&|a| a.busy),
+    );
+    family(
+        "actor_queue_depth",
+        "gauge",
+        "Jobs waiting in an actor's mailbox.",
+        actor(&|a| a.queue_depth),
+    );
+    family(
+        "actor_restarts_total",
+        "counter",
+        "Restarts of an actor after a crash.",
+        actor(&|a| a.restarts),
+    );
+    family(
+        "actor_busy_microseconds_total",
+        "counter",
+        "Time an actor spent working.",
+        actor(&|a| a.busy_micros),
+    );
+    family(
+        "in_flight",
+        "gauge",
+        "Documents inside the actor chain.",
+        vec![(String::new(), st.in_flight)],
+    );
+    family(
+        "max_in_flight",
+        "gauge",
+        "pipeline.max_in_flight.",
+        vec![(String::new(), st.max_in_flight as u64)],
+    );
+    family(
+        "commits_total",
+        "counter",
+        "Group commits of the catalog and the index.",
+        vec![
+            ("{store=\"catalog\"}".into(), st.commits.catalog),
+            ("{store=\"index\"}".into(), st.commits.index),
+        ],
+    );
+    family(
+        "retries_scheduled_total",
+        "counter",
+        "Failed attempts given another try.",
+        vec![(String::new(), st.retries_scheduled)],
+    );
+    family(
+        "parked_total",
+        "counter",
+        "Documents parked as failed.",
+        vec![(String::new(), st.parked)],
+    );
+    family(
+        "leases_expired_total",
+        "counter",
+        "Admissions that outlived their lease.",
+        vec![(String::new(), st.leases_expired)],
+    );
+    family(
+        "index_documents",
+        "gauge",
+        "Documents in the search index.",
+        vec![(String::new(), st.index_docs)],
+    );
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
 async fn status_page() -> impl IntoResponse {
     ([(header::CACHE_CONTROL, "no-cache")], Html(STATUS_PAGE))
 }
 
 /// A small OpenAPI 3.1 document: every route, its summary and the role it
 /// needs (`x-docpipe-role`).
-async fn openapi() -> Response {
+async fn openapi(State(app): State<AppState>) -> Response {
     let mut paths = serde_json::Map::new();
-    for r in route_specs() {
+    for r in route_specs(app.metrics_public) {
         let params: Vec<serde_json::Value> = r
             .path
             .split('/')

@@ -121,6 +121,7 @@ async fn serve(flags: config::Flags) -> Result<(), String> {
         )),
         body_timeout: Duration::from_millis(cfg.server.request_body_timeout_ms),
         cors: http::cors_layer(&cfg.server.cors_origins),
+        metrics_public: cfg.auth.metrics_public,
     };
     // Tests and scripts read this line to learn the port when given port 0.
     println!("docpipe listening on http://{local}");

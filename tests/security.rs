@@ -739,3 +739,40 @@ fn the_status_page_asks_browsers_for_the_token_and_locks_itself_down() {
     // Health checks stay open for load balancers.
     assert_eq!(call(Method::GET, &s.url("/healthz"), None, &[]).0, 200);
 }
+
+#[test]
+fn metrics_need_an_admin_token_unless_made_public() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &config(""), &[]);
+    let id = upload_one(&s, "m.txt", b"metrics count me".to_vec());
+    wait_indexed(&s, &[&id]);
+    assert_eq!(call(Method::GET, &s.url("/metrics"), None, &[]).0, 401);
+    let (code, h, v) = call(Method::GET, &s.url("/metrics"), Some(ADMIN_TOKEN), &[]);
+    assert_eq!(code, 200);
+    assert!(h
+        .get("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = v.as_str().unwrap();
+    assert!(
+        text.contains("docpipe_documents{stage=\"indexed\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE docpipe_actor_processed_total counter"),
+        "{text}"
+    );
+    drop(s);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &tmp.path().join("data"),
+        &config("[auth]\nmetrics_public = true\n"),
+        &[],
+    );
+    assert_eq!(call(Method::GET, &s.url("/metrics"), None, &[]).0, 200);
+    assert_eq!(
+        call(Method::GET, &s.url("/api/v1/status"), None, &[]).0,
+        401
+    );
+}

@@ -233,7 +233,7 @@ impl Worker for Extractor {
             }
             Err(e) => {
                 counters.num_failed.fetch_add(1, Relaxed);
-                tracing::info!(doc_id = %doc.id, stage = "extract", code = %e.code, error = %e.message, "extraction failed");
+                tracing::info!(doc_id = %doc.id, request_id = doc.request_id.as_deref().unwrap_or("-"), stage = "extract", code = %e.code, error = %e.message, "extraction failed");
                 let retryable = e.is_retryable();
                 let failed = SchedulerMsg::Failed {
                     job: Box::new(doc),

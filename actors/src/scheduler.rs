@@ -103,7 +103,7 @@ impl Actor for Scheduler {
                     c.num_retries_scheduled.fetch_add(1, Relaxed);
                 } else {
                     c.num_parked.fetch_add(1, Relaxed);
-                    tracing::warn!(doc_id = %job.id, stage = %job.stage, code = %error.code, attempts, "document parked as failed");
+                    tracing::warn!(doc_id = %job.id, request_id = job.request_id.as_deref().unwrap_or("-"), stage = %job.stage, code = %error.code, attempts, "document parked as failed");
                 }
                 let decision = CatalogMsg::Failure {
                     job: *job,

@@ -561,12 +561,14 @@ pub async fn edit(
             "title" => e.title = Some(optional_text(v, "title", 1000)?),
             "doc_type" => e.doc_type = Some(optional_text(v, "doc_type", 100)?),
             "tags" => e.tags = Some(id_list(v, "tags")?),
-            other => return Err(Problem::bad_request(
-                "invalid_body",
-                format!(
+            other => {
+                return Err(Problem::bad_request(
+                    "invalid_body",
+                    format!(
                     "unknown field {other:?}; a document's title, doc_type and tags can be changed"
                 ),
-            )),
+                ))
+            }
         }
     }
     apply_edit(&app, &caller, &id, e).await?;
