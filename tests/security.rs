@@ -514,8 +514,11 @@ fn rate_limits_answer_429_and_recover() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(
         &tmp.path().join("data"),
-        &format!("{FAST_CONFIG}\n[rate_limit]\nper_token_per_second = 1\nper_token_burst = 3\nper_ip_per_second = 1\nper_ip_burst = 2\n"),
-        &[],
+        &format!("{FAST_CONFIG}\n[rate_limit]\nper_ip_per_second = 1\nper_ip_burst = 2\n"),
+        &[
+            ("DOCPIPE_RATE_LIMIT__PER_TOKEN_PER_SECOND", "1"),
+            ("DOCPIPE_RATE_LIMIT__PER_TOKEN_BURST", "3"),
+        ],
     );
     let (_, t) = create_token(&s, "limited", "reader", &["default"]);
     let status = s.url("/api/v1/status");

@@ -42,6 +42,14 @@ impl Server {
     pub fn start(data_dir: &Path, config: &str, env: &[(&str, &str)]) -> Server {
         let mut env = env.to_vec();
         env.push(("DOCPIPE_ADMIN_TOKEN", ADMIN_TOKEN));
+        // Tests drive the server as fast as they can with one token; the
+        // per-token limit is off unless a test sets it.
+        if !env
+            .iter()
+            .any(|(k, _)| k.starts_with("DOCPIPE_RATE_LIMIT__PER_TOKEN"))
+        {
+            env.push(("DOCPIPE_RATE_LIMIT__PER_TOKEN_PER_SECOND", "0"));
+        }
         Self::start_plain(data_dir, config, &env)
     }
 
