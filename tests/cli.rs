@@ -78,3 +78,75 @@ fn client_commands_name_an_unreachable_server() {
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/path"), "{err}");
 }
+
+#[test]
+fn token_commands_create_list_and_revoke() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let (code, out, err) = docpipe(&[
+        "token",
+        "create",
+        "--name",
+        "scanner",
+        "--role",
+        "editor",
+        "--workspace",
+        "acme",
+        "--server",
+        &s.base,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    };
+    let (id, token) = (field("id:"), field("token:"));
+    assert!(token.starts_with("dp_"), "{out}");
+    assert!(err.contains("shown this once"), "{err}");
+
+    let (code, out, _) = docpipe(&["token", "list", "--server", &s.base]);
+    assert_eq!(code, 0);
+    let row = out.lines().find(|l| l.starts_with(&id)).expect("listed");
+    assert!(
+        row.contains("scanner") && row.contains("editor") && row.contains("acme"),
+        "{row}"
+    );
+    assert!(!out.contains(&token), "the secret is never listed");
+
+    // The new token works for the CLI, in its workspace.
+    let (code, out, _) = Command::new(BIN)
+        .args(["status", "--server", &s.base])
+        .env("DOCPIPE_TOKEN", &token)
+        .output()
+        .map(|o| {
+            (
+                o.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&o.stdout).to_string(),
+                (),
+            )
+        })
+        .unwrap();
+    assert_eq!(code, 0, "{out}");
+
+    let (code, out, _) = docpipe(&["token", "revoke", &id, "--server", &s.base]);
+    assert_eq!(code, 0, "{out}");
+    let o = Command::new(BIN)
+        .args(["status", "--server", &s.base])
+        .env("DOCPIPE_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not valid"),
+        "{:?}",
+        o
+    );
+    // A bad role is refused with the reason.
+    let (code, _, err) = docpipe(&[
+        "token", "create", "--name", "x", "--role", "root", "--server", &s.base,
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("role \"root\""), "{err}");
+}

@@ -739,8 +739,54 @@ fn the_status_page_asks_browsers_for_the_token_and_locks_itself_down() {
     );
     assert!(!csp.contains("unsafe-inline"));
     assert_eq!(h.get("x-frame-options"), Some("DENY"));
+    // No CORS unless configured.
+    let (_, h, _) = call(
+        Method::OPTIONS,
+        &s.url("/api/v1/status"),
+        None,
+        &[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "GET"),
+        ],
+    );
+    assert_eq!(h.get("access-control-allow-origin"), None);
     // Health checks stay open for load balancers.
     assert_eq!(call(Method::GET, &s.url("/healthz"), None, &[]).0, 200);
+}
+
+#[test]
+fn cors_allows_exactly_the_configured_origins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &tmp.path().join("data"),
+        &config("[server]\ncors_origins = [\"https://docs.example.org\"]\n"),
+        &[],
+    );
+    let preflight = |origin: &str| {
+        call(
+            Method::OPTIONS,
+            &s.url("/api/v1/search"),
+            None,
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "authorization"),
+            ],
+        )
+        .1
+    };
+    let h = preflight("https://docs.example.org");
+    assert_eq!(
+        h.get("access-control-allow-origin"),
+        Some("https://docs.example.org")
+    );
+    assert!(h
+        .get("access-control-allow-headers")
+        .is_some_and(|v| v.contains("authorization")));
+    assert_eq!(
+        preflight("https://evil.example").get("access-control-allow-origin"),
+        None
+    );
 }
 
 #[test]
