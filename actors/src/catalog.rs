@@ -274,6 +274,13 @@ fn write_one(
         CatalogMsg::Extracted { mut job, out } => {
             if db::write_advance(tx, job.seq, Stage::Queued, Stage::Extracted, now)? {
                 db::write_text(tx, job.seq, &out.text, out.title.as_deref(), out.pages)?;
+                if let Some(m) = &out.mime {
+                    tx.execute(
+                        "UPDATE documents SET mime = ?2 WHERE seq = ?1",
+                        rusqlite::params![job.seq, m],
+                    )?;
+                    job.mime = m.clone();
+                }
                 if job.title.is_none() && out.title.is_some() {
                     tx.execute(
                         "UPDATE documents SET title = ?2 WHERE seq = ?1 AND title IS NULL",

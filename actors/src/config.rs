@@ -30,6 +30,10 @@ pub struct ExtractConfig {
     pub max_memory_mb: u64,
     /// Extracted text beyond this many characters is cut off.
     pub max_text_chars: usize,
+    /// Zip containers (DOCX, XLSX, PPTX, ODF) with more entries fail `too_large`.
+    pub max_zip_entries: usize,
+    /// Zip containers that unpack to more than this (MiB) fail `too_large`.
+    pub max_zip_mb: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -111,6 +115,8 @@ impl Default for ExtractConfig {
             timeout_ms: 30_000,
             max_memory_mb: 1024,
             max_text_chars: 5_000_000,
+            max_zip_entries: 10_000,
+            max_zip_mb: 256,
         }
     }
 }

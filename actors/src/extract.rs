@@ -10,6 +10,7 @@
 //! document with a code; the worker replaces its process and goes on.
 
 pub mod detect;
+pub mod office;
 pub mod pdf;
 pub mod sandbox;
 pub mod text;
@@ -51,7 +52,7 @@ impl ParseError {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self.code.as_str(),
-            "malformed" | "encrypted" | "unsupported"
+            "malformed" | "encrypted" | "unsupported" | "too_large"
         )
     }
 
@@ -60,22 +61,57 @@ impl ParseError {
     }
 }
 
-/// Formats that are parsed in the parser process rather than in-process.
+/// Limits against hostile files, from `pipeline.extract`; sent to the
+/// parser process with each document.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ParseLimits {
+    pub max_zip_entries: usize,
+    pub max_zip_bytes: u64,
+    pub max_text_chars: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits::from(&ExtractConfig::default())
+    }
+}
+
+impl From<&ExtractConfig> for ParseLimits {
+    fn from(c: &ExtractConfig) -> Self {
+        ParseLimits {
+            max_zip_entries: c.max_zip_entries,
+            max_zip_bytes: c.max_zip_mb.saturating_mul(1024 * 1024),
+            max_text_chars: c.max_text_chars,
+        }
+    }
+}
+
+/// Formats that are parsed in the parser process rather than in-process:
+/// everything but plain text, Markdown and HTML.
 pub fn needs_sandbox(mime: &str) -> bool {
-    mime == detect::PDF
+    !matches!(mime, detect::TEXT | detect::MARKDOWN | detect::HTML)
 }
 
 /// Parses any supported format. Called in-process for the safe formats and
 /// inside the parser process for the others.
-pub fn parse(mime: &str, bytes: &[u8]) -> Result<Extracted, ParseError> {
+pub fn parse(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseError> {
     match mime {
         detect::PDF => pdf::extract(bytes),
+        detect::DOCX
+        | detect::PPTX
+        | detect::XLSX
+        | detect::XLS
+        | detect::ODT
+        | detect::ODS
+        | detect::ODP
+        | detect::ZIP => office::extract(mime, bytes, limits),
         detect::HTML => {
             let (title, text) = text::html_to_text(&text::decode(bytes));
             Ok(Extracted {
                 text,
                 title,
                 pages: None,
+                mime: None,
             })
         }
         detect::MARKDOWN => {
@@ -84,12 +120,14 @@ pub fn parse(mime: &str, bytes: &[u8]) -> Result<Extracted, ParseError> {
                 text,
                 title,
                 pages: None,
+                mime: None,
             })
         }
         detect::TEXT => Ok(Extracted {
             text: text::decode(bytes),
             title: None,
             pages: None,
+            mime: None,
         }),
         other => Err(ParseError::new(
             "unsupported",
@@ -163,7 +201,8 @@ impl Extractor {
                     )?,
                 ),
             };
-            let result = sb.parse(&job.mime, &bytes, timeout).await;
+            let limits = ParseLimits::from(cfg);
+            let result = sb.parse(&job.mime, &bytes, &limits, timeout).await;
             if matches!(&result, Err(e) if e.code == "timeout" || e.code == "crashed") {
                 // The process is dead or stuck: replace it for the next document.
                 state.sandbox = None;
@@ -171,7 +210,8 @@ impl Extractor {
             result?
         } else {
             let mime = job.mime.clone();
-            let task = tokio::task::spawn_blocking(move || parse(&mime, &bytes));
+            let limits = ParseLimits::from(cfg);
+            let task = tokio::task::spawn_blocking(move || parse(&mime, &bytes, &limits));
             match tokio::time::timeout(timeout, task).await {
                 Err(_) => {
                     return Err(ParseError::new(
@@ -261,8 +301,12 @@ mod tests {
 
     #[test]
     fn parse_rejects_unknown_types_and_broken_pdfs() {
-        assert_eq!(parse("image/png", b"x").unwrap_err().code, "unsupported");
-        let e = parse(detect::PDF, b"%PDF-1.4\n garbage").unwrap_err();
+        let l = ParseLimits::default();
+        assert_eq!(
+            parse("image/png", b"x", &l).unwrap_err().code,
+            "unsupported"
+        );
+        let e = parse(detect::PDF, b"%PDF-1.4\n garbage", &l).unwrap_err();
         assert_eq!(e.code, "malformed");
         assert!(!e.is_retryable());
     }

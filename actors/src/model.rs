@@ -224,6 +224,10 @@ pub struct Extracted {
     pub text: String,
     pub title: Option<String>,
     pub pages: Option<u32>,
+    /// The precise type, when the parser learnt it from inside a container
+    /// that the upload's first bytes could not tell (a zip).
+    #[serde(default)]
+    pub mime: Option<String>,
 }
 
 /// Output of the Classify stage.

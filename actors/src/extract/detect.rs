@@ -6,6 +6,23 @@ pub const PDF: &str = "application/pdf";
 pub const HTML: &str = "text/html";
 pub const MARKDOWN: &str = "text/markdown";
 pub const TEXT: &str = "text/plain";
+pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+pub const PPTX: &str = "application/vnd.openxmlformats-officedocument.presentationml.presentation";
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub const XLS: &str = "application/vnd.ms-excel";
+pub const ODT: &str = "application/vnd.oasis.opendocument.text";
+pub const ODS: &str = "application/vnd.oasis.opendocument.spreadsheet";
+pub const ODP: &str = "application/vnd.oasis.opendocument.presentation";
+/// A zip whose first bytes did not show which office format it holds; the
+/// parser process decides from the whole directory.
+pub const ZIP: &str = "application/zip";
+
+/// The supported type with this name, if it is one.
+fn supported(mime: &str) -> Option<&'static str> {
+    [DOCX, PPTX, XLSX, XLS, ODT, ODS, ODP]
+        .into_iter()
+        .find(|m| *m == mime)
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Sniffed {
@@ -28,11 +45,19 @@ pub fn sniff(head: &[u8], filename: &str) -> Sniffed {
     {
         return Sniffed::Supported(PDF);
     }
+    if head.starts_with(b"PK\x03\x04") {
+        return Sniffed::Supported(zip_kind(head).unwrap_or(ZIP));
+    }
     if let Some(kind) = infer::get(head) {
         match kind.mime_type() {
             "text/html" => return Sniffed::Supported(HTML),
             "text/xml" | "application/xml" => {}
-            other => return Sniffed::Unsupported(other.to_string()),
+            other => {
+                return match supported(other) {
+                    Some(m) => Sniffed::Supported(m),
+                    None => Sniffed::Unsupported(other.to_string()),
+                }
+            }
         }
     }
     if !looks_like_text(head) {
@@ -49,6 +74,44 @@ pub fn sniff(head: &[u8], filename: &str) -> Sniffed {
         return Sniffed::Supported(HTML);
     }
     Sniffed::Supported(TEXT)
+}
+
+/// The office format of a zip container, from the entries whose local
+/// headers fall in `head`: ODF names its type in a first `mimetype` entry;
+/// OOXML is told by its part folders (`word/`, `ppt/`, `xl/`).
+fn zip_kind(head: &[u8]) -> Option<&'static str> {
+    let mut at = 0usize;
+    while at + 30 <= head.len() && head[at..].starts_with(b"PK\x03\x04") {
+        let u16_at = |o: usize| u16::from_le_bytes([head[at + o], head[at + o + 1]]) as usize;
+        let u32_at = |o: usize| {
+            u32::from_le_bytes([
+                head[at + o],
+                head[at + o + 1],
+                head[at + o + 2],
+                head[at + o + 3],
+            ]) as usize
+        };
+        let (flags, csize, name_len, extra_len) = (u16_at(6), u32_at(18), u16_at(26), u16_at(28));
+        let name_end = at + 30 + name_len;
+        let name = head.get(at + 30..name_end)?;
+        let data = name_end + extra_len;
+        if name == b"mimetype" {
+            let body = head.get(data..data + csize)?;
+            return std::str::from_utf8(body).ok().and_then(supported);
+        }
+        for (folder, mime) in [(&b"word/"[..], DOCX), (b"ppt/", PPTX), (b"xl/", XLSX)] {
+            if name.starts_with(folder) {
+                return Some(mime);
+            }
+        }
+        if flags & 0x08 != 0 {
+            // Sizes follow the data (streamed zip): the next header's place
+            // is unknown from here.
+            return None;
+        }
+        at = data + csize;
+    }
+    None
 }
 
 /// Text has no NUL bytes outside UTF-16 and few control characters.

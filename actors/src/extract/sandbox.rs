@@ -20,6 +20,7 @@ use crate::model::Extracted;
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Request {
     mime: String,
+    limits: super::ParseLimits,
 }
 
 pub struct Sandbox {
@@ -64,11 +65,13 @@ impl Sandbox {
         &mut self,
         mime: &str,
         body: &[u8],
+        limits: &super::ParseLimits,
         timeout: Duration,
     ) -> Result<Extracted, ParseError> {
         let exchange = async {
             let header = serde_json::to_vec(&Request {
                 mime: mime.to_string(),
+                limits: limits.clone(),
             })
             .map_err(std::io::Error::other)?;
             self.stdin
@@ -160,7 +163,7 @@ pub fn child_main(args: &[String]) -> i32 {
                 if faults {
                     inject_fault(&body);
                 }
-                super::parse(&req.mime, &body)
+                super::parse(&req.mime, &body, &req.limits)
             })
             .unwrap_or_else(|panic| {
                 let msg = panic
