@@ -198,3 +198,64 @@ fn a_crashed_catalog_is_restarted_and_nothing_acknowledged_is_lost() {
         "the refused upload left no document"
     );
 }
+
+#[test]
+fn a_failing_catalog_operation_fails_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &tmp.path().join("data"),
+        FAST_CONFIG,
+        &[("DOCPIPE_TEST_FAULTS", "1")],
+    );
+    let client = common::reqwest::async_client();
+    let names: Vec<String> = (0..40)
+        .map(|i| {
+            if i == 20 {
+                "DOCPIPE-FAULT-catalog-error.txt".to_string()
+            } else {
+                format!("e{i}.txt")
+            }
+        })
+        .collect();
+    let upload = |name: String| {
+        let client = client.clone();
+        let url = s.url("/api/v1/documents");
+        async move {
+            let part = ::reqwest::multipart::Part::text(format!("savepointcorpus {name}"))
+                .file_name(name.clone());
+            let r = client
+                .post(url)
+                .multipart(::reqwest::multipart::Form::new().part("file", part))
+                .send()
+                .await
+                .unwrap();
+            (name, r.status().as_u16())
+        }
+    };
+    let results: Vec<(String, u16)> = common::reqwest::run(
+        futures::stream::iter(names)
+            .map(upload)
+            .buffer_unordered(8)
+            .collect(),
+    );
+    for (name, code) in &results {
+        let want = if name.contains("FAULT") { 503 } else { 202 };
+        assert_eq!(
+            *code, want,
+            "{name}: its batch neighbours are not refused with it"
+        );
+    }
+    wait_until(WAIT, "the 39 to be indexed", || {
+        search(&s, "savepointcorpus")["total"] == 39
+    });
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    let catalog = st["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "catalog")
+        .unwrap()
+        .clone();
+    assert_eq!(catalog["restarts"], 0, "no restart: {st}");
+    assert_eq!(list_ids(&s, "limit=1000").len(), 39);
+}

@@ -42,6 +42,8 @@ pub enum CatalogMsg {
     Extracted {
         job: DocJob,
         out: Extracted,
+        /// Attachments found in the document, staged like uploads.
+        children: Vec<NewDocument>,
     },
     Classified {
         job: DocJob,
@@ -113,6 +115,10 @@ enum Effect {
     Forward(DocJob),
     Release(DocJob),
     RetryDue(i64),
+    /// A staged attachment's blob, registered: move it into place.
+    Promote(String),
+    /// A staged attachment's blob that was not registered.
+    Discard(String),
     /// New documents after the Intake's cursor.
     WakeIntake,
     /// A document below the cursor became due again.
@@ -130,6 +136,7 @@ pub struct CatalogArgs {
     pub config: CatalogConfig,
     pub routes: RoutesRx,
     pub counters: Arc<Counters>,
+    pub blobs: crate::store::blobs::Blobs,
 }
 
 pub struct CatalogState {
@@ -207,6 +214,22 @@ async fn flush(st: &mut CatalogState) -> Result<(), ActorProcessingErr> {
     let effects = result?;
     counters.catalog.num_processed.fetch_add(n as u64, Relaxed);
     counters.num_commits_catalog.fetch_add(1, Relaxed);
+    // Attachments' blobs move into place before anyone can admit them.
+    let blob_ops: Vec<(bool, String)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Promote(id) => Some((true, id.clone())),
+            Effect::Discard(id) => Some((false, id.clone())),
+            _ => None,
+        })
+        .collect();
+    for (promote, id) in blob_ops {
+        if !promote {
+            st.args.blobs.discard(&id).await;
+        } else if let Err(e) = st.args.blobs.promote(&id).await {
+            tracing::error!(doc_id = %id, error = %format!("{e:#}"), "attachment not moved into place; the next start finishes it");
+        }
+    }
     // Replies go out even if a sibling is down: the batch is committed.
     apply_effects(&current_routes(&st.args.routes)?, effects);
     Ok(())
@@ -221,9 +244,15 @@ fn write_batch(
     let now = now_ms();
     let mut effects = Vec::with_capacity(ops.len());
     for op in ops {
+        let mut injected_error = false;
         if test_faults {
             if let CatalogMsg::Register { docs, .. } = &op {
                 if docs
+                    .iter()
+                    .any(|d| d.filename.contains("DOCPIPE-FAULT-catalog-error"))
+                {
+                    injected_error = true;
+                } else if docs
                     .iter()
                     .any(|d| d.filename.contains("DOCPIPE-FAULT-catalog"))
                 {
@@ -231,7 +260,28 @@ fn write_batch(
                 }
             }
         }
-        write_one(&tx, op, now, &mut effects)?;
+        // One operation that fails (a constraint, a bad value) fails alone:
+        // its writes are undone, its caller's request fails (the reply is
+        // dropped with its effects), and the rest of the batch commits.
+        tx.execute_batch("SAVEPOINT op")?;
+        let mut local = Vec::new();
+        let result = if injected_error {
+            Err(anyhow::anyhow!("injected catalog error"))
+        } else {
+            write_one(&tx, op, now, &mut local)
+        };
+        match result {
+            Ok(()) => {
+                tx.execute_batch("RELEASE op")?;
+                effects.append(&mut local);
+            }
+            Err(e) => {
+                // If SQLite gave up the whole transaction (I/O errors), this
+                // fails too and the batch fails as one, as before.
+                tx.execute_batch("ROLLBACK TO op; RELEASE op")?;
+                tracing::error!(error = %format!("{e:#}"), "a catalog operation failed; the rest of its batch goes on");
+            }
+        }
     }
     tx.commit()?;
     Ok(effects)
@@ -271,8 +321,46 @@ fn write_one(
             fx.push(Effect::Registered(reply, out));
             fx.push(Effect::WakeIntake);
         }
-        CatalogMsg::Extracted { mut job, out } => {
+        CatalogMsg::Extracted {
+            mut job,
+            out,
+            children,
+        } => {
             if db::write_advance(tx, job.seq, Stage::Queued, Stage::Extracted, now)? {
+                if out.language.is_some() || out.fields.is_some() {
+                    tx.execute(
+                        "UPDATE documents SET language = ?2, fields = ?3 WHERE seq = ?1",
+                        rusqlite::params![
+                            job.seq,
+                            out.language,
+                            out.fields.as_ref().map(|f| f.to_string())
+                        ],
+                    )?;
+                }
+                let origin = Origin {
+                    token_id: None,
+                    request_id: job.request_id.clone(),
+                };
+                for child in &children {
+                    let staged = child.inline.is_none();
+                    match db::write_insert(tx, child, &origin, now)? {
+                        Inserted::New => {
+                            meta::write_link(tx, job.seq, &child.id, &child.filename)?;
+                            if staged {
+                                fx.push(Effect::Promote(child.id.clone()));
+                            }
+                        }
+                        Inserted::Duplicate(first) => {
+                            meta::write_link(tx, job.seq, &first.id, &child.filename)?;
+                            if staged {
+                                fx.push(Effect::Discard(child.id.clone()));
+                            }
+                        }
+                    }
+                }
+                if !children.is_empty() {
+                    fx.push(Effect::WakeIntake);
+                }
                 db::write_text(tx, job.seq, &out.text, out.title.as_deref(), out.pages)?;
                 if let Some(m) = &out.mime {
                     tx.execute(
@@ -303,6 +391,9 @@ fn write_one(
                 job.text = Some(Arc::from(out.text));
                 fx.push(Effect::Forward(job));
             } else {
+                for child in children.iter().filter(|c| c.inline.is_none()) {
+                    fx.push(Effect::Discard(child.id.clone()));
+                }
                 fx.push(Effect::Release(job));
             }
         }
@@ -473,6 +564,7 @@ fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
             Effect::Release(job) => released.push((job.seq, job.admission)),
             Effect::RetryDue(at) => tell(&routes.scheduler, SchedulerMsg::Due(at), "scheduler"),
             Effect::WakeIntake => wake = true,
+            Effect::Promote(_) | Effect::Discard(_) => {}
             Effect::RescanIntake => rescan = true,
         }
     }

@@ -32,8 +32,13 @@ pub struct ExtractConfig {
     pub max_text_chars: usize,
     /// Zip containers (DOCX, XLSX, PPTX, ODF) with more entries fail `too_large`.
     pub max_zip_entries: usize,
-    /// Zip containers that unpack to more than this (MiB) fail `too_large`.
+    /// Zip containers that unpack to more than this (MiB) fail `too_large`;
+    /// so do e-mails whose attachments add up to more.
     pub max_zip_mb: u64,
+    /// Attachments of one e-mail registered as documents; the rest are noted.
+    pub max_attachments: usize,
+    /// Attachments inside attachments are unpacked this many levels deep.
+    pub max_attachment_depth: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -117,6 +122,8 @@ impl Default for ExtractConfig {
             max_text_chars: 5_000_000,
             max_zip_entries: 10_000,
             max_zip_mb: 256,
+            max_attachments: 100,
+            max_attachment_depth: 3,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! document with a code; the worker replaces its process and goes on.
 
 pub mod detect;
+pub mod email;
 pub mod office;
 pub mod pdf;
 pub mod sandbox;
@@ -68,6 +69,7 @@ pub struct ParseLimits {
     pub max_zip_entries: usize,
     pub max_zip_bytes: u64,
     pub max_text_chars: usize,
+    pub max_attachments: usize,
 }
 
 impl Default for ParseLimits {
@@ -82,6 +84,7 @@ impl From<&ExtractConfig> for ParseLimits {
             max_zip_entries: c.max_zip_entries,
             max_zip_bytes: c.max_zip_mb.saturating_mul(1024 * 1024),
             max_text_chars: c.max_text_chars,
+            max_attachments: c.max_attachments,
         }
     }
 }
@@ -97,6 +100,7 @@ pub fn needs_sandbox(mime: &str) -> bool {
 pub fn parse(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseError> {
     match mime {
         detect::PDF => pdf::extract(bytes),
+        detect::EML => email::extract(bytes, limits),
         detect::DOCX
         | detect::PPTX
         | detect::XLSX
@@ -111,7 +115,7 @@ pub fn parse(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extracted
                 text,
                 title,
                 pages: None,
-                mime: None,
+                ..Default::default()
             })
         }
         detect::MARKDOWN => {
@@ -120,14 +124,14 @@ pub fn parse(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extracted
                 text,
                 title,
                 pages: None,
-                mime: None,
+                ..Default::default()
             })
         }
         detect::TEXT => Ok(Extracted {
             text: text::decode(bytes),
             title: None,
             pages: None,
-            mime: None,
+            ..Default::default()
         }),
         other => Err(ParseError::new(
             "unsupported",
@@ -233,6 +237,86 @@ impl Extractor {
     }
 }
 
+impl Extractor {
+    /// Stages the attachments a parser found as uploads of the document's
+    /// workspace (blobs written like any upload's, registered by the Catalog
+    /// with the parent's stage advance). Too deep, empty or unreadable ones
+    /// are noted in the parent's fields instead.
+    async fn stage_children(
+        &self,
+        parent: &DocJob,
+        attachments: Vec<crate::model::Attachment>,
+        out: &mut Extracted,
+    ) -> Result<Vec<crate::model::NewDocument>, ParseError> {
+        if attachments.is_empty() {
+            return Ok(Vec::new());
+        }
+        let storage = |e: anyhow::Error| ParseError::new("storage", format!("{e:#}"));
+        let max_depth = self.ctx.config.max_attachment_depth;
+        let id = parent.id.clone();
+        let depth = self
+            .ctx
+            .db
+            .run(move |c| crate::store::meta::attachment_depth(c, &id))
+            .await
+            .map_err(storage)?;
+        let mut skipped = Vec::new();
+        let mut children = Vec::new();
+        if depth >= max_depth {
+            skipped.push(serde_json::json!({
+                "files": attachments.iter().map(|a| a.filename.clone()).collect::<Vec<_>>(),
+                "reason": format!("attachments {max_depth} levels deep are not unpacked (pipeline.extract.max_attachment_depth)"),
+            }));
+        } else {
+            for a in attachments {
+                let filename = crate::model::clean_filename(&a.filename);
+                let head = &a.bytes[..a.bytes.len().min(crate::store::blobs::HEAD_BYTES)];
+                let mime = match detect::sniff(head, &filename) {
+                    detect::Sniffed::Supported(m) => m,
+                    detect::Sniffed::Empty => continue,
+                    detect::Sniffed::Unsupported(t) => {
+                        skipped.push(serde_json::json!({"files": [filename], "reason": format!("{t} is not a format docpipe reads")}));
+                        continue;
+                    }
+                };
+                let id = uuid::Uuid::now_v7().simple().to_string();
+                let mut up = self.ctx.blobs.begin(&id);
+                if let Err(e) = up.write(&a.bytes).await {
+                    up.abort().await;
+                    return Err(storage(e));
+                }
+                let staged = up.finish().await.map_err(storage)?;
+                children.push(crate::model::NewDocument {
+                    id,
+                    workspace: parent.workspace.clone(),
+                    filename,
+                    title: None,
+                    mime: mime.to_string(),
+                    size: staged.size,
+                    sha256: staged.sha256,
+                    inline: staged.inline,
+                    extra: crate::model::UploadExtras {
+                        parent: Some(parent.id.clone()),
+                        ..Default::default()
+                    },
+                });
+            }
+        }
+        if !skipped.is_empty() {
+            let fields = out.fields.get_or_insert_with(|| serde_json::json!({}));
+            fields["attachments_not_unpacked"] = serde_json::Value::Array(skipped);
+        }
+        Ok(children)
+    }
+}
+
+/// The ISO 639-3 code of the text's language, when whatlang is confident.
+fn detect_language(text: &str) -> Option<String> {
+    let sample: String = text.chars().take(20_000).collect();
+    let info = whatlang::detect(&sample)?;
+    info.is_reliable().then(|| info.lang().code().to_string())
+}
+
 impl Worker for Extractor {
     type Key = ();
     type Message = DocJob;
@@ -259,15 +343,29 @@ impl Worker for Extractor {
         let counters = &self.ctx.counters.extract;
         let result = {
             let _timer = counters.start_job();
-            self.extract(&doc, state).await
+            match self.extract(&doc, state).await {
+                Ok(mut out) => {
+                    out.language = detect_language(&out.text);
+                    let attachments = std::mem::take(&mut out.attachments);
+                    match self.stage_children(&doc, attachments, &mut out).await {
+                        Ok(children) => Ok((out, children)),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            }
         };
         let routes = current_routes(&self.ctx.routes)?;
         match result {
-            Ok(out) => {
+            Ok((out, children)) => {
                 counters.num_processed.fetch_add(1, Relaxed);
                 tell(
                     &routes.catalog,
-                    CatalogMsg::Extracted { job: doc, out },
+                    CatalogMsg::Extracted {
+                        job: doc,
+                        out,
+                        children,
+                    },
                     "catalog",
                 );
             }

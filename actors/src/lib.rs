@@ -597,6 +597,47 @@ impl Pipeline {
         .await
     }
 
+    /// A document's attachments `(id, filename)` and the documents it is
+    /// attached to, within the scope.
+    pub async fn links(&self, id: &str, scope: &Scope) -> Result<meta::Links> {
+        let (id, scope) = (id.to_string(), scope.clone());
+        self.inner
+            .db
+            .run(move |c| meta::links(c, &id, &scope))
+            .await
+    }
+
+    /// Deletes a document and the attachments that no other document holds.
+    /// Returns the ids deleted, the document's first; empty if it is not in
+    /// the scope.
+    pub async fn delete_with_attachments(
+        &self,
+        id: &str,
+        scope: &Scope,
+        origin: &Origin,
+    ) -> Result<Vec<String>> {
+        if self.get(id, scope).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let owned = id.to_string();
+        let children = self
+            .inner
+            .db
+            .run(move |c| meta::own_attachments(c, &owned))
+            .await?;
+        let mut deleted = Vec::new();
+        if self.delete(id, scope, origin).await? {
+            deleted.push(id.to_string());
+        }
+        for child in children {
+            // Attachments of attachments go too (their own, again).
+            for d in Box::pin(self.delete_with_attachments(&child, scope, origin)).await? {
+                deleted.push(d);
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Upload tasks of the scope, newest first (one, given its id).
     pub async fn tasks(
         &self,

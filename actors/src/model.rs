@@ -80,6 +80,18 @@ impl ErrorInfo {
     }
 }
 
+/// The last path component, without control characters, at most 255 chars.
+pub fn clean_filename(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let cleaned = cleaned.trim().to_string();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        "upload".into()
+    } else {
+        cleaned
+    }
+}
+
 /// The workspace documents belong to unless an upload names another.
 pub const DEFAULT_WORKSPACE: &str = "default";
 
@@ -140,6 +152,10 @@ pub struct Document {
     pub seq: i64,
     pub id: String,
     pub workspace: String,
+    /// ISO 639-3 code of the text's language, once extracted (if it can be told).
+    pub language: Option<String>,
+    /// Fields the format carries (an e-mail's from, to, subject, date, attachments).
+    pub fields: Option<serde_json::Value>,
     pub filename: String,
     pub title: Option<String>,
     pub mime: String,
@@ -183,6 +199,8 @@ pub struct UploadExtras {
     pub asn: Option<i64>,
     /// A task id to record for this upload (Paperless-ngx clients poll it).
     pub task_id: Option<String>,
+    /// The id of the document this one was found in (an e-mail attachment).
+    pub parent: Option<String>,
 }
 
 /// What registering an upload gave: the new document, or the one it duplicates.
@@ -228,6 +246,41 @@ pub struct Extracted {
     /// that the upload's first bytes could not tell (a zip).
     #[serde(default)]
     pub mime: Option<String>,
+    /// Fields the format itself carries (an e-mail's From, To, Subject, Date).
+    #[serde(default)]
+    pub fields: Option<serde_json::Value>,
+    /// Files inside the document (e-mail attachments): each becomes a
+    /// document of its own, linked to this one.
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    /// ISO 639-3 code of the text's language, when it can be told.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// A file found inside a document.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Attachment {
+    pub filename: String,
+    #[serde(with = "base64_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// Bytes as base64 in the parser process's JSON answers.
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// Output of the Classify stage.

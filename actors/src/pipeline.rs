@@ -156,6 +156,7 @@ impl PipelineSupervisor {
                     config: cfg.catalog.clone(),
                     routes: rx,
                     counters,
+                    blobs: sh.blobs.clone(),
                 };
                 let (r, _) = Actor::spawn_linked(None, Catalog, args, sup).await?;
                 if let Some(rt) = routes {

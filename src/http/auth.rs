@@ -185,7 +185,7 @@ impl Auth {
     ) -> Result<NewToken> {
         let secret = new_secret();
         let row = TokenRow {
-            id: format!("tok_{}", &uuid::Uuid::now_v7().simple().to_string()[..20]),
+            id: format!("tok_{}", uuid::Uuid::now_v7().simple()),
             name: name.to_string(),
             role: role.as_str().to_string(),
             workspaces,

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::gateway::Caller;
 use super::problem::Problem;
 use super::AppState;
-use docpipe_actors::model::valid_workspace;
+use docpipe_actors::model::{clean_filename, valid_workspace};
 use docpipe_actors::store::meta::{Edit, EditResult};
 
 /// Past the limit we keep reading (and discarding) this much more, so that the
@@ -353,18 +353,6 @@ fn extended_filename(headers: &axum::http::HeaderMap) -> Option<String> {
     })
 }
 
-/// The last path component, without control characters, at most 255 chars.
-pub fn clean_filename(raw: &str) -> String {
-    let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
-    let cleaned = cleaned.trim().to_string();
-    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
-        "upload".into()
-    } else {
-        cleaned
-    }
-}
-
 /// The document with this id, or a 404.
 /// The document with this id in the caller's workspaces, or a 404 (also for
 /// another workspace's documents: their existence is not revealed).
@@ -385,7 +373,14 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let doc = find(&app, &caller, &id).await?;
-    Ok(Json(doc).into_response())
+    let (children, parents) = app.pipeline.links(&id, &caller.scope()).await?;
+    let mut v = serde_json::to_value(&doc).map_err(|e| Problem::internal(e.into()))?;
+    v["attachments"] = children
+        .into_iter()
+        .map(|(id, filename)| json!({"id": id, "filename": filename}))
+        .collect();
+    v["attached_to"] = json!(parents);
+    Ok(Json(v).into_response())
 }
 
 pub async fn text(
@@ -631,11 +626,41 @@ pub fn id_list(v: &serde_json::Value, field: &str) -> Result<Vec<i64>, Problem> 
         })
 }
 
+#[derive(Deserialize)]
+pub struct DeleteParams {
+    /// `delete`: also delete the document's attachments that no other
+    /// document holds. By default attachments stay, as documents of their own.
+    attachments: Option<String>,
+}
+
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    params: Result<Query<DeleteParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
+    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let with_attachments = match p.attachments.as_deref() {
+        None | Some("keep") => false,
+        Some("delete") => true,
+        Some(other) => {
+            return Err(Problem::bad_request(
+                "invalid_parameter",
+                format!("attachments={other:?}: use keep (the default) or delete"),
+            ))
+        }
+    };
+    if with_attachments {
+        let deleted = app
+            .pipeline
+            .delete_with_attachments(&id, &caller.scope(), &caller.origin())
+            .await?;
+        return if deleted.is_empty() {
+            Err(Problem::not_found("document"))
+        } else {
+            Ok(StatusCode::NO_CONTENT.into_response())
+        };
+    }
     if app
         .pipeline
         .delete(&id, &caller.scope(), &caller.origin())

@@ -13,6 +13,7 @@ pub const XLS: &str = "application/vnd.ms-excel";
 pub const ODT: &str = "application/vnd.oasis.opendocument.text";
 pub const ODS: &str = "application/vnd.oasis.opendocument.spreadsheet";
 pub const ODP: &str = "application/vnd.oasis.opendocument.presentation";
+pub const EML: &str = "message/rfc822";
 /// A zip whose first bytes did not show which office format it holds; the
 /// parser process decides from the whole directory.
 pub const ZIP: &str = "application/zip";
@@ -67,6 +68,9 @@ pub fn sniff(head: &[u8], filename: &str) -> Sniffed {
         return Sniffed::Supported(HTML);
     }
     let lower = filename.to_ascii_lowercase();
+    if looks_like_mail(head, lower.ends_with(".eml")) {
+        return Sniffed::Supported(EML);
+    }
     if lower.ends_with(".md") || lower.ends_with(".markdown") {
         return Sniffed::Supported(MARKDOWN);
     }
@@ -129,6 +133,45 @@ fn looks_like_text(head: &[u8]) -> bool {
     control * 100 <= head.len()
 }
 
+/// An RFC 822 message starts with header lines: at least two of the usual
+/// mail headers before the first blank line (one, for a file named `.eml`).
+fn looks_like_mail(head: &[u8], named_eml: bool) -> bool {
+    const HEADERS: &[&str] = &[
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "received",
+        "return-path",
+        "mime-version",
+        "delivered-to",
+        "reply-to",
+        "cc",
+        "content-type",
+    ];
+    let text = String::from_utf8_lossy(&head[..head.len().min(8192)]);
+    let mut known = 0;
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            continue; // a folded header line
+        }
+        let Some((name, _)) = line.split_once(':') else {
+            return false;
+        };
+        if name.is_empty() || name.contains(' ') {
+            return false;
+        }
+        if HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            known += 1;
+        }
+    }
+    known >= 2 || (named_eml && known >= 1)
+}
+
 fn looks_like_html(head: &[u8]) -> bool {
     let start = String::from_utf8_lossy(&head[..head.len().min(1024)]).to_ascii_lowercase();
     let t = start.trim_start_matches('\u{feff}').trim_start();
@@ -153,6 +196,20 @@ mod tests {
             Sniffed::Supported(MARKDOWN)
         );
         assert_eq!(sniff(b"plain words", "notes"), Sniffed::Supported(TEXT));
+        assert_eq!(
+            sniff(b"From: a@b.c\r\nSubject: hi\r\n\r\nbody", "x.txt"),
+            Sniffed::Supported(EML)
+        );
+        assert_eq!(
+            sniff(b"Note: one\nthing", "x.txt"),
+            Sniffed::Supported(TEXT)
+        );
+        let mut docx = b"PK\x03\x04".to_vec();
+        docx.extend_from_slice(&[0; 22]);
+        docx.extend_from_slice(&(17u16).to_le_bytes());
+        docx.extend_from_slice(&0u16.to_le_bytes());
+        docx.extend_from_slice(b"word/document.xml");
+        assert_eq!(sniff(&docx, "a.pdf"), Sniffed::Supported(DOCX));
         assert_eq!(sniff(b"", "x.txt"), Sniffed::Empty);
         assert!(matches!(
             sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "a.pdf"),

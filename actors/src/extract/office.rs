@@ -57,7 +57,7 @@ pub fn extract(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extract
                 text,
                 title: core_title(&mut zip, "docProps/core.xml", &mut budget),
                 pages: None,
-                mime: None,
+                ..Default::default()
             })
         }
         detect::PPTX => {
@@ -90,7 +90,7 @@ pub fn extract(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extract
                 text,
                 title: core_title(&mut zip, "docProps/core.xml", &mut budget),
                 pages: Some(pages),
-                mime: None,
+                ..Default::default()
             })
         }
         detect::ODT | detect::ODP => {
@@ -101,7 +101,7 @@ pub fn extract(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extract
                 text,
                 title: core_title(&mut zip, "meta.xml", &mut budget),
                 pages,
-                mime: None,
+                ..Default::default()
             })
         }
         other => Err(ParseError::new(
@@ -459,7 +459,7 @@ fn spreadsheet(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extract
                 text: xml_text(&xml, &ODF)?,
                 title: core_title(&mut zip, "meta.xml", &mut budget),
                 pages: Some(count_elements(&xml, "table")),
-                mime: None,
+                ..Default::default()
             })
         }
         Err(e) => Err(ParseError::new(
@@ -507,7 +507,7 @@ where
         text: text.trim_end().to_string(),
         title: None,
         pages: Some(names.len() as u32),
-        mime: None,
+        ..Default::default()
     })
 }
 

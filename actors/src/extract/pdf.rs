@@ -26,7 +26,7 @@ pub fn extract(bytes: &[u8]) -> Result<Extracted, ParseError> {
         text,
         title,
         pages: Some(pages),
-        mime: None,
+        ..Default::default()
     })
 }
 

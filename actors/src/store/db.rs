@@ -155,6 +155,20 @@ ALTER TABLE documents ADD COLUMN doc_date TEXT;
 ALTER TABLE documents ADD COLUMN asn INTEGER;
 ALTER TABLE documents ADD COLUMN user_doc_type TEXT;
 "#,
+    // Files inside documents (e-mail attachments) are documents of their own,
+    // linked here; a duplicate attachment links the document it duplicates.
+    // The text's language and the fields the format carries.
+    r#"
+CREATE TABLE attachments (
+    parent_seq INTEGER NOT NULL REFERENCES documents(seq) ON DELETE CASCADE,
+    child_id   TEXT NOT NULL,
+    filename   TEXT NOT NULL,
+    PRIMARY KEY (parent_seq, child_id)
+) WITHOUT ROWID;
+CREATE INDEX attachments_child ON attachments(child_id);
+ALTER TABLE documents ADD COLUMN language TEXT;
+ALTER TABLE documents ADD COLUMN fields TEXT;
+"#,
 ];
 
 /// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is
@@ -285,7 +299,7 @@ impl ReadPool {
 
 pub(crate) const DOC_COLUMNS: &str =
     "seq, id, filename, title, mime, size, sha256, stage, doc_type, confidence, \
-     created_at, updated_at, attempts, error_code, error_message, workspace";
+     created_at, updated_at, attempts, error_code, error_message, workspace, language, fields";
 
 pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
     let stage: String = r.get(7)?;
@@ -295,6 +309,10 @@ pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
         seq: r.get(0)?,
         id: r.get(1)?,
         workspace: r.get(15)?,
+        language: r.get(16)?,
+        fields: r
+            .get::<_, Option<String>>(17)?
+            .and_then(|f| serde_json::from_str(&f).ok()),
         filename: r.get(2)?,
         title: r.get(3)?,
         mime: r.get(4)?,
@@ -743,10 +761,20 @@ pub fn write_insert(
     if let Some(task) = &x.task_id {
         meta::write_task(tx, task, &d.workspace, &d.id, &d.filename, false, now)?;
     }
-    let ev = NewEvent::action(origin, "uploaded", Some(&d.workspace))
+    let (kind, detail) = match &x.parent {
+        Some(parent) => (
+            "attached",
+            serde_json::json!({"filename": d.filename, "size": d.size, "sha256": d.sha256, "parent": parent}),
+        ),
+        None => (
+            "uploaded",
+            serde_json::json!({"filename": d.filename, "size": d.size, "sha256": d.sha256}),
+        ),
+    };
+    let ev = NewEvent::action(origin, kind, Some(&d.workspace))
         .doc(&d.id)
         .stage(Stage::Queued)
-        .detail(serde_json::json!({"filename": d.filename, "size": d.size, "sha256": d.sha256}));
+        .detail(detail);
     write_event(tx, &ev, now)?;
     Ok(Inserted::New)
 }
