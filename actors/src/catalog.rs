@@ -326,17 +326,7 @@ fn write_one(
             out,
             children,
         } => {
-            if db::write_advance(tx, job.seq, Stage::Queued, Stage::Extracted, now)? {
-                if out.language.is_some() || out.fields.is_some() {
-                    tx.execute(
-                        "UPDATE documents SET language = ?2, fields = ?3 WHERE seq = ?1",
-                        rusqlite::params![
-                            job.seq,
-                            out.language,
-                            out.fields.as_ref().map(|f| f.to_string())
-                        ],
-                    )?;
-                }
+            if db::write_extracted(tx, job.seq, &out, now)? {
                 let origin = Origin {
                     token_id: None,
                     request_id: job.request_id.clone(),
@@ -363,10 +353,6 @@ fn write_one(
                 }
                 db::write_text(tx, job.seq, &out.text, out.title.as_deref(), out.pages)?;
                 if let Some(m) = &out.mime {
-                    tx.execute(
-                        "UPDATE documents SET mime = ?2 WHERE seq = ?1",
-                        rusqlite::params![job.seq, m],
-                    )?;
                     job.mime = m.clone();
                 }
                 if job.title.is_none() && out.title.is_some() {

@@ -797,6 +797,31 @@ pub fn write_advance(
     Ok(n == 1)
 }
 
+/// `queued → extracted`, with what extraction learnt about the document
+/// (language, fields, a precise type) in the same row write.
+pub fn write_extracted(
+    tx: &Transaction<'_>,
+    seq: i64,
+    out: &crate::model::Extracted,
+    now: i64,
+) -> Result<bool> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE documents SET stage = 'extracted', attempts = 0, retry_at = NULL, error_code = NULL,
+               error_message = NULL, updated_at = ?2, language = ?3, fields = ?4,
+               mime = COALESCE(?5, mime)
+             WHERE seq = ?1 AND stage = 'queued'",
+        )?
+        .execute(params![
+            seq,
+            now,
+            out.language,
+            out.fields.as_ref().map(|f| f.to_string()),
+            out.mime
+        ])?;
+    Ok(n == 1)
+}
+
 pub fn write_text(
     tx: &Transaction<'_>,
     seq: i64,
