@@ -118,39 +118,8 @@ fn a_crashed_catalog_is_restarted_and_nothing_acknowledged_is_lost() {
         FAST_CONFIG,
         &[("DOCPIPE_TEST_FAULTS", "1")],
     );
-    let client = common::reqwest::async_client();
-    let names: Vec<String> = (0..80)
-        .map(|i| {
-            if i == 40 {
-                "DOCPIPE-FAULT-catalog.txt".to_string()
-            } else {
-                format!("d{i}.txt")
-            }
-        })
-        .collect();
-    let upload = |name: String| {
-        let client = client.clone();
-        let url = s.url("/api/v1/documents");
-        async move {
-            let body = format!("restartcorpus {name} lorem ipsum");
-            let part = ::reqwest::multipart::Part::text(body).file_name(name.clone());
-            let r = client
-                .post(url)
-                .multipart(::reqwest::multipart::Form::new().part("file", part))
-                .send()
-                .await
-                .unwrap();
-            let code = r.status().as_u16();
-            let v: serde_json::Value = r.json().await.unwrap_or_default();
-            (name, code, v)
-        }
-    };
-    let results: Vec<(String, u16, serde_json::Value)> = common::reqwest::run(
-        futures::stream::iter(names.clone())
-            .map(upload)
-            .buffer_unordered(8)
-            .collect(),
-    );
+    let names = names_with_fault(80, "d", 40, "DOCPIPE-FAULT-catalog.txt");
+    let results = upload_many(&s, &names, "restartcorpus");
     let fault = results.iter().find(|(n, ..)| n.contains("FAULT")).unwrap();
     assert_eq!(
         (fault.1, fault.2["code"].as_str()),
@@ -207,38 +176,9 @@ fn a_failing_catalog_operation_fails_alone() {
         FAST_CONFIG,
         &[("DOCPIPE_TEST_FAULTS", "1")],
     );
-    let client = common::reqwest::async_client();
-    let names: Vec<String> = (0..40)
-        .map(|i| {
-            if i == 20 {
-                "DOCPIPE-FAULT-catalog-error.txt".to_string()
-            } else {
-                format!("e{i}.txt")
-            }
-        })
-        .collect();
-    let upload = |name: String| {
-        let client = client.clone();
-        let url = s.url("/api/v1/documents");
-        async move {
-            let part = ::reqwest::multipart::Part::text(format!("savepointcorpus {name}"))
-                .file_name(name.clone());
-            let r = client
-                .post(url)
-                .multipart(::reqwest::multipart::Form::new().part("file", part))
-                .send()
-                .await
-                .unwrap();
-            (name, r.status().as_u16())
-        }
-    };
-    let results: Vec<(String, u16)> = common::reqwest::run(
-        futures::stream::iter(names)
-            .map(upload)
-            .buffer_unordered(8)
-            .collect(),
-    );
-    for (name, code) in &results {
+    let names = names_with_fault(40, "e", 20, "DOCPIPE-FAULT-catalog-error.txt");
+    let results = upload_many(&s, &names, "savepointcorpus");
+    for (name, code, _) in &results {
         let want = if name.contains("FAULT") { 503 } else { 202 };
         assert_eq!(
             *code, want,
@@ -258,4 +198,46 @@ fn a_failing_catalog_operation_fails_alone() {
         .clone();
     assert_eq!(catalog["restarts"], 0, "no restart: {st}");
     assert_eq!(list_ids(&s, "limit=1000").len(), 39);
+}
+
+/// Uploads one small text document per name, 8 at a time; each name's body is
+/// `"{word} {name} lorem ipsum"`. Returns (name, status, body) per upload.
+fn upload_many(s: &Server, names: &[String], word: &str) -> Vec<(String, u16, serde_json::Value)> {
+    let client = common::reqwest::async_client();
+    let upload = |name: String| {
+        let client = client.clone();
+        let url = s.url("/api/v1/documents");
+        let body = format!("{word} {name} lorem ipsum");
+        async move {
+            let part = ::reqwest::multipart::Part::text(body).file_name(name.clone());
+            let r = client
+                .post(url)
+                .multipart(::reqwest::multipart::Form::new().part("file", part))
+                .send()
+                .await
+                .unwrap();
+            let code = r.status().as_u16();
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            (name, code, v)
+        }
+    };
+    common::reqwest::run(
+        futures::stream::iter(names.to_vec())
+            .map(upload)
+            .buffer_unordered(8)
+            .collect(),
+    )
+}
+
+/// `count` names `{prefix}{i}.txt`, with `fault` at position `at`.
+fn names_with_fault(count: usize, prefix: &str, at: usize, fault: &str) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            if i == at {
+                fault.to_string()
+            } else {
+                format!("{prefix}{i}.txt")
+            }
+        })
+        .collect()
 }

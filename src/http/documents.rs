@@ -508,22 +508,8 @@ pub async fn list(
             }
         },
     };
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request(
-            "invalid_parameter",
-            "limit must be between 1 and 1000",
-        ));
-    }
-    let after_seq = match p.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(c.parse::<i64>().map_err(|_| {
-            Problem::bad_request(
-                "invalid_parameter",
-                "cursor is not one this server gave out",
-            )
-        })?),
-    };
+    let limit = super::problem::limit_param(p.limit, 50, 1000)?;
+    let after_seq = super::problem::cursor_param(p.cursor.as_deref())?;
     let filter = ListFilter {
         scope: Some(caller.scope()),
         stage,

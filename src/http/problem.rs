@@ -58,6 +58,32 @@ impl Problem {
     }
 }
 
+/// `limit` in `1..=max`, `default` when absent.
+pub fn limit_param(given: Option<usize>, default: usize, max: usize) -> Result<usize, Problem> {
+    let limit = given.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Problem::bad_request(
+            "invalid_parameter",
+            format!("limit must be between 1 and {max}"),
+        ))
+    }
+}
+
+/// A keyset `cursor` this server gave out (a row number), if one is given.
+pub fn cursor_param(given: Option<&str>) -> Result<Option<i64>, Problem> {
+    match given.filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(c) => c.parse::<i64>().map(Some).map_err(|_| {
+            Problem::bad_request(
+                "invalid_parameter",
+                "cursor is not one this server gave out",
+            )
+        }),
+    }
+}
+
 impl From<anyhow::Error> for Problem {
     fn from(e: anyhow::Error) -> Self {
         if e.is::<docpipe_actors::Unavailable>() {

@@ -98,22 +98,8 @@ pub async fn audit(
                 .unwrap_or(0),
         ),
     };
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request(
-            "invalid_parameter",
-            "limit must be between 1 and 1000",
-        ));
-    }
-    let after = match p.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(c.parse::<i64>().map_err(|_| {
-            Problem::bad_request(
-                "invalid_parameter",
-                "cursor is not one this server gave out",
-            )
-        })?),
-    };
+    let limit = super::problem::limit_param(p.limit, 100, 1000)?;
+    let after = super::problem::cursor_param(p.cursor.as_deref())?;
     let events = app.pipeline.audit(workspace, since, after, limit).await?;
     let next = (events.len() == limit).then(|| events.last().map(|e| e.seq.to_string()));
     Ok(Json(json!({ "events": events, "next_cursor": next.flatten() })).into_response())
