@@ -265,6 +265,17 @@ fn hostile_office_files_fail_with_their_codes_within_limits() {
         "{d}"
     );
     assert_eq!(search(&s, "wombatfile")["total"], 1);
+    // RTF, named as text: read as RTF; cut short: malformed.
+    let rtf = br"{\rtf1\ansi{\fonttbl{\f0 Arial;}}\pard Numbat budget for \'e9t\'e9\par}".to_vec();
+    let d = failure_of(&s, "memo.txt", rtf.clone());
+    assert_eq!(
+        (d["stage"].as_str(), d["mime"].as_str()),
+        (Some("indexed"), Some("application/rtf")),
+        "{d}"
+    );
+    assert_eq!(search(&s, "numbat")["total"], 1);
+    let d = failure_of(&s, "cut.rtf", rtf[..rtf.len() - 12].to_vec());
+    assert_eq!(d["error"]["code"], "malformed", "{d}");
     // A plain zip archive is not a document.
     let d = failure_of(&s, "photos.zip", zip_with(&[("a.jpg", b"jpeg bytes")]));
     assert_eq!(d["error"]["code"], "unsupported", "{d}");

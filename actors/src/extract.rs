@@ -13,6 +13,7 @@ pub mod detect;
 pub mod email;
 pub mod office;
 pub mod pdf;
+pub mod rtf;
 pub mod sandbox;
 pub mod text;
 
@@ -108,6 +109,7 @@ fn parse_format(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extrac
     match mime {
         detect::PDF => pdf::extract(bytes),
         detect::EML => email::extract(bytes, limits),
+        detect::RTF => rtf::extract(bytes),
         detect::DOCX
         | detect::PPTX
         | detect::XLSX

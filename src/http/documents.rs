@@ -300,7 +300,7 @@ fn check_type(head: &[u8], filename: &str) -> Result<&'static str, Problem> {
         Sniffed::Unsupported(t) => Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("{filename:?} looks like {t}, which docpipe does not read; it reads PDF, Word (DOCX), PowerPoint (PPTX), Excel (XLSX, XLS), OpenDocument (ODT, ODS, ODP), HTML, Markdown and plain text"),
+            format!("{filename:?} looks like {t}, which docpipe does not read; it reads PDF, Word (DOCX), PowerPoint (PPTX), Excel (XLSX, XLS), OpenDocument (ODT, ODS, ODP), RTF, e-mail (.eml), HTML, Markdown and plain text"),
         )),
     }
 }

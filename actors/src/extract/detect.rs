@@ -14,13 +14,14 @@ pub const ODT: &str = "application/vnd.oasis.opendocument.text";
 pub const ODS: &str = "application/vnd.oasis.opendocument.spreadsheet";
 pub const ODP: &str = "application/vnd.oasis.opendocument.presentation";
 pub const EML: &str = "message/rfc822";
+pub const RTF: &str = "application/rtf";
 /// A zip whose first bytes did not show which office format it holds; the
 /// parser process decides from the whole directory.
 pub const ZIP: &str = "application/zip";
 
 /// The supported type with this name, if it is one.
 fn supported(mime: &str) -> Option<&'static str> {
-    [DOCX, PPTX, XLSX, XLS, ODT, ODS, ODP]
+    [DOCX, PPTX, XLSX, XLS, ODT, ODS, ODP, RTF]
         .into_iter()
         .find(|m| *m == mime)
 }
@@ -45,6 +46,9 @@ pub fn sniff(head: &[u8], filename: &str) -> Sniffed {
             .any(|w| w == b"%PDF-")
     {
         return Sniffed::Supported(PDF);
+    }
+    if head.starts_with(b"{\\rtf") {
+        return Sniffed::Supported(RTF);
     }
     if head.starts_with(b"PK\x03\x04") {
         return Sniffed::Supported(zip_kind(head).unwrap_or(ZIP));
@@ -210,6 +214,10 @@ mod tests {
         docx.extend_from_slice(&0u16.to_le_bytes());
         docx.extend_from_slice(b"word/document.xml");
         assert_eq!(sniff(&docx, "a.pdf"), Sniffed::Supported(DOCX));
+        assert_eq!(
+            sniff(b"{\\rtf1\\ansi hi}", "a.txt"),
+            Sniffed::Supported(RTF)
+        );
         assert_eq!(sniff(b"", "x.txt"), Sniffed::Empty);
         assert!(matches!(
             sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "a.pdf"),
