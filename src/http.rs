@@ -28,8 +28,27 @@ use auth::{Auth, Role};
 use gateway::{Caller, Limits};
 use problem::Problem;
 
+/// What every handler shares. Handlers and layers take a clone of the state
+/// per request, so it is one `Arc`: a clone is a reference count, not a copy
+/// of every field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<App>);
+
+impl AppState {
+    pub fn new(app: App) -> Self {
+        AppState(Arc::new(app))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+pub struct App {
     pub pipeline: Pipeline,
     pub auth: Auth,
     pub limits: Arc<Limits>,
@@ -38,7 +57,8 @@ pub struct AppState {
     pub uploads: Arc<tokio::sync::Semaphore>,
     /// A request body that stalls this long is cut off (`server.request_body_timeout_ms`).
     pub body_timeout: std::time::Duration,
-    pub cors: tower_http::cors::CorsLayer,
+    /// Origins allowed to call the API from a browser (`server.cors_origins`).
+    pub cors_origins: Vec<String>,
     /// `/metrics` without a token (`auth.metrics_public`).
     pub metrics_public: bool,
 }
@@ -270,7 +290,7 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.body_timeout,
         ))
-        .layer(state.cors.clone())
+        .layer(cors_layer(&state.cors_origins))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(middleware::from_fn(gateway::request_id))
         .with_state(state)

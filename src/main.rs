@@ -111,7 +111,7 @@ async fn serve(flags: config::Flags) -> Result<(), String> {
             cfg.data_dir.join("admin-token").display()
         );
     }
-    let state = http::AppState {
+    let state = http::AppState::new(http::App {
         pipeline: pipeline.clone(),
         auth,
         limits: std::sync::Arc::new(http::gateway::Limits::new(&cfg.rate_limit)),
@@ -120,9 +120,9 @@ async fn serve(flags: config::Flags) -> Result<(), String> {
             cfg.server.max_concurrent_uploads,
         )),
         body_timeout: Duration::from_millis(cfg.server.request_body_timeout_ms),
-        cors: http::cors_layer(&cfg.server.cors_origins),
+        cors_origins: cfg.server.cors_origins.clone(),
         metrics_public: cfg.auth.metrics_public,
-    };
+    });
     // Tests and scripts read this line to learn the port when given port 0.
     println!("docpipe listening on http://{local}");
     tracing::info!(%local, data_dir = %cfg.data_dir.display(), "docpipe serving");

@@ -341,7 +341,10 @@ fn write_one(
                             }
                         }
                         Inserted::Duplicate(first) => {
-                            meta::write_link(tx, job.seq, &first.id, &child.filename)?;
+                            // (A message that carries itself is not its own attachment.)
+                            if first.id != job.id {
+                                meta::write_link(tx, job.seq, &first.id, &child.filename)?;
+                            }
                             if staged {
                                 fx.push(Effect::Discard(child.id.clone()));
                             }

@@ -270,7 +270,7 @@ impl Extractor {
             .await
             .map_err(storage)?;
         let mut skipped = Vec::new();
-        let mut children = Vec::new();
+        let mut children: Vec<crate::model::NewDocument> = Vec::new();
         if depth >= max_depth {
             skipped.push(serde_json::json!({
                 "files": attachments.iter().map(|a| a.filename.clone()).collect::<Vec<_>>(),
@@ -290,11 +290,24 @@ impl Extractor {
                 };
                 let id = uuid::Uuid::now_v7().simple().to_string();
                 let mut up = self.ctx.blobs.begin(&id);
-                if let Err(e) = up.write(&a.bytes).await {
-                    up.abort().await;
-                    return Err(storage(e));
-                }
-                let staged = up.finish().await.map_err(storage)?;
+                let written = match up.write(&a.bytes).await {
+                    Ok(()) => up.finish().await,
+                    Err(e) => {
+                        up.abort().await;
+                        Err(e)
+                    }
+                };
+                let staged = match written {
+                    Ok(staged) => staged,
+                    Err(e) => {
+                        // Nothing of this document's attachments is kept:
+                        // the attempt is retried whole.
+                        for c in children.iter().filter(|c| c.inline.is_none()) {
+                            self.ctx.blobs.discard(&c.id).await;
+                        }
+                        return Err(storage(e));
+                    }
+                };
                 children.push(crate::model::NewDocument {
                     id,
                     workspace: parent.workspace.clone(),
@@ -363,19 +376,14 @@ impl Worker for Extractor {
     ) -> Result<(), ActorProcessingErr> {
         let doc = job.msg;
         let counters = &self.ctx.counters.extract;
-        let result = {
+        let result = async {
             let _timer = counters.start_job();
-            match self.extract(&doc, state).await {
-                Ok(mut out) => {
-                    let attachments = std::mem::take(&mut out.attachments);
-                    match self.stage_children(&doc, attachments, &mut out).await {
-                        Ok(children) => Ok((out, children)),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
-            }
-        };
+            let mut out = self.extract(&doc, state).await?;
+            let attachments = std::mem::take(&mut out.attachments);
+            let children = self.stage_children(&doc, attachments, &mut out).await?;
+            Ok::<_, ParseError>((out, children))
+        }
+        .await;
         let routes = current_routes(&self.ctx.routes)?;
         match result {
             Ok((out, children)) => {

@@ -70,6 +70,10 @@ struct Inner {
     supervisor: ActorRef<SupervisorMsg>,
 }
 
+/// A document's original, as it streams out of SQLite or the blob store.
+pub type Original =
+    futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     #[error("{0}")]
@@ -134,7 +138,7 @@ const RESTART_WAIT: Duration = Duration::from_secs(30);
 /// request: the outcome is unknown, and trying again is safe (uploads are
 /// deduplicated, the other operations are idempotent).
 #[derive(Debug, thiserror::Error)]
-#[error("the pipeline is restarting a component; try again shortly")]
+#[error("a pipeline component failed while handling the request, or is restarting; the outcome is unknown, and trying again is safe")]
 pub struct Unavailable;
 
 impl Pipeline {
@@ -392,20 +396,12 @@ impl Pipeline {
             .await
     }
 
-    /// The original's bytes as a stream, if the document is in the scope.
-    pub async fn content(
-        &self,
-        id: &str,
-        scope: &Scope,
-    ) -> Result<
-        Option<
-            futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>,
-        >,
-    > {
+    /// The document and its original's bytes as a stream, if it is in the scope.
+    pub async fn content(&self, id: &str, scope: &Scope) -> Result<Option<(Document, Original)>> {
         use futures::StreamExt;
-        if self.get(id, scope).await?.is_none() {
+        let Some(doc) = self.get(id, scope).await? else {
             return Ok(None);
-        }
+        };
         let owned = id.to_string();
         if let Some(bytes) = self
             .inner
@@ -413,11 +409,10 @@ impl Pipeline {
             .run(move |c| db::get_inline_original(c, &owned))
             .await?
         {
-            return Ok(Some(
-                futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed(),
-            ));
+            let stream = futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed();
+            return Ok(Some((doc, stream)));
         }
-        Ok(Some(self.inner.blobs.stream(id).await?))
+        Ok(Some((doc, self.inner.blobs.stream(id).await?)))
     }
 
     /// Documents of the scope most like this one, by their text.

@@ -442,10 +442,18 @@ pub async fn content(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let doc = find(&app, &caller, &id).await?;
-    let stream = app
+    original(&app, &id, &caller.scope()).await
+}
+
+/// The original of a document of the scope, as a download (or a 404).
+pub async fn original(
+    app: &AppState,
+    id: &str,
+    scope: &docpipe_actors::Scope,
+) -> Result<Response, Problem> {
+    let (doc, stream) = app
         .pipeline
-        .content(&id, &caller.scope())
+        .content(id, scope)
         .await?
         .ok_or_else(|| Problem::not_found("document"))?;
     let body = Body::from_stream(stream.map_err(std::io::Error::other));

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use docpipe_actors::store::meta::{DocExtras, Label, LabelKind};
 use docpipe_actors::{Document, Scope, SearchError, Stage, UploadExtras};
-use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -498,26 +497,7 @@ pub async fn download(
         .get_by_number(number(&id)?, &scope)
         .await?
         .ok_or_else(|| Problem::not_found("document"))?;
-    let stream = app
-        .pipeline
-        .content(&d.id, &scope)
-        .await?
-        .ok_or_else(|| Problem::not_found("document"))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, d.mime.clone()),
-            (header::CONTENT_SECURITY_POLICY, "sandbox".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename*=UTF-8''{}",
-                    super::documents::percent_encode(&d.filename)
-                ),
-            ),
-        ],
-        axum::body::Body::from_stream(stream.map_err(std::io::Error::other)),
-    )
-        .into_response())
+    super::documents::original(&app, &d.id, &scope).await
 }
 
 // ---------------------------------------------------------------- tags, document types

@@ -856,10 +856,7 @@ pub fn write_classification(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
     if let Some(t) = &doc_type {
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO doc_types (workspace, name, created_at) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![workspace, t, now])?;
+        meta::ensure_doc_type(tx, &workspace, t, now)?;
     }
     Ok((doc_type, confidence as f32))
 }

@@ -46,6 +46,16 @@ pub struct Label {
 
 pub const DEFAULT_TAG_COLOR: &str = "#a6cee3";
 
+/// Lists a document type in its workspace, if it is not listed yet (types
+/// come from the classifier and from edits as well as from the API).
+pub fn ensure_doc_type(tx: &Transaction<'_>, workspace: &str, name: &str, now: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO doc_types (workspace, name, created_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![workspace, name, now])?;
+    Ok(())
+}
+
 /// Creates a label unless the workspace has one of that name. Returns its id
 /// and whether it is new.
 pub fn write_label(
@@ -376,10 +386,7 @@ pub fn write_edit(
             params![seq, t],
         )?;
         if let Some(name) = t {
-            tx.execute(
-                "INSERT OR IGNORE INTO doc_types (workspace, name, created_at) VALUES (?1, ?2, ?3)",
-                params![workspace, name, now],
-            )?;
+            ensure_doc_type(tx, &workspace, name, now)?;
         }
     }
     if let Some(d) = &edit.doc_date {
