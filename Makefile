@@ -4,7 +4,7 @@ CARGO ?= cargo
 SHARED ?= $(abspath ../shared)
 export CORPUS_ROOT ?= /tmp/docpipe-corpus
 
-.PHONY: run build test unit e2e lint fmt corpus bench clean
+.PHONY: run build test unit e2e lint fmt corpus deps bench clean
 
 ## Build and start the server on the embedded default (./data, 127.0.0.1:8750).
 run:
@@ -14,7 +14,7 @@ build:
 	$(CARGO) build --release
 
 ## Every test: format and lint checks, unit tests, end-to-end tests against the real binary.
-test: lint corpus
+test: lint corpus deps
 	$(CARGO) test --release --workspace --lib --bins --tests  # benches: make bench (clippy still builds them)
 
 lint:
@@ -24,6 +24,21 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+## Debian packages for OCR and the PDF comparison (tesseract, pdftoppm,
+## pdftotext), installed when missing. docpipe runs without them (scans are
+## then flagged needs_ocr); the tests and benchmarks read scans with them.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+deps:
+	@missing=""; \
+	command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
+	tesseract --list-langs 2>/dev/null | grep -qx eng || missing="$$missing tesseract-ocr-eng"; \
+	{ command -v pdftoppm && command -v pdftotext; } >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 ## Real documents for the tests and benchmarks (idempotent, cached under $(CORPUS_ROOT)).
 corpus: $(CORPUS_ROOT)/docs/MANIFEST.tsv
 
@@ -31,7 +46,7 @@ $(CORPUS_ROOT)/docs/MANIFEST.tsv:
 	bash $(SHARED)/scripts/fetch-corpus.sh
 
 ## Benchmarks: the end-to-end load bench (20,000 uploads over HTTP) beside a bare baseline.
-bench: corpus
+bench: corpus deps
 	$(CARGO) bench --bench load
 
 clean:

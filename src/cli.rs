@@ -97,6 +97,16 @@ pub struct SearchArgs {
     pub server: ServerArgs,
 }
 
+#[derive(Clone, Debug, clap::Args)]
+pub struct ReprocessArgs {
+    /// The documents whose scanned pages wait for OCR (flagged needs_ocr),
+    /// once tesseract and pdftoppm are installed on the server
+    #[arg(long, required = true)]
+    pub needs_ocr: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
 fn files_under(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let mut stack: Vec<PathBuf> = paths.to_vec();
@@ -297,6 +307,47 @@ pub async fn status(a: ServerArgs) -> Result<(), String> {
             );
         }
     }
+    let ocr = &v["ocr"];
+    if ocr["available"] == Value::Bool(true) {
+        println!(
+            "OCR: tesseract {} ({}), {} workers",
+            ocr["tesseract"].as_str().unwrap_or("?"),
+            ocr["languages"]
+                .as_array()
+                .map(|l| l
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("+"))
+                .unwrap_or_default(),
+            ocr["workers"]
+        );
+    } else {
+        println!(
+            "OCR: not available ({})",
+            ocr["reason"].as_str().unwrap_or("unknown")
+        );
+    }
+    if v["needs_ocr"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "{} documents wait for OCR: docpipe reprocess --needs-ocr",
+            v["needs_ocr"]
+        );
+    }
+    Ok(())
+}
+
+pub async fn reprocess(a: ReprocessArgs) -> Result<(), String> {
+    let url = format!("{}/api/v1/reprocess", a.server.base());
+    let client = a.server.client()?;
+    let v = answer(
+        client
+            .post(&url)
+            .json(&serde_json::json!({"needs_ocr": a.needs_ocr})),
+        &url,
+    )
+    .await?;
+    println!("{} documents sent to be read again", v["requeued"]);
     Ok(())
 }
 

@@ -156,6 +156,10 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             post(documents::retry),
         ),
         (
+            spec!(POST "/api/v1/reprocess", Some(Editor), "Read again the documents that wait for OCR: {\"needs_ocr\": true}"),
+            post(documents::reprocess),
+        ),
+        (
             spec!(GET "/api/v1/search", Some(Reader), "Full-text search"),
             get(search),
         ),

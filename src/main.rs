@@ -37,6 +37,8 @@ enum Command {
     Search(cli::SearchArgs),
     /// Show a running server's pipeline status
     Status(cli::ServerArgs),
+    /// Send documents through a running server's pipeline again
+    Reprocess(cli::ReprocessArgs),
     /// Manage API tokens of a running server (admin token needed)
     #[command(subcommand)]
     Token(cli::TokenCommand),
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
             Command::Ingest(a) => cli::ingest(a).await,
             Command::Search(a) => cli::search(a).await,
             Command::Status(a) => cli::status(a).await,
+            Command::Reprocess(a) => cli::reprocess(a).await,
             Command::Token(c) => cli::token(c).await,
         }
     });

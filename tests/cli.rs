@@ -29,11 +29,7 @@ fn ingest_uploads_a_directory_and_search_and_status_read_it_back() {
     std::fs::write(dir.join("a.txt"), "the gecko ledger").unwrap();
     std::fs::write(dir.join("sub/b.md"), "# Gecko notes\n\nmore gecko").unwrap();
     std::fs::write(dir.join("sub/c.txt"), "the gecko ledger").unwrap(); // same bytes as a.txt
-    std::fs::write(
-        dir.join("photo.png"),
-        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01",
-    )
-    .unwrap();
+    std::fs::write(dir.join("photo.gif"), b"GIF89a\x01\0\x01\0\x80\0\0").unwrap();
 
     let (code, out, err) = docpipe(&["ingest", dir.to_str().unwrap(), "--server", &s.base]);
     assert_eq!(code, 2, "a rejected file makes ingest fail: {out}{err}");
@@ -42,7 +38,7 @@ fn ingest_uploads_a_directory_and_search_and_status_read_it_back() {
         "{out}"
     );
     assert!(
-        err.contains("photo.png") && err.contains("unsupported_media_type"),
+        err.contains("photo.gif") && err.contains("unsupported_media_type"),
         "names the file and why: {err}"
     );
 

@@ -55,11 +55,11 @@ Content-Disposition: attachment; filename=\"known.txt\"\r\n\
 \r\n\
 already uploaded echidna\r\n\
 --outer\r\n\
-Content-Type: image/png; name=\"logo.png\"\r\n\
-Content-Disposition: attachment; filename=\"logo.png\"\r\n\
+Content-Type: image/gif; name=\"logo.gif\"\r\n\
+Content-Disposition: attachment; filename=\"logo.gif\"\r\n\
 Content-Transfer-Encoding: base64\r\n\
 \r\n\
-iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==\r\n\
+R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==\r\n\
 --outer\r\n\
 Content-Type: message/rfc822; name=\"fwd.eml\"\r\n\
 Content-Disposition: attachment; filename=\"fwd.eml\"\r\n\
@@ -104,7 +104,7 @@ fn an_email_becomes_fields_text_and_linked_searchable_attachments() {
     assert!(
         f["attachments_not_unpacked"]
             .to_string()
-            .contains("logo.png"),
+            .contains("logo.gif"),
         "{f}"
     );
     assert_eq!(d["language"], "eng", "{d}");

@@ -20,7 +20,7 @@ fn faulty_pdf(kind: &str) -> Vec<u8> {
 fn misbehaving_parsers_fail_only_their_document() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = format!(
-        "{FAST_CONFIG}\n[pipeline]\nlease_ms = 4000\n[pipeline.extract]\ntimeout_ms = 1000\nmax_memory_mb = 512\n"
+        "{FAST_CONFIG}\n[pipeline]\nlease_ms = 4000\n[pipeline.extract]\ntimeout_ms = 1000\nmax_memory_mb = 512\n[pipeline.ocr]\ntimeout_ms = 2000\n"
     );
     let s = Server::start(
         &tmp.path().join("data"),

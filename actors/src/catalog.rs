@@ -64,6 +64,12 @@ pub enum CatalogMsg {
         origin: Origin,
         reply: Reply<db::RetryResult>,
     },
+    /// Requeue the scope's documents flagged `needs_ocr`.
+    ReprocessNeedsOcr {
+        scope: Scope,
+        origin: Origin,
+        reply: Reply<Vec<String>>,
+    },
     MarkDeleting {
         id: String,
         scope: Scope,
@@ -468,6 +474,17 @@ fn write_one(
             let r = db::write_retry(tx, &id, &scope, &origin, now)?;
             fx.push(Effect::Replied(Box::new(move || {
                 let _ = reply.send(Ok(r));
+            })));
+            fx.push(Effect::RescanIntake);
+        }
+        CatalogMsg::ReprocessNeedsOcr {
+            scope,
+            origin,
+            reply,
+        } => {
+            let ids = db::write_reprocess_needs_ocr(tx, &scope, &origin, now)?;
+            fx.push(Effect::Replied(Box::new(move || {
+                let _ = reply.send(Ok(ids));
             })));
             fx.push(Effect::RescanIntake);
         }

@@ -16,6 +16,7 @@ pub struct PipelineConfig {
     /// message). Must be longer than the slowest stage.
     pub lease_ms: u64,
     pub extract: ExtractConfig,
+    pub ocr: OcrConfig,
     pub classify: ClassifyPoolConfig,
     pub retry: RetryConfig,
 }
@@ -39,6 +40,38 @@ pub struct ExtractConfig {
     pub max_attachments: usize,
     /// Attachments inside attachments are unpacked this many levels deep.
     pub max_attachment_depth: usize,
+    /// PDFs with more pages fail `too_large`.
+    pub max_pages: usize,
+}
+
+/// Text from scans and images: tesseract, with pdftoppm to render PDF pages.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcrConfig {
+    /// false: never run OCR; scans are indexed with their metadata and
+    /// flagged `needs_ocr`.
+    pub enabled: bool,
+    /// OCR processes at once, one thread each, shared by all documents; the
+    /// pages of one document spread over them.
+    pub workers: usize,
+    /// tesseract languages, joined with '+', e.g. "eng+deu".
+    pub languages: String,
+    /// The programs (a name on PATH or a path).
+    pub tesseract: String,
+    pub pdftoppm: String,
+    /// Time limit for one page (rendering and recognition).
+    pub page_timeout_ms: u64,
+    /// Time limit for all the OCR of one document.
+    pub timeout_ms: u64,
+    /// Pages of one document read by OCR; those beyond are noted in its fields.
+    pub max_pages: usize,
+    /// PDF pages are rendered to fit this many pixels on their longer side
+    /// (about 300 dpi for A4).
+    pub max_page_pixels: u32,
+    /// Images larger than this many megapixels fail `too_large`.
+    pub max_image_megapixels: u32,
+    /// Address-space limit of each OCR process, in MiB.
+    pub max_memory_mb: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -124,6 +157,25 @@ impl Default for ExtractConfig {
             max_zip_mb: 256,
             max_attachments: 100,
             max_attachment_depth: 3,
+            max_pages: 5_000,
+        }
+    }
+}
+
+impl Default for OcrConfig {
+    fn default() -> Self {
+        OcrConfig {
+            enabled: true,
+            workers: 2,
+            languages: "eng".into(),
+            tesseract: "tesseract".into(),
+            pdftoppm: "pdftoppm".into(),
+            page_timeout_ms: 60_000,
+            timeout_ms: 300_000,
+            max_pages: 200,
+            max_page_pixels: 3_600,
+            max_image_megapixels: 60,
+            max_memory_mb: 1024,
         }
     }
 }
@@ -179,6 +231,7 @@ impl Default for PipelineConfig {
             max_in_flight: 64,
             lease_ms: 600_000,
             extract: ExtractConfig::default(),
+            ocr: OcrConfig::default(),
             classify: ClassifyPoolConfig::default(),
             retry: RetryConfig::default(),
         }
@@ -282,16 +335,38 @@ impl EngineConfig {
             "pipeline.extract.max_text_chars",
             p.extract.max_text_chars as u64,
         );
+        positive("pipeline.extract.max_pages", p.extract.max_pages as u64);
+        positive("pipeline.ocr.workers", p.ocr.workers as u64);
+        positive("pipeline.ocr.page_timeout_ms", p.ocr.page_timeout_ms);
+        positive("pipeline.ocr.timeout_ms", p.ocr.timeout_ms);
+        positive("pipeline.ocr.max_memory_mb", p.ocr.max_memory_mb);
+        positive("pipeline.ocr.max_page_pixels", p.ocr.max_page_pixels as u64);
+        positive(
+            "pipeline.ocr.max_image_megapixels",
+            p.ocr.max_image_megapixels as u64,
+        );
         positive("pipeline.classify.workers", p.classify.workers as u64);
         positive("pipeline.retry.max_attempts", p.retry.max_attempts as u64);
         positive("catalog.max_batch", self.catalog.max_batch as u64);
         positive("index.commit_batch", self.index.commit_batch as u64);
         positive("index.commit_interval_ms", self.index.commit_interval_ms);
         positive("index.writer_threads", self.index.writer_threads as u64);
-        if p.lease_ms <= p.extract.timeout_ms {
+        if p.lease_ms <= p.extract.timeout_ms.saturating_add(p.ocr.timeout_ms) {
             problems.push(format!(
-                "pipeline.lease_ms ({}) must be longer than pipeline.extract.timeout_ms ({})",
-                p.lease_ms, p.extract.timeout_ms
+                "pipeline.lease_ms ({}) must be longer than pipeline.extract.timeout_ms ({}) \
+                 and pipeline.ocr.timeout_ms ({}) together",
+                p.lease_ms, p.extract.timeout_ms, p.ocr.timeout_ms
+            ));
+        }
+        if p.ocr.languages.split('+').any(|l| {
+            l.is_empty()
+                || !l
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }) {
+            problems.push(format!(
+                "pipeline.ocr.languages must be tesseract language names joined by '+', not {:?}",
+                p.ocr.languages
             ));
         }
         if p.retry.max_backoff_ms < p.retry.initial_backoff_ms {

@@ -11,10 +11,13 @@
 
 pub mod detect;
 pub mod email;
+pub mod image;
+pub mod ocr;
 pub mod office;
 pub mod pdf;
 pub mod rtf;
 pub mod sandbox;
+pub mod table;
 pub mod text;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -26,7 +29,7 @@ use ractor::{ActorProcessingErr, ActorRef};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::CatalogMsg;
-use crate::config::ExtractConfig;
+use crate::config::{ExtractConfig, OcrConfig};
 use crate::counters::Counters;
 use crate::model::{DocJob, ErrorInfo, Extracted};
 use crate::pipeline::{current_routes, tell, RoutesRx};
@@ -54,7 +57,7 @@ impl ParseError {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self.code.as_str(),
-            "malformed" | "encrypted" | "unsupported" | "too_large"
+            "malformed" | "encrypted" | "unsupported" | "too_large" | "ocr_failed"
         )
     }
 
@@ -71,29 +74,36 @@ pub struct ParseLimits {
     pub max_zip_bytes: u64,
     pub max_text_chars: usize,
     pub max_attachments: usize,
+    pub max_pages: usize,
+    pub max_image_megapixels: u32,
 }
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        ParseLimits::from(&ExtractConfig::default())
+        ParseLimits::new(&ExtractConfig::default(), &OcrConfig::default())
     }
 }
 
-impl From<&ExtractConfig> for ParseLimits {
-    fn from(c: &ExtractConfig) -> Self {
+impl ParseLimits {
+    pub fn new(c: &ExtractConfig, ocr: &OcrConfig) -> Self {
         ParseLimits {
             max_zip_entries: c.max_zip_entries,
             max_zip_bytes: c.max_zip_mb.saturating_mul(1024 * 1024),
             max_text_chars: c.max_text_chars,
             max_attachments: c.max_attachments,
+            max_pages: c.max_pages,
+            max_image_megapixels: ocr.max_image_megapixels,
         }
     }
 }
 
 /// Formats that are parsed in the parser process rather than in-process:
-/// everything but plain text, Markdown and HTML.
+/// everything but plain text, Markdown, HTML and CSV.
 pub fn needs_sandbox(mime: &str) -> bool {
-    !matches!(mime, detect::TEXT | detect::MARKDOWN | detect::HTML)
+    !matches!(
+        mime,
+        detect::TEXT | detect::MARKDOWN | detect::HTML | detect::CSV
+    )
 }
 
 /// Parses any supported format and tells the text's language. Called on
@@ -107,7 +117,9 @@ pub fn parse(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extracted
 
 fn parse_format(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseError> {
     match mime {
-        detect::PDF => pdf::extract(bytes),
+        detect::PDF => pdf::extract(bytes, limits),
+        detect::PNG | detect::JPEG | detect::TIFF => image::extract(bytes, limits),
+        detect::CSV => table::extract(bytes, limits),
         detect::EML => email::extract(bytes, limits),
         detect::RTF => rtf::extract(bytes),
         detect::DOCX
@@ -170,6 +182,7 @@ pub struct ExtractCtx {
     pub db: crate::store::db::ReadPool,
     pub routes: RoutesRx,
     pub counters: Arc<Counters>,
+    pub ocr: Arc<ocr::Ocr>,
 }
 
 pub struct Extractor {
@@ -214,16 +227,20 @@ impl Extractor {
                     )?,
                 ),
             };
-            let limits = ParseLimits::from(cfg);
+            let limits = ParseLimits::new(cfg, self.ctx.ocr.config());
             let result = sb.parse(&job.mime, &bytes, &limits, timeout).await;
             if matches!(&result, Err(e) if e.code == "timeout" || e.code == "crashed") {
                 // The process is dead or stuck: replace it for the next document.
                 state.sandbox = None;
             }
-            result?
+            let mut out = result?;
+            if !out.ocr_pages.is_empty() {
+                self.read_scans(&job.mime, &bytes, &mut out).await?;
+            }
+            out
         } else {
             let mime = job.mime.clone();
-            let limits = ParseLimits::from(cfg);
+            let limits = ParseLimits::new(cfg, self.ctx.ocr.config());
             let task = tokio::task::spawn_blocking(move || parse(&mime, &bytes, &limits));
             match tokio::time::timeout(timeout, task).await {
                 Err(_) => {
@@ -247,6 +264,89 @@ impl Extractor {
 }
 
 impl Extractor {
+    /// Reads the pages without a text layer (or the image) by OCR and puts
+    /// their text in its place. Without OCR the document keeps the text it
+    /// has and is flagged `needs_ocr`; so is one whose OCR failed on some
+    /// pages (noted in its fields). If every page failed and there is no
+    /// text at all, the document fails with the first page's error.
+    async fn read_scans(
+        &self,
+        mime: &str,
+        bytes: &[u8],
+        out: &mut Extracted,
+    ) -> Result<(), ParseError> {
+        let ocr = &self.ctx.ocr;
+        let mut pages = std::mem::take(&mut out.ocr_pages);
+        if !ocr.available() {
+            out.needs_ocr = true;
+            return Ok(());
+        }
+        let cfg = ocr.config();
+        let fields = out.fields.get_or_insert_with(|| serde_json::json!({}));
+        if pages.len() > cfg.max_pages {
+            fields["ocr_skipped_pages"] = serde_json::json!(pages.split_off(cfg.max_pages));
+        }
+        let deadline = Duration::from_millis(cfg.timeout_ms);
+        let work = async {
+            if pdf_like(mime) {
+                ocr.pdf_pages(bytes, &pages).await
+            } else {
+                Ok(vec![ocr.image(bytes).await])
+            }
+        };
+        let results = tokio::time::timeout(deadline, work).await.map_err(|_| {
+            ParseError::new(
+                "timeout",
+                format!(
+                    "OCR of the document took longer than {} ms (pipeline.ocr.timeout_ms)",
+                    cfg.timeout_ms
+                ),
+            )
+        })??;
+        let mut page_texts: Vec<String> = if pdf_like(mime) {
+            let n = out.pages.unwrap_or(0) as usize;
+            let mut v: Vec<String> = out
+                .text
+                .split(pdf::PAGE_BREAK)
+                .map(str::to_string)
+                .collect();
+            v.resize(n.max(v.len()), String::new());
+            v
+        } else {
+            vec![String::new()]
+        };
+        let mut failed = Vec::new();
+        let mut first_error = None;
+        for (&page, result) in pages.iter().zip(results) {
+            match result {
+                Ok(text) => {
+                    if let Some(slot) = page_texts.get_mut(page as usize - 1) {
+                        *slot = text;
+                    }
+                }
+                Err(e) => {
+                    failed.push(
+                        serde_json::json!({"page": page, "code": e.code, "message": e.message}),
+                    );
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let text = page_texts.join(&pdf::PAGE_BREAK.to_string());
+        let has_text = text.chars().any(char::is_alphanumeric);
+        if let Some(e) = first_error {
+            if failed.len() == pages.len() && !has_text {
+                return Err(e);
+            }
+            out.needs_ocr = true;
+            fields["ocr_failed_pages"] = serde_json::Value::Array(failed);
+        }
+        fields["ocr_pages"] = serde_json::json!(pages);
+        out.text = if has_text { text } else { String::new() };
+        out.language = detect_language(&out.text);
+        Ok(())
+    }
+
     /// Stages the attachments a parser found as uploads of the document's
     /// workspace (blobs written like any upload's, registered by the Catalog
     /// with the parent's stage advance). Too deep, empty or unreadable ones
@@ -330,6 +430,10 @@ impl Extractor {
         }
         Ok(children)
     }
+}
+
+fn pdf_like(mime: &str) -> bool {
+    mime == detect::PDF
 }
 
 /// The ISO 639-3 code of the text's language, when whatlang is confident.
@@ -430,7 +534,7 @@ mod tests {
     fn parse_rejects_unknown_types_and_broken_pdfs() {
         let l = ParseLimits::default();
         assert_eq!(
-            parse("image/png", b"x", &l).unwrap_err().code,
+            parse("image/gif", b"x", &l).unwrap_err().code,
             "unsupported"
         );
         let e = parse(detect::PDF, b"%PDF-1.4\n garbage", &l).unwrap_err();

@@ -68,6 +68,7 @@ struct Inner {
     counters: Arc<Counters>,
     routes: RoutesRx,
     supervisor: ActorRef<SupervisorMsg>,
+    ocr: Arc<extract::ocr::Ocr>,
 }
 
 /// A document's original, as it streams out of SQLite or the blob store.
@@ -116,6 +117,9 @@ pub struct Status {
     pub parked: u64,
     pub leases_expired: u64,
     pub index_docs: u64,
+    /// Documents whose scanned pages wait for OCR.
+    pub needs_ocr: u64,
+    pub ocr: extract::ocr::OcrStatus,
 }
 
 #[derive(Debug, Serialize)]
@@ -177,6 +181,10 @@ impl Pipeline {
                 "the search index was written by another version; rebuilding it from the stored text"
             );
         }
+        // Scratch copies (of PDFs for OCR) left by a crash are of no use.
+        let scratch = dir.join("tmp");
+        let _ = std::fs::remove_dir_all(&scratch);
+        let ocr = Arc::new(extract::ocr::Ocr::probe(&config.pipeline.ocr, scratch).await);
         let counters = Arc::new(Counters::default());
         let (routes_tx, routes_rx) = watch::channel::<Option<Routes>>(None);
         let shared = Arc::new(Shared {
@@ -186,6 +194,7 @@ impl Pipeline {
             index: index.clone(),
             counters: counters.clone(),
             routes_tx,
+            ocr: ocr.clone(),
         });
         let (supervisor, _) = Actor::spawn(None, PipelineSupervisor, shared)
             .await
@@ -199,6 +208,7 @@ impl Pipeline {
                 counters,
                 routes: routes_rx,
                 supervisor,
+                ocr,
             }),
         };
         for id in p.inner.db.run(db::deleting_ids).await? {
@@ -518,6 +528,24 @@ impl Pipeline {
         )
     }
 
+    pub fn ocr_available(&self) -> bool {
+        self.inner.ocr.available()
+    }
+
+    /// Sends the scope's documents flagged `needs_ocr` through the pipeline
+    /// again; returns their ids. Useful once OCR has been installed.
+    pub async fn reprocess_needs_ocr(&self, scope: &Scope, origin: &Origin) -> Result<Vec<String>> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| catalog::CatalogMsg::ReprocessNeedsOcr {
+                scope: scope.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
     /// Tags or document types of the scope, by name; and how many in all.
     pub async fn labels(
         &self,
@@ -796,6 +824,12 @@ impl Pipeline {
             .await?
             .into_iter()
             .collect();
+        let owned = scope.clone();
+        let needs_ocr = self
+            .inner
+            .db
+            .run(move |c| db::count_needs_ocr(c, &owned))
+            .await?;
         let c = &self.inner.counters;
         let n = |s: Stage| counts.get(&s).copied().unwrap_or(0);
         let busy = |a: &counters::ActorCounters| {
@@ -843,6 +877,8 @@ impl Pipeline {
             parked: c.num_parked.load(Relaxed),
             leases_expired: c.num_leases_expired.load(Relaxed),
             index_docs: self.inner.index.num_docs(),
+            needs_ocr,
+            ocr: self.inner.ocr.status().clone(),
         };
         if *scope != Scope::All {
             for s in status.stages.values_mut() {

@@ -154,6 +154,11 @@ pub struct Document {
     pub workspace: String,
     /// ISO 639-3 code of the text's language, once extracted (if it can be told).
     pub language: Option<String>,
+    /// Pages without text wait for OCR, which was not available when the
+    /// document was read: `docpipe reprocess --needs-ocr` reads them again.
+    pub needs_ocr: bool,
+    /// Pages (PDF, slides, images), once extracted.
+    pub pages: Option<u32>,
     /// Fields the format carries (an e-mail's from, to, subject, date, attachments).
     pub fields: Option<serde_json::Value>,
     pub filename: String,
@@ -256,6 +261,13 @@ pub struct Extracted {
     /// ISO 639-3 code of the text's language, when it can be told.
     #[serde(default)]
     pub language: Option<String>,
+    /// Pages (from 1) without a text layer, for the OCR step; an image is
+    /// its page 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ocr_pages: Vec<u32>,
+    /// OCR was needed and not available (or failed on some pages).
+    #[serde(default)]
+    pub needs_ocr: bool,
 }
 
 /// A file found inside a document.

@@ -74,6 +74,7 @@ pub struct Shared {
     pub index: SearchIndex,
     pub counters: Arc<Counters>,
     pub routes_tx: watch::Sender<Option<Routes>>,
+    pub ocr: Arc<crate::extract::ocr::Ocr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -214,6 +215,7 @@ impl PipelineSupervisor {
                     db: sh.db.clone(),
                     routes: rx,
                     counters: counters.clone(),
+                    ocr: sh.ocr.clone(),
                 });
                 let workers = cfg.pipeline.extract.workers;
                 counters.extract.pool_size.store(workers as u64, Relaxed);
@@ -221,7 +223,7 @@ impl PipelineSupervisor {
                 // dead-man's switch replaces it (the lease re-admits its job).
                 let dms = DeadMansSwitchConfiguration {
                     detection_timeout: Duration::from_millis(
-                        cfg.pipeline.extract.timeout_ms * 2 + 10_000,
+                        cfg.pipeline.extract.timeout_ms * 2 + cfg.pipeline.ocr.timeout_ms + 10_000,
                     ),
                     kill_worker: true,
                 };

@@ -15,13 +15,17 @@ pub const ODS: &str = "application/vnd.oasis.opendocument.spreadsheet";
 pub const ODP: &str = "application/vnd.oasis.opendocument.presentation";
 pub const EML: &str = "message/rfc822";
 pub const RTF: &str = "application/rtf";
+pub const CSV: &str = "text/csv";
+pub const PNG: &str = "image/png";
+pub const JPEG: &str = "image/jpeg";
+pub const TIFF: &str = "image/tiff";
 /// A zip whose first bytes did not show which office format it holds; the
 /// parser process decides from the whole directory.
 pub const ZIP: &str = "application/zip";
 
 /// The supported type with this name, if it is one.
 fn supported(mime: &str) -> Option<&'static str> {
-    [DOCX, PPTX, XLSX, XLS, ODT, ODS, ODP, RTF]
+    [DOCX, PPTX, XLSX, XLS, ODT, ODS, ODP, RTF, PNG, JPEG, TIFF]
         .into_iter()
         .find(|m| *m == mime)
 }
@@ -80,6 +84,9 @@ pub fn sniff(head: &[u8], filename: &str) -> Sniffed {
     }
     if lower.ends_with(".html") || lower.ends_with(".htm") || lower.ends_with(".xhtml") {
         return Sniffed::Supported(HTML);
+    }
+    if lower.ends_with(".csv") || lower.ends_with(".tsv") {
+        return Sniffed::Supported(CSV);
     }
     Sniffed::Supported(TEXT)
 }
@@ -219,8 +226,13 @@ mod tests {
             Sniffed::Supported(RTF)
         );
         assert_eq!(sniff(b"", "x.txt"), Sniffed::Empty);
-        assert!(matches!(
+        assert_eq!(
             sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "a.pdf"),
+            Sniffed::Supported(PNG)
+        );
+        assert_eq!(sniff(b"a,b\n1,2\n", "t.csv"), Sniffed::Supported(CSV));
+        assert!(matches!(
+            sniff(b"GIF89a\x01\0\x01\0", "a.png"),
             Sniffed::Unsupported(_)
         ));
         assert!(matches!(

@@ -145,7 +145,7 @@ pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseErr
         mime: None,
         fields: Some(fields),
         attachments,
-        language: None,
+        ..Default::default()
     })
 }
 

@@ -169,6 +169,11 @@ CREATE INDEX attachments_child ON attachments(child_id);
 ALTER TABLE documents ADD COLUMN language TEXT;
 ALTER TABLE documents ADD COLUMN fields TEXT;
 "#,
+    // Documents whose scanned pages wait for OCR.
+    r#"
+ALTER TABLE documents ADD COLUMN needs_ocr INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX documents_needs_ocr ON documents(seq) WHERE needs_ocr = 1;
+"#,
 ];
 
 /// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is
@@ -299,7 +304,8 @@ impl ReadPool {
 
 pub(crate) const DOC_COLUMNS: &str =
     "seq, id, filename, title, mime, size, sha256, stage, doc_type, confidence, \
-     created_at, updated_at, attempts, error_code, error_message, workspace, language, fields";
+     created_at, updated_at, attempts, error_code, error_message, workspace, language, fields, \
+     needs_ocr, (SELECT pages FROM texts WHERE texts.seq = documents.seq)";
 
 pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
     let stage: String = r.get(7)?;
@@ -310,6 +316,8 @@ pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
         id: r.get(1)?,
         workspace: r.get(15)?,
         language: r.get(16)?,
+        needs_ocr: r.get::<_, i64>(18)? != 0,
+        pages: r.get::<_, Option<i64>>(19)?.map(|p| p as u32),
         fields: r
             .get::<_, Option<String>>(17)?
             .and_then(|f| serde_json::from_str(&f).ok()),
@@ -809,7 +817,7 @@ pub fn write_extracted(
         .prepare_cached(
             "UPDATE documents SET stage = 'extracted', attempts = 0, retry_at = NULL, error_code = NULL,
                error_message = NULL, updated_at = ?2, language = ?3, fields = ?4,
-               mime = COALESCE(?5, mime)
+               mime = COALESCE(?5, mime), needs_ocr = ?6
              WHERE seq = ?1 AND stage = 'queued'",
         )?
         .execute(params![
@@ -817,7 +825,8 @@ pub fn write_extracted(
             now,
             out.language,
             out.fields.as_ref().map(|f| f.to_string()),
-            out.mime
+            out.mime,
+            out.needs_ocr
         ])?;
     Ok(n == 1)
 }
@@ -944,6 +953,51 @@ pub fn write_retry(
         .stage(to);
     write_event(tx, &ev, now)?;
     Ok(RetryResult::Requeued(to))
+}
+
+/// Sends the scope's indexed documents flagged `needs_ocr` back to the
+/// queue, to be read again (now that OCR is available). They stay searchable
+/// by what they had until their new text is indexed. Returns their ids.
+pub fn write_reprocess_needs_ocr(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    origin: &Origin,
+    now: i64,
+) -> Result<Vec<String>> {
+    let sql = format!(
+        "SELECT seq, id, workspace FROM documents WHERE needs_ocr = 1 AND stage = 'indexed' AND {}",
+        workspace_filter("workspace", 1)
+    );
+    let docs: Vec<(i64, String, String)> = tx
+        .prepare_cached(&sql)?
+        .query_map([scope.sql_param()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (seq, id, workspace) in &docs {
+        tx.prepare_cached(
+            "UPDATE documents SET stage = 'queued', attempts = 0, retry_at = NULL, updated_at = ?2
+             WHERE seq = ?1",
+        )?
+        .execute(params![seq, now])?;
+        let ev = NewEvent::action(origin, "reprocess_requested", Some(workspace))
+            .doc(id)
+            .stage(Stage::Queued)
+            .detail(serde_json::json!({"reason": "needs_ocr"}));
+        write_event(tx, &ev, now)?;
+    }
+    Ok(docs.into_iter().map(|(_, id, _)| id).collect())
+}
+
+/// How many of the scope's documents wait for OCR.
+pub fn count_needs_ocr(conn: &Connection, scope: &Scope) -> Result<u64> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM documents WHERE needs_ocr = 1 AND stage != 'deleting' AND {}",
+        workspace_filter("workspace", 1)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([scope.sql_param()], |r| r.get::<_, i64>(0))? as u64)
 }
 
 /// Marks a document of the scope for deletion; false if there is none.

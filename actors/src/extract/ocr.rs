@@ -1,0 +1,304 @@
+//! OCR: tesseract for the recognition, pdftoppm to render PDF pages, both as
+//! child processes of their own. Each runs on one thread (`OMP_THREAD_LIMIT=1`:
+//! tesseract's own threads make it several times slower on a busy 2-core
+//! machine) under an address-space limit and a per-page time limit, and is
+//! killed when the page runs out of time. A semaphore shared by every Extract
+//! worker bounds the processes at once (`pipeline.ocr.workers`); the pages of
+//! one document spread over it.
+//!
+//! Whether OCR is available is probed once at start (shown in
+//! `/api/v1/status`); without it, documents that need it are flagged
+//! `needs_ocr` and can be read again later.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+use tokio::sync::Semaphore;
+
+use crate::config::OcrConfig;
+use crate::extract::ParseError;
+
+/// What the probe at start found.
+#[derive(Clone, Debug, Serialize)]
+pub struct OcrStatus {
+    pub available: bool,
+    /// Why OCR is not available (switched off, a program missing, a
+    /// language not installed).
+    pub reason: Option<String>,
+    /// The tesseract version, e.g. "5.3.0".
+    pub tesseract: Option<String>,
+    /// The languages configured (all installed when available).
+    pub languages: Vec<String>,
+    pub workers: usize,
+}
+
+pub struct Ocr {
+    cfg: OcrConfig,
+    status: OcrStatus,
+    permits: Arc<Semaphore>,
+    scratch: PathBuf,
+}
+
+impl Ocr {
+    /// Probes the programs and languages; `scratch` holds the temporary
+    /// copies of PDFs that pdftoppm renders from.
+    pub async fn probe(cfg: &OcrConfig, scratch: PathBuf) -> Ocr {
+        let languages: Vec<String> = cfg.languages.split('+').map(str::to_string).collect();
+        let mut status = OcrStatus {
+            available: false,
+            reason: None,
+            tesseract: None,
+            languages: languages.clone(),
+            workers: cfg.workers,
+        };
+        let found = async {
+            if !cfg.enabled {
+                return Err("switched off (pipeline.ocr.enabled = false)".to_string());
+            }
+            let version = probe_output(&cfg.tesseract, &["--version"]).await?;
+            status.tesseract = version
+                .lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(str::to_string);
+            let listed = probe_output(&cfg.tesseract, &["--list-langs"]).await?;
+            let installed: Vec<&str> = listed.lines().skip(1).map(str::trim).collect();
+            let missing: Vec<&String> = languages
+                .iter()
+                .filter(|l| !installed.contains(&l.as_str()))
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "tesseract has no data for {missing:?} (installed: {installed:?}); \
+                     install e.g. the Debian package tesseract-ocr-<lang>"
+                ));
+            }
+            probe_output(&cfg.pdftoppm, &["-v"]).await?;
+            Ok(())
+        }
+        .await;
+        match found {
+            Ok(()) => status.available = true,
+            Err(reason) => {
+                tracing::warn!(%reason, "OCR is not available: scans are indexed without their text and flagged needs_ocr");
+                status.reason = Some(reason);
+            }
+        }
+        Ocr {
+            permits: Arc::new(Semaphore::new(cfg.workers.max(1))),
+            cfg: cfg.clone(),
+            status,
+            scratch,
+        }
+    }
+
+    pub fn status(&self) -> &OcrStatus {
+        &self.status
+    }
+
+    pub fn available(&self) -> bool {
+        self.status.available
+    }
+
+    pub fn config(&self) -> &OcrConfig {
+        &self.cfg
+    }
+
+    /// The text of an image (PNG, JPEG, TIFF; every page of a TIFF).
+    pub async fn image(&self, bytes: &[u8]) -> Result<String, ParseError> {
+        let _permit = self.permits.acquire().await.map_err(closed)?;
+        let deadline = Duration::from_millis(self.cfg.page_timeout_ms);
+        tokio::time::timeout(deadline, self.recognise(bytes))
+            .await
+            .map_err(|_| self.page_timeout())?
+    }
+
+    /// The text of the given pages (from 1) of a PDF, page by page: each
+    /// page's own result, so one page failing costs only its text.
+    pub async fn pdf_pages(
+        &self,
+        pdf: &[u8],
+        pages: &[u32],
+    ) -> Result<Vec<Result<String, ParseError>>, ParseError> {
+        let file = self.scratch_copy(pdf).await?;
+        let path = file.path().to_path_buf();
+        let jobs = pages.iter().map(|&page| {
+            let path = &path;
+            async move {
+                let _permit = self.permits.acquire().await.map_err(closed)?;
+                let deadline = Duration::from_millis(self.cfg.page_timeout_ms);
+                tokio::time::timeout(deadline, async {
+                    let image = self.render(path, page).await?;
+                    self.recognise(&image).await
+                })
+                .await
+                .map_err(|_| self.page_timeout())?
+            }
+        });
+        let results = futures::future::join_all(jobs).await;
+        drop(file);
+        Ok(results)
+    }
+
+    /// One PDF page as a grey PGM image, scaled to fit `max_page_pixels`.
+    async fn render(&self, pdf: &Path, page: u32) -> Result<Vec<u8>, ParseError> {
+        let page = page.to_string();
+        let scale = self.cfg.max_page_pixels.to_string();
+        let args = [
+            "-f",
+            page.as_str(),
+            "-l",
+            page.as_str(),
+            "-scale-to",
+            scale.as_str(),
+            "-gray",
+        ];
+        let mut cmd = self.command(&self.cfg.pdftoppm);
+        cmd.args(args).arg(pdf);
+        let out = run(cmd, None).await?;
+        if out.is_empty() {
+            return Err(ParseError::new(
+                "ocr_failed",
+                format!("pdftoppm rendered nothing for page {page}"),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// tesseract over an image given on its stdin.
+    async fn recognise(&self, image: &[u8]) -> Result<String, ParseError> {
+        let mut cmd = self.command(&self.cfg.tesseract);
+        cmd.args(["stdin", "stdout", "-l", &self.cfg.languages, "--psm", "3"]);
+        let out = run(cmd, Some(image)).await?;
+        Ok(String::from_utf8_lossy(&out).trim().to_string())
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("OMP_THREAD_LIMIT", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let bytes = self.cfg.max_memory_mb.saturating_mul(1024 * 1024) as libc::rlim_t;
+        // SAFETY: only setrlimit between fork and exec (async-signal-safe).
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: bytes,
+                    rlim_max: bytes,
+                };
+                libc::setrlimit(libc::RLIMIT_AS, &lim);
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    async fn scratch_copy(&self, bytes: &[u8]) -> Result<tempfile::NamedTempFile, ParseError> {
+        let dir = self.scratch.clone();
+        let bytes = bytes.to_vec();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            let mut f = tempfile::Builder::new()
+                .prefix("ocr-")
+                .suffix(".pdf")
+                .tempfile_in(&dir)?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+            Ok::<_, std::io::Error>(f)
+        })
+        .await
+        .map_err(|e| ParseError::new("storage", format!("{e}")))?
+        .map_err(|e| ParseError::new("storage", format!("cannot write a scratch copy: {e}")))
+    }
+
+    fn page_timeout(&self) -> ParseError {
+        ParseError::new(
+            "timeout",
+            format!(
+                "OCR of a page took longer than {} ms (pipeline.ocr.page_timeout_ms)",
+                self.cfg.page_timeout_ms
+            ),
+        )
+    }
+}
+
+fn closed(_: tokio::sync::AcquireError) -> ParseError {
+    ParseError::new("internal", "the OCR pool is closed")
+}
+
+/// Runs a prepared command, feeding `input` on its stdin, and returns its
+/// stdout; a failure carries the end of its stderr. Dropping the future
+/// kills the process.
+async fn run(mut cmd: Command, input: Option<&[u8]>) -> Result<Vec<u8>, ParseError> {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ParseError::new("ocr_unavailable", format!("cannot start {program}: {e}")))?;
+    let stdin = child.stdin.take();
+    let feed = async move {
+        if let (Some(mut stdin), Some(input)) = (stdin, input) {
+            // A program that stops reading early closes the pipe: its exit
+            // status tells what happened.
+            let _ = stdin.write_all(input).await;
+        }
+    };
+    let (_, out) = tokio::join!(feed, child.wait_with_output());
+    let out = out.map_err(|e| ParseError::new("ocr_failed", format!("{program}: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: String = stderr
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join(" / ");
+        return Err(ParseError::new(
+            "ocr_failed",
+            format!("{program} failed ({}): {tail}", out.status),
+        ));
+    }
+    Ok(out.stdout)
+}
+
+/// The output (stdout, else stderr) of a short probing command.
+async fn probe_output(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .map_err(|_| format!("{program} {} did not answer", args.join(" ")))?
+    .map_err(|e| {
+        format!("{program} cannot be started ({e}); install tesseract-ocr and poppler-utils")
+    })?;
+    if !out.status.success() {
+        return Err(format!(
+            "{program} {} failed ({})",
+            args.join(" "),
+            out.status
+        ));
+    }
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}

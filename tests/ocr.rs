@@ -1,0 +1,250 @@
+//! Scans and images through OCR (the real tesseract and pdftoppm, which
+//! `make test` installs), and the `needs_ocr` path when OCR is missing.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(180);
+
+fn scan(path: &str) -> Vec<u8> {
+    std::fs::read(corpus_dir().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A one-page grey TIFF rendered from a scanned PDF by pdftoppm.
+fn tiff_of(pdf: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("page");
+    let ok = Command::new("pdftoppm")
+        .args(["-tiff", "-tiffcompression", "lzw", "-r", "150", "-gray"])
+        .args(["-f", "1", "-l", "1"])
+        .arg(corpus_dir().join(pdf))
+        .arg(&root)
+        .status()
+        .expect("pdftoppm (make test installs poppler-utils)");
+    assert!(ok.success());
+    std::fs::read(dir.path().join("page-1.tif")).unwrap()
+}
+
+fn hits(s: &Server, q: &str) -> Vec<String> {
+    search(s, q)["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn text_of(s: &Server, id: &str) -> String {
+    let (code, v) = get_json(&s.url(&format!("/api/v1/documents/{id}/text")));
+    assert_eq!(code, 200, "{v}");
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// The scans of the corpus, each with a word only OCR can find in it.
+fn scans() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    vec![
+        ("skew.pdf", scan("scans-ocrmypdf/skew.pdf"), "linnsequencer"),
+        (
+            "typewriter.png",
+            scan("scans-ocrmypdf/typewriter.png"),
+            "linzensoep",
+        ),
+        (
+            "octave_p40.jpg",
+            scan("scans-derived/octave__octave_p40.jpg"),
+            "",
+        ),
+        ("skew-page.tif", tiff_of("scans-ocrmypdf/skew.pdf"), ""),
+        (
+            "multipage.pdf",
+            scan("scans-ocrmypdf/multipage.pdf"),
+            "watson",
+        ),
+    ]
+}
+
+#[test]
+fn scans_and_images_are_read_by_ocr_and_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    assert_eq!(st["ocr"]["available"], true, "{st}");
+    assert!(st["ocr"]["tesseract"].as_str().is_some(), "{st}");
+    assert_eq!(st["ocr"]["languages"][0], "eng");
+
+    let mut ids = Vec::new();
+    for (name, bytes, _) in scans() {
+        ids.push(upload_one(&s, name, bytes));
+    }
+    for ((name, _, word), id) in scans().into_iter().zip(&ids) {
+        let d = wait_terminal(&s, id, WAIT);
+        assert_eq!(d["stage"], "indexed", "{name}: {d}");
+        assert_eq!(d["needs_ocr"], false, "{name}: {d}");
+        assert!(
+            d["fields"]["ocr_pages"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty()),
+            "{name}: {d}"
+        );
+        let text = text_of(&s, id);
+        assert!(
+            text.split_whitespace().count() > 30,
+            "{name}: OCR gave little text: {text:?}"
+        );
+        if !word.is_empty() {
+            assert_eq!(hits(&s, word), vec![id.clone()], "{name} by {word:?}");
+        }
+    }
+    // Images carry their size; the TIFF page and the PDF it came from read alike.
+    let png = doc(&s, &ids[1]);
+    assert_eq!(png["mime"], "image/png");
+    assert!(png["fields"]["width"].as_u64().unwrap() > 1000, "{png}");
+    assert_eq!(doc(&s, &ids[3])["mime"], "image/tiff");
+    assert!(text_of(&s, &ids[3]).to_lowercase().contains("sequencer"));
+
+    // The mixed PDF: pages with a text layer keep it, the others are read by
+    // OCR, and the pages stay in order, separated by form feeds.
+    let multi = doc(&s, &ids[4]);
+    let ocr_pages: Vec<u64> = multi["fields"]["ocr_pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    let pages = multi["pages"].as_u64().unwrap();
+    assert!(
+        !ocr_pages.is_empty() && (ocr_pages.len() as u64) < pages,
+        "{multi}"
+    );
+    assert_eq!(
+        text_of(&s, &ids[4]).matches('\u{c}').count() as u64,
+        pages - 1
+    );
+}
+
+#[test]
+fn without_ocr_scans_wait_flagged_and_reprocess_reads_them_later() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let no_ocr = [("DOCPIPE_PIPELINE__OCR__TESSERACT", "/nonexistent/tesseract")];
+    let mut s = Server::start(&data, FAST_CONFIG, &no_ocr);
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    assert_eq!(st["ocr"]["available"], false, "{st}");
+    assert!(
+        st["ocr"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("/nonexistent/tesseract")),
+        "the reason names the program: {st}"
+    );
+    let pdf = upload_one(&s, "skew.pdf", scan("scans-ocrmypdf/skew.pdf"));
+    let png = upload_one(&s, "typewriter.png", scan("scans-ocrmypdf/typewriter.png"));
+    let text = upload_one(&s, "note.txt", b"an ordinary kestrel note".to_vec());
+    for id in [&pdf, &png] {
+        let d = wait_terminal(&s, id, WAIT);
+        assert_eq!(
+            (d["stage"].as_str(), d["needs_ocr"].as_bool()),
+            (Some("indexed"), Some(true)),
+            "a scan is indexed by its metadata and flagged: {d}"
+        );
+    }
+    assert_eq!(doc(&s, &text)["needs_ocr"], false);
+    let pdf_doc = doc(&s, &pdf);
+    assert!(pdf_doc["fields"]["producer"].is_string(), "{pdf_doc}");
+    assert!(hits(&s, "linnsequencer").is_empty());
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    assert_eq!(st["needs_ocr"], 2, "{st}");
+
+    // Reprocessing now would change nothing: refused, with the reason.
+    let (code, _, body) = reqwest::send(
+        reqwest::async_client()
+            .post(s.url("/api/v1/reprocess"))
+            .json(&serde_json::json!({"needs_ocr": true})),
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((code, v["code"].as_str()), (409, Some("ocr_unavailable")));
+    let (code, _, body) = reqwest::send(
+        reqwest::async_client()
+            .post(s.url("/api/v1/reprocess"))
+            .json(&serde_json::json!({"everything": true})),
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((code, v["code"].as_str()), (400, Some("invalid_body")));
+    s.stop();
+
+    // OCR installed: the CLI sends the flagged documents through again.
+    let s = Server::start(&data, FAST_CONFIG, &[]);
+    let out = Command::new(BIN)
+        .args(["reprocess", "--needs-ocr", "--server", &s.base])
+        .env("DOCPIPE_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 documents"), "{stdout}");
+    wait_until(WAIT, "the scans to be read again", || {
+        [&pdf, &png].iter().all(|id| {
+            let d = doc(&s, id);
+            d["stage"] == "indexed" && d["needs_ocr"] == false
+        })
+    });
+    assert_eq!(hits(&s, "linnsequencer"), vec![pdf.clone()]);
+    assert_eq!(hits(&s, "linzensoep"), vec![png.clone()]);
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    assert_eq!(st["needs_ocr"], 0, "{st}");
+    let (_, events) = get_json(&s.url(&format!("/api/v1/documents/{pdf}/events")));
+    assert!(
+        events.to_string().contains("reprocess_requested"),
+        "{events}"
+    );
+}
+
+#[test]
+fn hostile_scans_fail_with_their_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &tmp.path().join("data"),
+        &format!("{FAST_CONFIG}\n[pipeline.ocr]\nmax_image_megapixels = 40\n"),
+        &[],
+    );
+    // A PNG header that claims 100,000 × 100,000 pixels (a decompression
+    // bomb in waiting): refused before any OCR process sees it.
+    let mut bomb = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bomb.extend_from_slice(&100_000u32.to_be_bytes());
+    bomb.extend_from_slice(&100_000u32.to_be_bytes());
+    bomb.extend_from_slice(&[8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let id = upload_one(&s, "bomb.png", bomb);
+    let d = wait_terminal(&s, &id, WAIT);
+    assert_eq!(
+        (d["stage"].as_str(), d["error"]["code"].as_str()),
+        (Some("failed"), Some("too_large")),
+        "{d}"
+    );
+    // Truncated images: the header reads, the pixels do not.
+    for (name, path) in [
+        ("cut.png", "scans-ocrmypdf/typewriter.png"),
+        ("cut.jpg", "scans-derived/octave__octave_p12.jpg"),
+    ] {
+        let bytes = scan(path);
+        let id = upload_one(&s, name, bytes[..bytes.len() / 3].to_vec());
+        let d = wait_terminal(&s, &id, WAIT);
+        // tesseract reads what it can of a cut JPEG; a cut PNG fails.
+        match d["stage"].as_str() {
+            Some("failed") => assert_eq!(d["error"]["code"], "ocr_failed", "{name}: {d}"),
+            Some("indexed") => assert_eq!(name, "cut.jpg", "{d}"),
+            _ => panic!("{name}: {d}"),
+        }
+    }
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    for stage in ["queued", "extracted", "classified"] {
+        assert_eq!(st["stages"][stage]["documents"], 0, "{st}");
+    }
+}
