@@ -371,7 +371,8 @@ fn write_one(
                     )?;
                     job.title = out.title.clone();
                 }
-                let detail = json!({"chars": out.text.chars().count(), "pages": out.pages});
+                let detail = json!({"chars": out.text.chars().count(), "pages": out.pages,
+                                    "ms": out.elapsed_ms, "needs_ocr": out.needs_ocr});
                 let ev = NewEvent::pipeline(
                     &job.id,
                     &job.workspace,

@@ -199,6 +199,7 @@ impl Extractor {
         job: &DocJob,
         state: &mut ExtractorState,
     ) -> Result<Extracted, ParseError> {
+        let started = std::time::Instant::now();
         let cfg = &self.ctx.config;
         let bytes = crate::store::read_original(&self.ctx.db, &self.ctx.blobs, &job.id)
             .await
@@ -258,7 +259,12 @@ impl Extractor {
                 Ok(Ok(r)) => r?,
             }
         };
-        truncate_chars(&mut out.text, cfg.max_text_chars);
+        if truncate_chars(&mut out.text, cfg.max_text_chars) {
+            // Recorded, so nobody takes the cut text for the whole.
+            let fields = out.fields.get_or_insert_with(|| serde_json::json!({}));
+            fields["text_truncated_at_chars"] = serde_json::json!(cfg.max_text_chars);
+        }
+        out.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(out)
     }
 }

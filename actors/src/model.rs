@@ -268,6 +268,9 @@ pub struct Extracted {
     /// OCR was needed and not available (or failed on some pages).
     #[serde(default)]
     pub needs_ocr: bool,
+    /// How long reading the document took (parse and OCR), in milliseconds.
+    #[serde(default)]
+    pub elapsed_ms: u64,
 }
 
 /// A file found inside a document.

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -370,4 +370,68 @@ pub fn list_ids(s: &Server, query: &str) -> Vec<String> {
             None => return ids,
         }
     }
+}
+
+/// An oracle independent of docpipe's parser: does any XML part of the
+/// container hold a text run (`<w:t>`, `<a:t>`, ODF paragraphs, or cells)?
+pub fn office_has_text(bytes: &[u8]) -> bool {
+    let Ok(mut zip) = zip::ZipArchive::new(std::io::Cursor::new(bytes)) else {
+        return false;
+    };
+    let re_ooxml = |x: &str| {
+        x.split("<w:t").chain(x.split("<a:t")).skip(1).any(|rest| {
+            rest.split_once('>').is_some_and(|(attrs, after)| {
+                (attrs.is_empty() || attrs.starts_with(' '))
+                    && after
+                        .split('<')
+                        .next()
+                        .is_some_and(|t| !t.trim().is_empty())
+            })
+        })
+    };
+    let re_odf = |x: &str| {
+        x.split("<text:p")
+            .chain(x.split("<text:h"))
+            .skip(1)
+            .any(|rest| {
+                rest.split_once('>').is_some_and(|(_, after)| {
+                    after
+                        .split('<')
+                        .next()
+                        .is_some_and(|t| !t.trim().is_empty())
+                })
+            })
+    };
+    for i in 0..zip.len() {
+        let Ok(mut f) = zip.by_index(i) else { continue };
+        let Ok(name) = f.name().map(|n| n.to_string()) else {
+            continue;
+        };
+        let wanted = name == "content.xml"
+            || name.starts_with("word/document")
+            || name.starts_with("ppt/slides/slide")
+            || name.starts_with("xl/sharedStrings")
+            || name.starts_with("xl/worksheets/");
+        if !wanted {
+            continue;
+        }
+        let mut x = String::new();
+        if f.read_to_string(&mut x).is_err() {
+            continue;
+        }
+        if re_ooxml(&x) || re_odf(&x) || (name.starts_with("xl/") && x.contains("<v>")) {
+            return true;
+        }
+    }
+    false
+}
+
+/// An oracle for PDFs: does poppler's `pdftotext` find any text?
+pub fn pdf_has_text(path: &Path) -> bool {
+    Command::new("pdftotext")
+        .args(["-q", "-l", "50"])
+        .arg(path)
+        .arg("-")
+        .output()
+        .is_ok_and(|o| o.stdout.iter().any(|b| b.is_ascii_alphanumeric()))
 }
