@@ -47,6 +47,7 @@ $(CORPUS_ROOT)/docs/MANIFEST.tsv:
 
 ## Benchmarks: the end-to-end load bench (20,000 uploads over HTTP) beside a bare baseline.
 bench: corpus deps
+	$(CARGO) bench --bench extract
 	$(CARGO) bench --bench load
 
 clean:

@@ -53,10 +53,11 @@ pub fn extract(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extract
                 let xml = read_entry(&mut zip, part, &mut budget, i == 0)?;
                 push_block(&mut text, &xml_text(&xml, &OOXML_WORD)?);
             }
+            let (title, fields) = core_properties(&mut zip, "docProps/core.xml", &mut budget);
             Ok(Extracted {
                 text,
-                title: core_title(&mut zip, "docProps/core.xml", &mut budget),
-                pages: None,
+                title,
+                fields,
                 ..Default::default()
             })
         }
@@ -86,9 +87,11 @@ pub fn extract(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extract
                     push_block(&mut text, &xml_text(&xml, &OOXML_DRAWING)?);
                 }
             }
+            let (title, fields) = core_properties(&mut zip, "docProps/core.xml", &mut budget);
             Ok(Extracted {
                 text,
-                title: core_title(&mut zip, "docProps/core.xml", &mut budget),
+                title,
+                fields,
                 pages: Some(pages),
                 ..Default::default()
             })
@@ -97,9 +100,11 @@ pub fn extract(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extract
             let xml = read_entry(&mut zip, "content.xml", &mut budget, true)?;
             let text = xml_text(&xml, &ODF)?;
             let pages = (mime == detect::ODP).then(|| count_elements(&xml, "page"));
+            let (title, fields) = core_properties(&mut zip, "meta.xml", &mut budget);
             Ok(Extracted {
                 text,
-                title: core_title(&mut zip, "meta.xml", &mut budget),
+                title,
+                fields,
                 pages,
                 ..Default::default()
             })
@@ -239,24 +244,71 @@ fn push_block(text: &mut String, block: &str) {
     text.push_str(block);
 }
 
-/// `<dc:title>` of a core-properties part (OOXML docProps/core.xml, ODF meta.xml).
-fn core_title(zip: &mut Zip<'_>, part: &str, budget: &mut u64) -> Option<String> {
-    let xml = read_entry(zip, part, budget, false).ok()?;
+/// The document properties of a core-properties part (OOXML
+/// docProps/core.xml, ODF meta.xml): the title, and the author, subject,
+/// keywords, description and dates as fields.
+fn core_properties(
+    zip: &mut Zip<'_>,
+    part: &str,
+    budget: &mut u64,
+) -> (Option<String>, Option<serde_json::Value>) {
+    let Ok(xml) = read_entry(zip, part, budget, false) else {
+        return (None, None);
+    };
     let mut reader = Reader::from_str(&xml);
-    let mut inside = false;
-    let mut title = String::new();
+    let mut props: std::collections::BTreeMap<&'static str, String> = Default::default();
+    let mut current: Option<&'static str> = None;
+    let mut value = String::new();
+    let mut keywords = Vec::new();
     loop {
-        match reader.read_event().ok()? {
-            Event::Start(e) if e.local_name().as_ref() == "title" => inside = true,
-            Event::End(e) if e.local_name().as_ref() == "title" => break,
-            Event::Text(t) if inside => title.push_str(&t.xml10_content()),
-            Event::GeneralRef(r) if inside => title.push_str(&resolve_ref(&r)),
-            Event::Eof => break,
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                value.clear();
+                current = match e.local_name().as_ref() {
+                    "title" => Some("title"),
+                    "creator" | "initial-creator" => Some("author"),
+                    "subject" => Some("subject"),
+                    "description" => Some("description"),
+                    "keywords" | "keyword" => Some("keywords"),
+                    "created" | "creation-date" => Some("created"),
+                    "modified" | "date" => Some("modified"),
+                    _ => None,
+                };
+            }
+            Ok(Event::Text(t)) if current.is_some() => value.push_str(&t.xml10_content()),
+            Ok(Event::GeneralRef(r)) if current.is_some() => value.push_str(&resolve_ref(&r)),
+            Ok(Event::End(_)) => {
+                let text = value.trim();
+                match current.take() {
+                    Some(_) if text.is_empty() => {}
+                    Some("keywords") => keywords.push(text.to_string()),
+                    // The first one wins (ODF's initial creator before its creator).
+                    Some(key) => {
+                        props.entry(key).or_insert_with(|| text.to_string());
+                    }
+                    None => {}
+                }
+                value.clear();
+            }
+            Ok(Event::Eof) | Err(_) => break,
             _ => {}
         }
     }
-    let title = title.trim().to_string();
-    (!title.is_empty()).then_some(title)
+    let title = props.remove("title").filter(|t| !t.trim().is_empty());
+    let mut fields = serde_json::Map::new();
+    for (k, v) in props {
+        fields.insert(k.to_string(), serde_json::Value::String(v));
+    }
+    if !keywords.is_empty() {
+        fields.insert(
+            "keywords".into(),
+            serde_json::Value::String(keywords.join(", ")),
+        );
+    }
+    (
+        title,
+        (!fields.is_empty()).then_some(serde_json::Value::Object(fields)),
+    )
 }
 
 fn count_elements(xml: &str, local: &str) -> u32 {
@@ -455,9 +507,11 @@ fn spreadsheet(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extract
             let mut zip = open_zip(bytes, limits)?;
             let mut budget = limits.max_zip_bytes;
             let xml = read_entry(&mut zip, "content.xml", &mut budget, true)?;
+            let (title, fields) = core_properties(&mut zip, "meta.xml", &mut budget);
             Ok(Extracted {
                 text: xml_text(&xml, &ODF)?,
-                title: core_title(&mut zip, "meta.xml", &mut budget),
+                title,
+                fields,
                 pages: Some(count_elements(&xml, "table")),
                 ..Default::default()
             })
@@ -538,7 +592,7 @@ mod tests {
             <w:tbl><w:tr><w:tc><w:p><w:r><w:t>a</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>b</w:t></w:r></w:p></w:tc></w:tr></w:tbl>
             <w:p><w:r><w:instrText>PAGE</w:instrText></w:r></w:p>
         </w:body></w:document>"#;
-        let core = r#"<cp:coreProperties xmlns:cp="c" xmlns:dc="d"><dc:title>Menu</dc:title></cp:coreProperties>"#;
+        let core = r#"<cp:coreProperties xmlns:cp="c" xmlns:dc="d" xmlns:dcterms="t"><dc:title>Menu &amp; more</dc:title><dc:creator>Ann Smith</dc:creator><cp:keywords>food</cp:keywords><dcterms:created>2024-05-01T10:00:00Z</dcterms:created></cp:coreProperties>"#;
         let bytes = zip_of(&[("word/document.xml", doc), ("docProps/core.xml", core)]);
         let out = extract(detect::DOCX, &bytes, &ParseLimits::default()).unwrap();
         assert!(out.text.contains("Fish & chips\t£3"), "{:?}", out.text);
@@ -548,7 +602,11 @@ mod tests {
             out.text
         );
         assert!(!out.text.contains("PAGE"), "field codes are not text");
-        assert_eq!(out.title.as_deref(), Some("Menu"));
+        assert_eq!(out.title.as_deref(), Some("Menu & more"));
+        let f = out.fields.unwrap();
+        assert_eq!(f["author"], "Ann Smith");
+        assert_eq!(f["keywords"], "food");
+        assert_eq!(f["created"], "2024-05-01T10:00:00Z");
     }
 
     #[test]
