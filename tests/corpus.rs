@@ -59,15 +59,6 @@ fn manifest() -> Vec<(PathBuf, String, u64)> {
         .collect()
 }
 
-fn vm_hwm_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn every_corpus_file_is_indexed_or_fails_with_a_code() {
     let files = manifest();
@@ -247,7 +238,7 @@ fn every_corpus_file_is_indexed_or_fails_with_a_code() {
     println!(
         "OCR pages: {ocr}; text from {eligible_with_text} of {eligible} files that are neither \
          encrypted nor image-only and hold text; server peak RSS {} MiB",
-        vm_hwm_kib(pid) / 1024
+        vm_hwm_mib(pid)
     );
     if !without_text.is_empty() {
         println!("without text: {without_text:#?}");
@@ -268,9 +259,9 @@ fn every_corpus_file_is_indexed_or_fails_with_a_code() {
     // The server stays small whatever it reads: parsers and OCR run in
     // processes of their own, under their own limits.
     assert!(
-        vm_hwm_kib(pid) < 1024 * 1024,
+        vm_hwm_mib(pid) < 1024,
         "server peak RSS {} MiB",
-        vm_hwm_kib(pid) / 1024
+        vm_hwm_mib(pid)
     );
     let (_, health) = get_json(&s.url("/healthz"));
     assert_ne!(health, Value::Null, "the server still answers");

@@ -170,6 +170,12 @@ fn hostile_files_fail_with_their_codes_within_limits() {
     // (Text, Markdown, HTML, CSV and e-mail cannot tell a cut from an end:
     // they are indexed with the text they have.)
 
+    // None of it cost the server memory: the parser processes took the
+    // blows, each under its own address-space limit.
+    let peak = vm_hwm_mib(s.pid());
+    println!("server peak RSS after the hostile files: {peak} MiB");
+    assert!(peak < 256, "server peak RSS {peak} MiB");
+
     // Names lie; content decides. A PDF called .docx is read as a PDF, and a
     // DOCX called .pdf as a DOCX.
     let d = failure_of(&s, "really-a-pdf.docx", fixture("quokka.pdf"));

@@ -131,7 +131,10 @@ fn scans_and_images_are_read_by_ocr_and_found() {
 fn without_ocr_scans_wait_flagged_and_reprocess_reads_them_later() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let no_ocr = [("DOCPIPE_PIPELINE__OCR__TESSERACT", "/nonexistent/tesseract")];
+    let no_ocr = [
+        ("DOCPIPE_PIPELINE__OCR__TESSERACT", "/nonexistent/tesseract"),
+        ("DOCPIPE_PIPELINE__OCR__PDFTOTEXT", "/nonexistent/pdftotext"),
+    ];
     let mut s = Server::start(&data, FAST_CONFIG, &no_ocr);
     let (_, st) = get_json(&s.url("/api/v1/status"));
     assert_eq!(st["ocr"]["available"], false, "{st}");
@@ -144,6 +147,18 @@ fn without_ocr_scans_wait_flagged_and_reprocess_reads_them_later() {
     let pdf = upload_one(&s, "skew.pdf", scan("scans-ocrmypdf/skew.pdf"));
     let png = upload_one(&s, "typewriter.png", scan("scans-ocrmypdf/typewriter.png"));
     let text = upload_one(&s, "note.txt", b"an ordinary kestrel note".to_vec());
+    // A real PDF the built-in reader cannot parse (pdf-extract panics on it).
+    let manual = upload_one(
+        &s,
+        "developers-reference.pdf",
+        scan("debian-manuals/developers-reference/developers-reference__developers-reference.pdf"),
+    );
+    let d = wait_terminal(&s, &manual, WAIT);
+    assert_eq!(d["stage"], "failed", "{d}");
+    assert!(
+        d["error"]["code"] == "parser_panic" || d["error"]["code"] == "malformed",
+        "{d}"
+    );
     for id in [&pdf, &png] {
         let d = wait_terminal(&s, id, WAIT);
         assert_eq!(
@@ -198,6 +213,24 @@ fn without_ocr_scans_wait_flagged_and_reprocess_reads_them_later() {
     });
     assert_eq!(hits(&s, "linnsequencer"), vec![pdf.clone()]);
     assert_eq!(hits(&s, "linzensoep"), vec![png.clone()]);
+
+    // With poppler installed, pdftotext reads what pdf-extract could not.
+    let (code, _, _) = reqwest::send(
+        reqwest::async_client().post(s.url(&format!("/api/v1/documents/{manual}/retry"))),
+    );
+    assert_eq!(code, 202);
+    let d = wait_terminal(&s, &manual, WAIT);
+    assert_eq!(
+        (d["stage"].as_str(), d["fields"]["text_reader"].as_str()),
+        (Some("indexed"), Some("pdftotext")),
+        "{d}"
+    );
+    assert!(d["pages"].as_u64().unwrap() > 50, "{d}");
+    assert!(d["fields"]["builtin_reader_error"].is_string(), "{d}");
+    assert_eq!(
+        hits(&s, "\"debian developer's reference\""),
+        vec![manual.clone()]
+    );
     let (_, st) = get_json(&s.url("/api/v1/status"));
     assert_eq!(st["needs_ocr"], 0, "{st}");
     let (_, events) = get_json(&s.url(&format!("/api/v1/documents/{pdf}/events")));

@@ -59,6 +59,9 @@ pub struct OcrConfig {
     /// The programs (a name on PATH or a path).
     pub tesseract: String,
     pub pdftoppm: String,
+    /// Poppler's text extractor: a second reader for the PDFs that the
+    /// built-in one cannot parse (used when installed).
+    pub pdftotext: String,
     /// Time limit for one page (rendering and recognition).
     pub page_timeout_ms: u64,
     /// Time limit for all the OCR of one document.
@@ -170,6 +173,7 @@ impl Default for OcrConfig {
             languages: "eng".into(),
             tesseract: "tesseract".into(),
             pdftoppm: "pdftoppm".into(),
+            pdftotext: "pdftotext".into(),
             page_timeout_ms: 60_000,
             timeout_ms: 300_000,
             max_pages: 200,

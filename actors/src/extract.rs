@@ -234,7 +234,16 @@ impl Extractor {
                 // The process is dead or stuck: replace it for the next document.
                 state.sandbox = None;
             }
-            let mut out = result?;
+            let mut out = match result {
+                Err(e)
+                    if job.mime == detect::PDF
+                        && matches!(e.code.as_str(), "malformed" | "parser_panic")
+                        && self.ctx.ocr.status().pdftotext =>
+                {
+                    self.second_pdf_reader(&bytes, e, timeout).await?
+                }
+                other => other?,
+            };
             if !out.ocr_pages.is_empty() {
                 self.read_scans(&job.mime, &bytes, &mut out).await?;
             }
@@ -270,6 +279,45 @@ impl Extractor {
 }
 
 impl Extractor {
+    /// A PDF the built-in reader could not parse gets a second reader,
+    /// poppler's pdftotext, when it is installed. If that fails too, the
+    /// first reader's error stands.
+    async fn second_pdf_reader(
+        &self,
+        bytes: &[u8],
+        first: ParseError,
+        timeout: Duration,
+    ) -> Result<Extracted, ParseError> {
+        let pages = match self
+            .ctx
+            .ocr
+            .pdf_text(bytes, self.ctx.config.max_pages, timeout)
+            .await
+        {
+            Ok(pages) if pages.iter().any(|p| !p.is_empty()) => pages,
+            _ => return Err(first),
+        };
+        tracing::debug!(error = %first, "the built-in PDF reader failed; pdftotext read the file");
+        let ocr_pages = pages
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.chars().any(char::is_alphanumeric))
+            .map(|(i, _)| i as u32 + 1)
+            .collect();
+        let text = pages.join(&pdf::PAGE_BREAK.to_string());
+        Ok(Extracted {
+            language: detect_language(&text),
+            text,
+            pages: Some(pages.len() as u32),
+            fields: Some(serde_json::json!({
+                "text_reader": "pdftotext",
+                "builtin_reader_error": first.message,
+            })),
+            ocr_pages,
+            ..Default::default()
+        })
+    }
+
     /// Reads the pages without a text layer (or the image) by OCR and puts
     /// their text in its place. Without OCR the document keeps the text it
     /// has and is flagged `needs_ocr`; so is one whose OCR failed on some

@@ -435,3 +435,14 @@ pub fn pdf_has_text(path: &Path) -> bool {
         .output()
         .is_ok_and(|o| o.stdout.iter().any(|b| b.is_ascii_alphanumeric()))
 }
+
+/// The peak resident memory of a process (VmHWM), in MiB.
+pub fn vm_hwm_mib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}

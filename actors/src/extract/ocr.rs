@@ -35,6 +35,9 @@ pub struct OcrStatus {
     /// The languages configured (all installed when available).
     pub languages: Vec<String>,
     pub workers: usize,
+    /// Poppler's pdftotext is there to read the PDFs the built-in reader
+    /// cannot.
+    pub pdftotext: bool,
 }
 
 pub struct Ocr {
@@ -55,6 +58,7 @@ impl Ocr {
             tesseract: None,
             languages: languages.clone(),
             workers: cfg.workers,
+            pdftotext: probe_output(&cfg.pdftotext, &["-v"]).await.is_ok(),
         };
         let found = async {
             if !cfg.enabled {
@@ -143,6 +147,36 @@ impl Ocr {
         let results = futures::future::join_all(jobs).await;
         drop(file);
         Ok(results)
+    }
+
+    /// The text of a PDF by poppler's pdftotext, page by page (at most
+    /// `max_pages`), within `deadline`.
+    pub async fn pdf_text(
+        &self,
+        pdf: &[u8],
+        max_pages: usize,
+        deadline: Duration,
+    ) -> Result<Vec<String>, ParseError> {
+        let file = self.scratch_copy(pdf).await?;
+        let mut cmd = self.command(&self.cfg.pdftotext);
+        cmd.args(["-q", "-enc", "UTF-8", "-l", &max_pages.to_string()])
+            .arg(file.path())
+            .arg("-");
+        let out = tokio::time::timeout(deadline, run(cmd, None))
+            .await
+            .map_err(|_| {
+                ParseError::new(
+                    "timeout",
+                    format!("pdftotext took longer than {} ms", deadline.as_millis()),
+                )
+            })??;
+        let text = String::from_utf8_lossy(&out);
+        // pdftotext ends every page with a form feed.
+        let mut pages: Vec<String> = text.split('\u{c}').map(|p| p.trim().to_string()).collect();
+        if pages.len() > 1 {
+            pages.pop();
+        }
+        Ok(pages)
     }
 
     /// One PDF page as a grey PGM image, scaled to fit `max_page_pixels`.
