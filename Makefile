@@ -45,7 +45,8 @@ corpus: $(CORPUS_ROOT)/docs/MANIFEST.tsv
 $(CORPUS_ROOT)/docs/MANIFEST.tsv:
 	bash $(SHARED)/scripts/fetch-corpus.sh
 
-## Benchmarks: the end-to-end load bench (20,000 uploads over HTTP) beside a bare baseline.
+## Benchmarks: extraction per format (PDFs beside pdftotext, OCR similarity), then the
+## end-to-end load bench (20,000 uploads over HTTP) beside a bare baseline.
 bench: corpus deps
 	$(CARGO) bench --bench extract
 	$(CARGO) bench --bench load

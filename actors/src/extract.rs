@@ -342,7 +342,7 @@ impl Extractor {
         }
         let deadline = Duration::from_millis(cfg.timeout_ms);
         let work = async {
-            if pdf_like(mime) {
+            if mime == detect::PDF {
                 ocr.pdf_pages(bytes, &pages).await
             } else {
                 Ok(vec![ocr.image(bytes).await])
@@ -357,7 +357,7 @@ impl Extractor {
                 ),
             )
         })??;
-        let mut page_texts: Vec<String> = if pdf_like(mime) {
+        let mut page_texts: Vec<String> = if mime == detect::PDF {
             let n = out.pages.unwrap_or(0) as usize;
             let mut v: Vec<String> = out
                 .text
@@ -484,10 +484,6 @@ impl Extractor {
         }
         Ok(children)
     }
-}
-
-fn pdf_like(mime: &str) -> bool {
-    mime == detect::PDF
 }
 
 /// The ISO 639-3 code of the text's language, when whatlang is confident.

@@ -233,21 +233,24 @@ impl Ocr {
         cmd
     }
 
+    /// The bytes in a temporary file of the scratch directory (removed when
+    /// the handle drops, and at the next start after a crash).
     async fn scratch_copy(&self, bytes: &[u8]) -> Result<tempfile::NamedTempFile, ParseError> {
-        let dir = self.scratch.clone();
-        let bytes = bytes.to_vec();
-        tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)?;
-            let mut f = tempfile::Builder::new()
-                .prefix("ocr-")
-                .suffix(".pdf")
-                .tempfile_in(&dir)?;
-            std::io::Write::write_all(&mut f, &bytes)?;
-            Ok::<_, std::io::Error>(f)
-        })
-        .await
-        .map_err(|e| ParseError::new("storage", format!("{e}")))?
-        .map_err(|e| ParseError::new("storage", format!("cannot write a scratch copy: {e}")))
+        let storage = |e: std::io::Error| {
+            ParseError::new("storage", format!("cannot write a scratch copy: {e}"))
+        };
+        tokio::fs::create_dir_all(&self.scratch)
+            .await
+            .map_err(storage)?;
+        let file = tempfile::Builder::new()
+            .prefix("ocr-")
+            .suffix(".pdf")
+            .tempfile_in(&self.scratch)
+            .map_err(storage)?;
+        tokio::fs::write(file.path(), bytes)
+            .await
+            .map_err(storage)?;
+        Ok(file)
     }
 
     fn page_timeout(&self) -> ParseError {
