@@ -298,24 +298,13 @@ impl Extractor {
             _ => return Err(first),
         };
         tracing::debug!(error = %first, "the built-in PDF reader failed; pdftotext read the file");
-        let ocr_pages = pages
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| !t.chars().any(char::is_alphanumeric))
-            .map(|(i, _)| i as u32 + 1)
-            .collect();
-        let text = pages.join(&pdf::PAGE_BREAK.to_string());
-        Ok(Extracted {
-            language: detect_language(&text),
-            text,
-            pages: Some(pages.len() as u32),
-            fields: Some(serde_json::json!({
-                "text_reader": "pdftotext",
-                "builtin_reader_error": first.message,
-            })),
-            ocr_pages,
-            ..Default::default()
-        })
+        let mut out = pdf::from_pages(pages);
+        out.language = detect_language(&out.text);
+        out.fields = Some(serde_json::json!({
+            "text_reader": "pdftotext",
+            "builtin_reader_error": first.message,
+        }));
+        Ok(out)
     }
 
     /// Reads the pages without a text layer (or the image) by OCR and puts

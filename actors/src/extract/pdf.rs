@@ -39,26 +39,34 @@ pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseErr
     let mut out = PageText::default();
     pdf_extract::output_doc(&doc, &mut out)
         .map_err(|e| ParseError::new("malformed", format!("cannot read the PDF's text: {e}")))?;
-    let ocr_pages = out
-        .pages
+    Ok(Extracted {
+        title,
+        fields: (!fields.is_empty()).then_some(Value::Object(fields)),
+        ..from_pages(out.pages)
+    })
+}
+
+/// The text of a PDF from its pages' texts, whichever reader produced them:
+/// pages joined by form feeds (no text at all when every page is empty), the
+/// page count, and the pages without text listed for OCR.
+pub fn from_pages(pages: Vec<String>) -> Extracted {
+    let ocr_pages = pages
         .iter()
         .enumerate()
         .filter(|(_, t)| !t.chars().any(char::is_alphanumeric))
         .map(|(i, _)| i as u32 + 1)
         .collect();
-    let pages = out.pages.len() as u32;
-    let mut text = out.pages.join(&PAGE_BREAK.to_string());
+    let count = pages.len() as u32;
+    let mut text = pages.join(&PAGE_BREAK.to_string());
     if text.chars().all(|c| c == PAGE_BREAK) {
         text.clear();
     }
-    Ok(Extracted {
+    Extracted {
         text,
-        title,
-        pages: Some(pages),
-        fields: (!fields.is_empty()).then_some(Value::Object(fields)),
+        pages: Some(count),
         ocr_pages,
         ..Default::default()
-    })
+    }
 }
 
 /// Collects each page's characters as lines and words: a line break where
