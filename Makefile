@@ -3,6 +3,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SHARED ?= $(abspath ../shared)
 export CORPUS_ROOT ?= /tmp/docpipe-corpus
+## English OCR data that also holds tesseract's legacy engine (see deps).
+export OCR_TESSDATA_DIR ?= $(CURDIR)/.deps/tessdata
 
 .PHONY: run build test unit e2e lint fmt corpus deps bench clean
 
@@ -38,6 +40,21 @@ deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@test -f $(OCR_TESSDATA_DIR)/eng.traineddata || $(MAKE) --no-print-directory $(OCR_TESSDATA_DIR)/eng.traineddata
+
+## Debian's English data has only the LSTM engine. The tessdata release with
+## both engines (Apache-2.0) comes from the npm registry as
+## @tesseract.js-data/eng (its folder 4.0.0), checked against its SHA-256; docpipe re-reads low-confidence pages
+## with the legacy engine when pipeline.ocr.tessdata_dir points here.
+TESSDATA_URL := https://registry.npmjs.org/@tesseract.js-data/eng/-/eng-1.0.0.tgz
+TESSDATA_SHA256 := c9bddf2e2f0a214ac7918f3f4a3caf45e09ce8674fe26662ae7787ac8927f7bb
+$(OCR_TESSDATA_DIR)/eng.traineddata:
+	@mkdir -p $(@D) && tmp=$$(mktemp -d) && \
+	curl -fsSL --retry 3 -o $$tmp/eng.tgz $(TESSDATA_URL) && \
+	echo "$(TESSDATA_SHA256)  $$tmp/eng.tgz" | sha256sum -c --quiet && \
+	tar xzf $$tmp/eng.tgz -C $$tmp package/4.0.0/eng.traineddata.gz && \
+	gunzip -c $$tmp/package/4.0.0/eng.traineddata.gz > $$tmp/eng.traineddata && \
+	mv $$tmp/eng.traineddata $@ && rm -rf $$tmp && echo "OCR data with the legacy engine: $@"
 
 ## Real documents for the tests and benchmarks (idempotent, cached under $(CORPUS_ROOT)).
 corpus: $(CORPUS_ROOT)/docs/MANIFEST.tsv

@@ -144,6 +144,9 @@ fn main() {
     let ocr = rt.block_on(Ocr::probe(
         &OcrConfig {
             workers: 1,
+            // `make bench` points this at the data with the legacy engine
+            // (fetched by `make deps`).
+            tessdata_dir: std::env::var("OCR_TESSDATA_DIR").unwrap_or_default(),
             ..OcrConfig::default()
         },
         scratch.path().to_path_buf(),
@@ -163,7 +166,15 @@ fn main() {
     scans.sort();
     let (mut sims, mut raws) = (Vec::new(), Vec::new());
     let t = Instant::now();
-    println!("\nOCR on {} (one tesseract thread):", dir.display());
+    println!(
+        "\nOCR on {} (one tesseract thread; legacy engine for low-confidence pages: {}):",
+        dir.display(),
+        if ocr.status().legacy_engine {
+            "yes"
+        } else {
+            "no, set OCR_TESSDATA_DIR to data that has it (make deps)"
+        }
+    );
     for scan in &scans {
         let gt_path = scan.with_extension("gt.txt");
         let Ok(truth) = std::fs::read_to_string(&gt_path) else {
@@ -171,12 +182,15 @@ fn main() {
         };
         let bytes = std::fs::read(scan).unwrap();
         let page = Instant::now();
-        let text = rt.block_on(ocr.image(&bytes)).unwrap_or_default();
+        let read = rt.block_on(ocr.image(&bytes)).unwrap_or_default();
+        let (text, confidence, reread) = (read.text, read.confidence, read.reread);
         let sim = similarity(&text, &truth, false);
         let raw = similarity(&text, &truth, true);
         println!(
-            "  {:<32} similarity {sim:.3} (leaders kept: {raw:.3})  {:.1} s",
+            "  {:<32} similarity {sim:.3} (leaders kept: {raw:.3})  confidence {:.0}{}  {:.1} s",
             scan.file_name().unwrap().to_string_lossy(),
+            confidence.unwrap_or(0.0),
+            if reread { " (legacy engine)" } else { "" },
             page.elapsed().as_secs_f64()
         );
         sims.push(sim);

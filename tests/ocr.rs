@@ -281,3 +281,56 @@ fn hostile_scans_fail_with_their_codes() {
         assert_eq!(st["stages"][stage]["documents"], 0, "{st}");
     }
 }
+
+/// The English data with tesseract's legacy engine too, which `make deps`
+/// fetches (Debian's has only the LSTM engine).
+fn tessdata_with_legacy() -> String {
+    let dir = std::env::var("OCR_TESSDATA_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.deps/tessdata").into());
+    assert!(
+        std::path::Path::new(&dir).join("eng.traineddata").exists(),
+        "no {dir}/eng.traineddata: run `make deps`"
+    );
+    dir
+}
+
+#[test]
+fn pages_read_with_low_confidence_are_read_again_by_the_legacy_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{FAST_CONFIG}\n[pipeline.ocr]\ntessdata_dir = {:?}\n",
+        tessdata_with_legacy()
+    );
+    let s = Server::start(&tmp.path().join("data"), &config, &[]);
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    assert_eq!(st["ocr"]["legacy_engine"], true, "{st}");
+
+    // A table of contents whose dot leaders the LSTM engine reads as
+    // letters (mean word confidence ~44), and a page of prose it reads well.
+    let toc = upload_one(&s, "toc.jpg", scan("scans-derived/octave__octave_p12.jpg"));
+    let prose = upload_one(
+        &s,
+        "prose.jpg",
+        scan("scans-derived/octave__octave_p40.jpg"),
+    );
+    let toc = wait_terminal(&s, &toc, WAIT);
+    assert_eq!(toc["stage"], "indexed", "{toc}");
+    assert_eq!(
+        toc["fields"]["ocr_reread_pages"],
+        serde_json::json!([1]),
+        "{toc}"
+    );
+    assert!(
+        toc["fields"]["ocr_confidence"].as_f64().unwrap() >= 60.0,
+        "{toc}"
+    );
+    assert!(text_of(&s, toc["id"].as_str().unwrap()).contains("Polynomial"));
+
+    let prose = wait_terminal(&s, &prose, WAIT);
+    assert_eq!(prose["stage"], "indexed", "{prose}");
+    assert!(prose["fields"].get("ocr_reread_pages").is_none(), "{prose}");
+    assert!(
+        prose["fields"]["ocr_confidence"].as_f64().unwrap() >= 85.0,
+        "{prose}"
+    );
+}

@@ -56,6 +56,12 @@ pub struct OcrConfig {
     pub workers: usize,
     /// tesseract languages, joined with '+', e.g. "eng+deu".
     pub languages: String,
+    /// Where tesseract finds its language data ("" = its own default).
+    pub tessdata_dir: String,
+    /// A page whose mean word confidence (0–100) is below this is read a
+    /// second time by tesseract's legacy engine, when the language data has
+    /// it, and the more confident reading is kept. 0 switches this off.
+    pub reread_below_confidence: u32,
     /// The programs (a name on PATH or a path).
     pub tesseract: String,
     pub pdftoppm: String,
@@ -171,6 +177,8 @@ impl Default for OcrConfig {
             enabled: true,
             workers: 2,
             languages: "eng".into(),
+            tessdata_dir: String::new(),
+            reread_below_confidence: 60,
             tesseract: "tesseract".into(),
             pdftoppm: "pdftoppm".into(),
             pdftotext: "pdftotext".into(),
@@ -355,6 +363,12 @@ impl EngineConfig {
         positive("index.commit_batch", self.index.commit_batch as u64);
         positive("index.commit_interval_ms", self.index.commit_interval_ms);
         positive("index.writer_threads", self.index.writer_threads as u64);
+        if p.ocr.reread_below_confidence > 100 {
+            problems.push(format!(
+                "pipeline.ocr.reread_below_confidence is a confidence from 0 to 100, not {}",
+                p.ocr.reread_below_confidence
+            ));
+        }
         if p.lease_ms <= p.extract.timeout_ms.saturating_add(p.ocr.timeout_ms) {
             problems.push(format!(
                 "pipeline.lease_ms ({}) must be longer than pipeline.extract.timeout_ms ({}) \

@@ -360,11 +360,17 @@ impl Extractor {
         };
         let mut failed = Vec::new();
         let mut first_error = None;
+        let mut reread = Vec::new();
+        let mut confidences = Vec::new();
         for (&page, result) in pages.iter().zip(results) {
             match result {
-                Ok(text) => {
+                Ok(read) => {
+                    if read.reread {
+                        reread.push(page);
+                    }
+                    confidences.extend(read.confidence);
                     if let Some(slot) = page_texts.get_mut(page as usize - 1) {
-                        *slot = text;
+                        *slot = read.text;
                     }
                 }
                 Err(e) => {
@@ -385,6 +391,13 @@ impl Extractor {
             fields["ocr_failed_pages"] = serde_json::Value::Array(failed);
         }
         fields["ocr_pages"] = serde_json::json!(pages);
+        if !confidences.is_empty() {
+            let mean = confidences.iter().sum::<f32>() / confidences.len() as f32;
+            fields["ocr_confidence"] = serde_json::json!(mean.round());
+        }
+        if !reread.is_empty() {
+            fields["ocr_reread_pages"] = serde_json::json!(reread);
+        }
         out.text = if has_text { text } else { String::new() };
         out.language = detect_language(&out.text);
         Ok(())

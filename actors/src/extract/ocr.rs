@@ -6,6 +6,12 @@
 //! worker bounds the processes at once (`pipeline.ocr.workers`); the pages of
 //! one document spread over it.
 //!
+//! A page is read by tesseract's LSTM engine; when its mean word confidence
+//! is below `reread_below_confidence` and the language data also holds the
+//! legacy engine, the page is read again by that one and the more confident
+//! reading is kept (the LSTM engine turns faint dot leaders and the small
+//! print beside them into letters; the legacy one does not).
+//!
 //! Whether OCR is available is probed once at start (shown in
 //! `/api/v1/status`); without it, documents that need it are flagged
 //! `needs_ocr` and can be read again later.
@@ -35,9 +41,67 @@ pub struct OcrStatus {
     /// The languages configured (all installed when available).
     pub languages: Vec<String>,
     pub workers: usize,
+    /// The language data holds tesseract's legacy engine too, so pages read
+    /// with low confidence are read a second time.
+    pub legacy_engine: bool,
     /// Poppler's pdftotext is there to read the PDFs the built-in reader
     /// cannot.
     pub pdftotext: bool,
+}
+
+/// One page read by OCR.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    pub text: String,
+    /// Mean confidence (0–100) of its words; None when there are none.
+    pub confidence: Option<f32>,
+    /// The legacy engine's second reading was kept.
+    pub reread: bool,
+}
+
+impl Page {
+    /// The text and mean word confidence from tesseract's TSV output (one
+    /// row per page, block, paragraph, line and word; words are level 5).
+    /// Words are joined by spaces, lines by a newline, paragraphs by an
+    /// empty line.
+    pub fn from_tsv(tsv: &str) -> Page {
+        let mut text = String::new();
+        let (mut sum, mut words) = (0.0f64, 0u32);
+        let mut last: Option<(&str, &str, &str, &str)> = None;
+        for row in tsv.lines().skip(1) {
+            let cols: Vec<&str> = row.split('\t').collect();
+            if cols.len() < 12 || cols[0] != "5" {
+                continue;
+            }
+            let word = cols[11].trim();
+            if word.is_empty() {
+                continue;
+            }
+            let at = (cols[1], cols[2], cols[3], cols[4]);
+            if let Some(prev) = last {
+                text.push_str(if (prev.0, prev.1, prev.2) != (at.0, at.1, at.2) {
+                    "\n\n"
+                } else if prev.3 != at.3 {
+                    "\n"
+                } else {
+                    " "
+                });
+            }
+            last = Some(at);
+            text.push_str(word);
+            if let Ok(c) = cols[10].parse::<f64>() {
+                if c >= 0.0 {
+                    sum += c;
+                    words += 1;
+                }
+            }
+        }
+        Page {
+            text,
+            confidence: (words > 0).then(|| (sum / words as f64) as f32),
+            reread: false,
+        }
+    }
 }
 
 pub struct Ocr {
@@ -58,6 +122,7 @@ impl Ocr {
             tesseract: None,
             languages: languages.clone(),
             workers: cfg.workers,
+            legacy_engine: false,
             pdftotext: probe_output(&cfg.pdftotext, &["-v"]).await.is_ok(),
         };
         let found = async {
@@ -70,7 +135,9 @@ impl Ocr {
                 .next()
                 .and_then(|l| l.split_whitespace().nth(1))
                 .map(str::to_string);
-            let listed = probe_output(&cfg.tesseract, &["--list-langs"]).await?;
+            let mut list = tessdata_args(cfg);
+            list.push("--list-langs");
+            let listed = probe_output(&cfg.tesseract, &list).await?;
             let installed: Vec<&str> = listed.lines().skip(1).map(str::trim).collect();
             let missing: Vec<&String> = languages
                 .iter()
@@ -83,6 +150,7 @@ impl Ocr {
                 ));
             }
             probe_output(&cfg.pdftoppm, &["-v"]).await?;
+            status.legacy_engine = cfg.reread_below_confidence > 0 && legacy_engine(cfg).await;
             Ok(())
         }
         .await;
@@ -114,7 +182,7 @@ impl Ocr {
     }
 
     /// The text of an image (PNG, JPEG, TIFF; every page of a TIFF).
-    pub async fn image(&self, bytes: &[u8]) -> Result<String, ParseError> {
+    pub async fn image(&self, bytes: &[u8]) -> Result<Page, ParseError> {
         let _permit = self.permits.acquire().await.map_err(closed)?;
         let deadline = Duration::from_millis(self.cfg.page_timeout_ms);
         tokio::time::timeout(deadline, self.recognise(bytes))
@@ -128,7 +196,7 @@ impl Ocr {
         &self,
         pdf: &[u8],
         pages: &[u32],
-    ) -> Result<Vec<Result<String, ParseError>>, ParseError> {
+    ) -> Result<Vec<Result<Page, ParseError>>, ParseError> {
         let file = self.scratch_copy(pdf).await?;
         let path = file.path().to_path_buf();
         let jobs = pages.iter().map(|&page| {
@@ -204,12 +272,44 @@ impl Ocr {
         Ok(out)
     }
 
-    /// tesseract over an image given on its stdin.
-    async fn recognise(&self, image: &[u8]) -> Result<String, ParseError> {
+    /// tesseract over an image given on its stdin: the LSTM engine, then the
+    /// legacy one when the first reading is not confident enough.
+    async fn recognise(&self, image: &[u8]) -> Result<Page, ParseError> {
+        let first = self.tesseract(image, "1").await?;
+        let threshold = self.cfg.reread_below_confidence as f32;
+        match first.confidence {
+            Some(c) if c < threshold && self.status.legacy_engine => {
+                let second = self.tesseract(image, "0").await?;
+                if second.confidence.unwrap_or(0.0) > c {
+                    return Ok(Page {
+                        reread: true,
+                        ..second
+                    });
+                }
+                Ok(first)
+            }
+            _ => Ok(first),
+        }
+    }
+
+    /// One tesseract run with the given engine (`--oem`), its words and
+    /// their confidences as TSV.
+    async fn tesseract(&self, image: &[u8], engine: &str) -> Result<Page, ParseError> {
         let mut cmd = self.command(&self.cfg.tesseract);
-        cmd.args(["stdin", "stdout", "-l", &self.cfg.languages, "--psm", "3"]);
+        cmd.args(tessdata_args(&self.cfg)).args([
+            "--oem",
+            engine,
+            "-l",
+            &self.cfg.languages,
+            "--psm",
+            "3",
+            "-c",
+            "tessedit_create_tsv=1",
+            "stdin",
+            "stdout",
+        ]);
         let out = run(cmd, Some(image)).await?;
-        Ok(String::from_utf8_lossy(&out).trim().to_string())
+        Ok(Page::from_tsv(&String::from_utf8_lossy(&out)))
     }
 
     fn command(&self, program: &str) -> Command {
@@ -338,4 +438,51 @@ async fn probe_output(program: &str, args: &[&str]) -> Result<String, String> {
         out.stdout
     };
     Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// `--tessdata-dir DIR` when one is configured.
+fn tessdata_args(cfg: &OcrConfig) -> Vec<&str> {
+    if cfg.tessdata_dir.is_empty() {
+        Vec::new()
+    } else {
+        vec!["--tessdata-dir", cfg.tessdata_dir.as_str()]
+    }
+}
+
+/// Whether the language data holds the legacy engine: tesseract refuses to
+/// start `--oem 0` without it. Tried on an 8×8 white image.
+async fn legacy_engine(cfg: &OcrConfig) -> bool {
+    let mut image = b"P5\n8 8\n255\n".to_vec();
+    image.extend([255u8; 64]);
+    let mut cmd = Command::new(&cfg.tesseract);
+    cmd.args(tessdata_args(cfg))
+        .args(["--oem", "0", "-l", &cfg.languages, "stdin", "stdout"])
+        .env("OMP_THREAD_LIMIT", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), run(cmd, Some(&image))).await,
+        Ok(Ok(_))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Page;
+
+    #[test]
+    fn tsv_becomes_words_lines_and_paragraphs_with_their_mean_confidence() {
+        let tsv = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n\
+                   1\t1\t0\t0\t0\t0\t0\t0\t10\t10\t-1\t\n\
+                   5\t1\t1\t1\t1\t1\t0\t0\t1\t1\t90\tTotal\n\
+                   5\t1\t1\t1\t1\t2\t0\t0\t1\t1\t80\tdue\n\
+                   5\t1\t1\t1\t2\t1\t0\t0\t1\t1\t70\t12.00\n\
+                   5\t1\t2\t1\t1\t1\t0\t0\t1\t1\t60\tThanks\n\
+                   5\t1\t2\t1\t1\t2\t0\t0\t1\t1\t-1\t \n";
+        let page = Page::from_tsv(tsv);
+        assert_eq!(page.text, "Total due\n12.00\n\nThanks");
+        assert_eq!(page.confidence, Some(75.0));
+        assert_eq!(Page::from_tsv("level\n").confidence, None);
+    }
 }
