@@ -6,7 +6,7 @@ export CORPUS_ROOT ?= /tmp/docpipe-corpus
 ## English OCR data that also holds tesseract's legacy engine (see deps).
 export OCR_TESSDATA_DIR ?= $(CURDIR)/.deps/tessdata
 
-.PHONY: run build test unit e2e lint fmt corpus deps bench clean
+.PHONY: run build test unit e2e lint fmt corpus labeled deps bench clean
 
 ## Build and start the server on the embedded default (./data, 127.0.0.1:8750).
 run:
@@ -44,8 +44,9 @@ deps:
 
 ## Debian's English data has only the LSTM engine. The tessdata release with
 ## both engines (Apache-2.0) comes from the npm registry as
-## @tesseract.js-data/eng (its folder 4.0.0), checked against its SHA-256; docpipe re-reads low-confidence pages
-## with the legacy engine when pipeline.ocr.tessdata_dir points here.
+## @tesseract.js-data/eng (its folder 4.0.0), checked against its SHA-256;
+## docpipe re-reads low-confidence pages with the legacy engine when
+## pipeline.ocr.tessdata_dir points here.
 TESSDATA_URL := https://registry.npmjs.org/@tesseract.js-data/eng/-/eng-1.0.0.tgz
 TESSDATA_SHA256 := c9bddf2e2f0a214ac7918f3f4a3caf45e09ce8674fe26662ae7787ac8927f7bb
 $(OCR_TESSDATA_DIR)/eng.traineddata:
@@ -59,13 +60,21 @@ $(OCR_TESSDATA_DIR)/eng.traineddata:
 ## Real documents for the tests and benchmarks (idempotent, cached under $(CORPUS_ROOT)).
 corpus: $(CORPUS_ROOT)/docs/MANIFEST.tsv
 
+## Labelled sets for the classifier benchmark (SpamAssassin, Reuters).
+labeled: $(CORPUS_ROOT)/labeled/spamassassin/labels.csv
+
+$(CORPUS_ROOT)/labeled/spamassassin/labels.csv:
+	bash $(SHARED)/scripts/fetch-labeled.sh
+
 $(CORPUS_ROOT)/docs/MANIFEST.tsv:
 	bash $(SHARED)/scripts/fetch-corpus.sh
 
-## Benchmarks: extraction per format (PDFs beside pdftotext, OCR similarity), then the
+## Benchmarks: extraction per format (PDFs beside pdftotext, OCR similarity), the
+## classifier's accuracy on the labelled sets through the API, then the
 ## end-to-end load bench (20,000 uploads over HTTP) beside a bare baseline.
-bench: corpus deps
+bench: corpus deps labeled
 	$(CARGO) bench --bench extract
+	$(CARGO) bench --bench classify
 	$(CARGO) bench --bench load
 
 clean:

@@ -164,6 +164,10 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             get(search),
         ),
         (
+            spec!(GET "/api/v1/classifier", Some(Reader), "The learned classifier: documents learned from per type, when it was trained, cross-validated accuracy"),
+            get(classifier),
+        ),
+        (
             spec!(GET "/api/v1/status", Some(Reader), "Documents per stage; pipeline figures for admins"),
             get(status),
         ),
@@ -336,6 +340,10 @@ async fn readyz(State(app): State<AppState>) -> Response {
         )
         .into_response(),
     }
+}
+
+async fn classifier(State(app): State<AppState>) -> Json<docpipe_actors::ClassifierInfo> {
+    Json(app.pipeline.classifier())
 }
 
 async fn status(State(app): State<AppState>, caller: Caller) -> Result<Response, Problem> {

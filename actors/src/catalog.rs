@@ -30,6 +30,7 @@ use crate::pipeline::{current_routes, tell, Routes, RoutesRx};
 use crate::scheduler::SchedulerMsg;
 use crate::store::db::{self, Inserted, NewEvent};
 use crate::store::meta;
+use crate::trainer::TrainerMsg;
 
 pub type Reply<T> = RpcReplyPort<Result<T, String>>;
 
@@ -108,6 +109,12 @@ pub enum CatalogMsg {
         origin: Origin,
         reply: Reply<(i64, bool)>,
     },
+    /// Stores a newly trained classifier.
+    SaveClassifier {
+        model: Vec<u8>,
+        trained_at: i64,
+        reply: Reply<()>,
+    },
     /// Replies once everything received before it is committed.
     Sync(Reply<()>),
     /// Internal: write the buffered batch.
@@ -129,6 +136,8 @@ enum Effect {
     WakeIntake,
     /// A document below the cursor became due again.
     RescanIntake,
+    /// A user set a document's type: the classifier learns from it.
+    Retrain,
 }
 
 pub struct Catalog;
@@ -395,15 +404,12 @@ fn write_one(
         }
         CatalogMsg::Classified { mut job, class } => {
             if db::write_advance(tx, job.seq, Stage::Extracted, Stage::Classified, now)? {
-                let (doc_type, confidence) = db::write_classification(
-                    tx,
-                    job.seq,
-                    class.doc_type.as_deref(),
-                    class.confidence,
-                    now,
-                )?;
+                let kept = db::write_classification(tx, job.seq, &class, now)?;
+                let (doc_type, confidence) = (kept.doc_type, kept.confidence);
                 let detail = json!({"doc_type": doc_type, "confidence": confidence,
-                                    "classifier": {"doc_type": class.doc_type, "confidence": class.confidence}});
+                                    "source": kept.source, "needs_review": kept.needs_review,
+                                    "classifier": {"doc_type": class.doc_type, "confidence": class.confidence,
+                                                   "source": class.source}});
                 let ev = NewEvent::pipeline(
                     &job.id,
                     &job.workspace,
@@ -527,6 +533,10 @@ fn write_one(
             if matches!(r, meta::EditResult::Edited(Stage::Classified)) {
                 fx.push(Effect::RescanIntake);
             }
+            if matches!(r, meta::EditResult::Edited(_)) && edit.doc_type.is_some() {
+                // A correction: training data for the classifier.
+                fx.push(Effect::Retrain);
+            }
             fx.push(Effect::Replied(Box::new(move || {
                 let _ = reply.send(Ok(r));
             })));
@@ -550,6 +560,16 @@ fn write_one(
                 let _ = reply.send(Ok(r));
             })));
         }
+        CatalogMsg::SaveClassifier {
+            model,
+            trained_at,
+            reply,
+        } => {
+            db::write_classifier(tx, &model, trained_at)?;
+            fx.push(Effect::Replied(Box::new(move || {
+                let _ = reply.send(Ok(()));
+            })));
+        }
         CatalogMsg::Sync(reply) => fx.push(Effect::Replied(Box::new(move || {
             let _ = reply.send(Ok(()));
         }))),
@@ -560,7 +580,7 @@ fn write_one(
 
 fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
     let mut released = Vec::new();
-    let (mut wake, mut rescan) = (false, false);
+    let (mut wake, mut rescan, mut retrain) = (false, false, false);
     for e in effects {
         match e {
             Effect::Registered(reply, out) => {
@@ -573,10 +593,14 @@ fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
             Effect::WakeIntake => wake = true,
             Effect::Promote(_) | Effect::Discard(_) => {}
             Effect::RescanIntake => rescan = true,
+            Effect::Retrain => retrain = true,
         }
     }
     if rescan {
         tell(&routes.intake, IntakeMsg::Rescan, "intake");
+    }
+    if retrain {
+        tell(&routes.trainer, TrainerMsg::Corrected, "trainer");
     }
     if !released.is_empty() {
         tell(&routes.intake, IntakeMsg::Release(released), "intake");

@@ -87,6 +87,11 @@ pub struct OcrConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ClassifyPoolConfig {
     pub workers: usize,
+    /// Documents typed by the learned classifier with a lower confidence
+    /// are flagged `needs_review`.
+    pub review_threshold: f32,
+    /// The classifier retrains once corrections have stopped for this long.
+    pub retrain_delay_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -194,7 +199,11 @@ impl Default for OcrConfig {
 
 impl Default for ClassifyPoolConfig {
     fn default() -> Self {
-        ClassifyPoolConfig { workers: 1 }
+        ClassifyPoolConfig {
+            workers: 1,
+            review_threshold: 0.7,
+            retrain_delay_ms: 2_000,
+        }
     }
 }
 
@@ -363,6 +372,12 @@ impl EngineConfig {
         positive("index.commit_batch", self.index.commit_batch as u64);
         positive("index.commit_interval_ms", self.index.commit_interval_ms);
         positive("index.writer_threads", self.index.writer_threads as u64);
+        if !(0.0..=1.0).contains(&p.classify.review_threshold) {
+            problems.push(format!(
+                "pipeline.classify.review_threshold is a confidence from 0 to 1, not {}",
+                p.classify.review_threshold
+            ));
+        }
         if p.ocr.reread_below_confidence > 100 {
             problems.push(format!(
                 "pipeline.ocr.reread_below_confidence is a confidence from 0 to 100, not {}",

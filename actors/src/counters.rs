@@ -84,6 +84,7 @@ pub struct Counters {
     pub indexer: ActorCounters,
     pub catalog: ActorCounters,
     pub scheduler: ActorCounters,
+    pub trainer: ActorCounters,
     pub supervisor: ActorCounters,
     /// Documents admitted and not yet released.
     pub num_in_flight: AtomicU64,
@@ -103,6 +104,7 @@ impl Counters {
             self.indexer.snapshot("indexer"),
             self.catalog.snapshot("catalog"),
             self.scheduler.snapshot("scheduler"),
+            self.trainer.snapshot("trainer"),
         ]
     }
 }

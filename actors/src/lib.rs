@@ -31,6 +31,7 @@ pub mod model;
 pub mod pipeline;
 pub mod scheduler;
 pub mod store;
+pub mod trainer;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -69,6 +70,22 @@ struct Inner {
     routes: RoutesRx,
     supervisor: ActorRef<SupervisorMsg>,
     ocr: Arc<extract::ocr::Ocr>,
+    model: trainer::ModelSlot,
+}
+
+/// What `GET /api/v1/classifier` reports about the learned classifier.
+#[derive(Debug, Serialize)]
+pub struct ClassifierInfo {
+    /// "naive_bayes" once trained; null before the first correction.
+    pub model: Option<&'static str>,
+    pub trained_at: Option<String>,
+    /// Documents learned from (those whose type a user set), per type.
+    pub labels: BTreeMap<String, u32>,
+    pub samples: u32,
+    /// Accuracy in stratified cross-validation on those documents (null with
+    /// fewer than two documents of some type).
+    pub accuracy: Option<f32>,
+    pub review_threshold: f32,
 }
 
 /// A document's original, as it streams out of SQLite or the blob store.
@@ -185,6 +202,9 @@ impl Pipeline {
         let scratch = dir.join("tmp");
         let _ = std::fs::remove_dir_all(&scratch);
         let ocr = Arc::new(extract::ocr::Ocr::probe(&config.pipeline.ocr, scratch).await);
+        let model: trainer::ModelSlot = Arc::new(std::sync::RwLock::new(
+            db.run(trainer::load).await?.map(Arc::new),
+        ));
         let counters = Arc::new(Counters::default());
         let (routes_tx, routes_rx) = watch::channel::<Option<Routes>>(None);
         let shared = Arc::new(Shared {
@@ -195,6 +215,7 @@ impl Pipeline {
             counters: counters.clone(),
             routes_tx,
             ocr: ocr.clone(),
+            model: model.clone(),
         });
         let (supervisor, _) = Actor::spawn(None, PipelineSupervisor, shared)
             .await
@@ -209,6 +230,7 @@ impl Pipeline {
                 routes: routes_rx,
                 supervisor,
                 ocr,
+                model,
             }),
         };
         for id in p.inner.db.run(db::deleting_ids).await? {
@@ -526,6 +548,41 @@ impl Pipeline {
                 db::RetryResult::NotFailed(stage) => RetryOutcome::NotFailed(stage),
             },
         )
+    }
+
+    /// The learned classifier in force.
+    pub fn classifier(&self) -> ClassifierInfo {
+        let trained = self
+            .inner
+            .model
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let review_threshold = self.inner.config.pipeline.classify.review_threshold;
+        match trained {
+            Some(t) => ClassifierInfo {
+                model: Some("naive_bayes"),
+                trained_at: Some(model::format_ms(t.trained_at)),
+                labels: t
+                    .model
+                    .labels
+                    .iter()
+                    .cloned()
+                    .zip(t.model.counts.iter().copied())
+                    .collect(),
+                samples: t.model.counts.iter().sum(),
+                accuracy: t.model.accuracy,
+                review_threshold,
+            },
+            None => ClassifierInfo {
+                model: None,
+                trained_at: None,
+                labels: BTreeMap::new(),
+                samples: 0,
+                accuracy: None,
+                review_threshold,
+            },
+        }
     }
 
     pub fn ocr_available(&self) -> bool {

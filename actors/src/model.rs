@@ -169,6 +169,13 @@ pub struct Document {
     pub stage: Stage,
     pub doc_type: Option<String>,
     pub confidence: Option<f32>,
+    /// Where the type came from: `rule` (a type's keywords or patterns
+    /// matched), `model` (the classifier learned from corrections), `llm`,
+    /// or `user`.
+    pub type_source: Option<String>,
+    /// The type is not sure enough (confidence below
+    /// `pipeline.classify.review_threshold`): a person should check it.
+    pub needs_review: bool,
     pub created_at: String,
     pub updated_at: String,
     pub attempts: u32,
@@ -299,10 +306,14 @@ mod base64_bytes {
 }
 
 /// Output of the Classify stage.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Classification {
     pub doc_type: Option<String>,
     pub confidence: f32,
+    /// Where the type came from: `rule`, `model`, `llm` or `user`.
+    pub source: Option<String>,
+    /// The confidence is below `pipeline.classify.review_threshold`.
+    pub needs_review: bool,
 }
 
 pub fn now_ms() -> i64 {

@@ -29,6 +29,7 @@ use crate::scheduler::{Scheduler, SchedulerArgs, SchedulerMsg};
 use crate::store::blobs::Blobs;
 use crate::store::db::ReadPool;
 use crate::store::index::SearchIndex;
+use crate::trainer::{ModelSlot, Trainer, TrainerArgs, TrainerMsg};
 
 /// The current reference of every actor. Replaced whenever one restarts.
 #[derive(Clone)]
@@ -39,6 +40,7 @@ pub struct Routes {
     pub indexer: ActorRef<IndexerMsg>,
     pub extract: FactoryRef<(), DocJob>,
     pub classify: FactoryRef<(), DocJob>,
+    pub trainer: ActorRef<TrainerMsg>,
     pub counters: Arc<Counters>,
 }
 
@@ -75,6 +77,7 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     pub routes_tx: watch::Sender<Option<Routes>>,
     pub ocr: Arc<crate::extract::ocr::Ocr>,
+    pub model: ModelSlot,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,11 +88,13 @@ pub enum Child {
     Indexer,
     Extract,
     Classify,
+    Trainer,
 }
 
-const CHILDREN: [Child; 6] = [
+const CHILDREN: [Child; 7] = [
     Child::Catalog,
     Child::Scheduler,
+    Child::Trainer,
     Child::Intake,
     Child::Indexer,
     Child::Classify,
@@ -126,6 +131,7 @@ fn counters_of(c: &Counters, child: Child) -> &ActorCounters {
         Child::Indexer => &c.indexer,
         Child::Extract => &c.extract,
         Child::Classify => &c.classify,
+        Child::Trainer => &c.trainer,
     }
 }
 
@@ -175,6 +181,20 @@ impl PipelineSupervisor {
                 let (r, _) = Actor::spawn_linked(None, Scheduler, args, sup).await?;
                 if let Some(rt) = routes {
                     rt.scheduler = r.clone();
+                }
+                r.get_cell()
+            }
+            Child::Trainer => {
+                let args = TrainerArgs {
+                    delay: Duration::from_millis(cfg.pipeline.classify.retrain_delay_ms),
+                    db: sh.db.clone(),
+                    slot: sh.model.clone(),
+                    routes: rx,
+                    counters,
+                };
+                let (r, _) = Actor::spawn_linked(None, Trainer, args, sup).await?;
+                if let Some(rt) = routes {
+                    rt.trainer = r.clone();
                 }
                 r.get_cell()
             }
@@ -247,6 +267,8 @@ impl PipelineSupervisor {
                 let rules = crate::classify::rules::RulesClassifier::new(&cfg.types)?;
                 let ctx = Arc::new(ClassifyCtx {
                     rules,
+                    model: sh.model.clone(),
+                    review_threshold: cfg.pipeline.classify.review_threshold,
                     routes: rx,
                     counters: counters.clone(),
                 });
@@ -283,6 +305,7 @@ impl PipelineSupervisor {
                 indexer: get(Child::Indexer)?.into(),
                 extract: get(Child::Extract)?.into(),
                 classify: get(Child::Classify)?.into(),
+                trainer: get(Child::Trainer)?.into(),
                 counters: st.shared.counters.clone(),
             });
         }
@@ -362,6 +385,7 @@ impl Actor for PipelineSupervisor {
                     Child::Scheduler,
                     Child::Extract,
                     Child::Classify,
+                    Child::Trainer,
                     Child::Indexer,
                     Child::Catalog,
                 ] {

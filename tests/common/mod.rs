@@ -446,3 +446,9 @@ pub fn vm_hwm_mib(pid: i32) -> u64 {
         .unwrap()
         / 1024
 }
+
+/// PATCH with a JSON body; returns (status, body).
+pub fn patch_json(s: &Server, path: &str, body: Value) -> (u16, Value) {
+    let (code, _, bytes) = reqwest::send(reqwest::async_client().patch(s.url(path)).json(&body));
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}

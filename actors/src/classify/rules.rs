@@ -68,12 +68,11 @@ impl RulesClassifier {
                 Classification {
                     doc_type: Some(name.to_string()),
                     confidence: *best as f32 / (*best + second + 1) as f32,
+                    source: Some("rule".into()),
+                    needs_review: false,
                 }
             }
-            _ => Classification {
-                doc_type: None,
-                confidence: 0.0,
-            },
+            _ => Classification::default(),
         }
     }
 }
@@ -93,13 +92,7 @@ mod tests {
         assert_eq!(r.doc_type.as_deref(), Some("invoice"));
         assert!(r.confidence > 0.5, "{r:?}");
         let none = c.classify("", "the quick brown fox");
-        assert_eq!(
-            none,
-            Classification {
-                doc_type: None,
-                confidence: 0.0
-            }
-        );
+        assert_eq!(none, Classification::default());
     }
 
     #[test]

@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::meta;
-use crate::model::{format_ms, Document, ErrorInfo, NewDocument, Origin, Scope, Stage};
+use crate::model::{
+    format_ms, Classification, Document, ErrorInfo, NewDocument, Origin, Scope, Stage,
+};
 
 /// Versioned migrations; `PRAGMA user_version` records how many have run.
 /// Append only: never edit a migration that has shipped.
@@ -174,6 +176,20 @@ ALTER TABLE documents ADD COLUMN fields TEXT;
 ALTER TABLE documents ADD COLUMN needs_ocr INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX documents_needs_ocr ON documents(seq) WHERE needs_ocr = 1;
 "#,
+    // Where a document's type came from (rule, model, user), whether it
+    // waits for a person to check it, and the learned classifier.
+    r#"
+ALTER TABLE documents ADD COLUMN type_source TEXT;
+ALTER TABLE documents ADD COLUMN needs_review INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX documents_needs_review ON documents(seq) WHERE needs_review = 1;
+UPDATE documents SET type_source = CASE WHEN user_doc_type IS NOT NULL THEN 'user' ELSE 'rule' END
+  WHERE doc_type IS NOT NULL;
+CREATE TABLE classifier (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    trained_at INTEGER NOT NULL,
+    model      BLOB NOT NULL
+);
+"#,
 ];
 
 /// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is
@@ -305,7 +321,7 @@ impl ReadPool {
 pub(crate) const DOC_COLUMNS: &str =
     "seq, id, filename, title, mime, size, sha256, stage, doc_type, confidence, \
      created_at, updated_at, attempts, error_code, error_message, workspace, language, fields, \
-     needs_ocr, (SELECT pages FROM texts WHERE texts.seq = documents.seq)";
+     needs_ocr, (SELECT pages FROM texts WHERE texts.seq = documents.seq), type_source, needs_review";
 
 pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
     let stage: String = r.get(7)?;
@@ -318,6 +334,8 @@ pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
         language: r.get(16)?,
         needs_ocr: r.get::<_, i64>(18)? != 0,
         pages: r.get::<_, Option<i64>>(19)?.map(|p| p as u32),
+        type_source: r.get(20)?,
+        needs_review: r.get::<_, i64>(21)? != 0,
         fields: r
             .get::<_, Option<String>>(17)?
             .and_then(|f| serde_json::from_str(&f).ok()),
@@ -845,29 +863,84 @@ pub fn write_text(
     Ok(())
 }
 
-/// Stores the classifier's verdict, unless the uploader set the type (then
-/// that stays, with confidence 1). Returns the type and confidence in force,
-/// and makes sure the type is listed among the workspace's document types.
+/// Stores the classifier's verdict, unless a user set the type (then that
+/// stays, with confidence 1 and source `user`). Returns the verdict in
+/// force, and makes sure the type is listed among the workspace's document
+/// types.
 pub fn write_classification(
     tx: &Transaction<'_>,
     seq: i64,
-    doc_type: Option<&str>,
-    confidence: f32,
+    class: &Classification,
     now: i64,
-) -> Result<(Option<String>, f32)> {
-    let (doc_type, confidence, workspace): (Option<String>, f64, String) = tx
+) -> Result<Classification> {
+    let (doc_type, confidence, source, review, workspace): (
+        Option<String>,
+        f64,
+        Option<String>,
+        bool,
+        String,
+    ) = tx
         .prepare_cached(
             "UPDATE documents SET doc_type = COALESCE(user_doc_type, ?2),
-               confidence = CASE WHEN user_doc_type IS NULL THEN ?3 ELSE 1.0 END
-             WHERE seq = ?1 RETURNING doc_type, confidence, workspace",
+               confidence = CASE WHEN user_doc_type IS NULL THEN ?3 ELSE 1.0 END,
+               type_source = CASE WHEN user_doc_type IS NULL THEN ?4 ELSE 'user' END,
+               needs_review = CASE WHEN user_doc_type IS NULL THEN ?5 ELSE 0 END
+             WHERE seq = ?1 RETURNING doc_type, confidence, type_source, needs_review, workspace",
         )?
-        .query_row(params![seq, doc_type, confidence as f64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
+        .query_row(
+            params![
+                seq,
+                class.doc_type,
+                class.confidence as f64,
+                class.source,
+                class.needs_review
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
     if let Some(t) = &doc_type {
         meta::ensure_doc_type(tx, &workspace, t, now)?;
     }
-    Ok((doc_type, confidence as f32))
+    Ok(Classification {
+        doc_type,
+        confidence: confidence as f32,
+        source,
+        needs_review: review,
+    })
+}
+
+/// Stores a newly trained classifier in place of the last one.
+pub fn write_classifier(tx: &Transaction<'_>, model: &[u8], trained_at: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO classifier (id, trained_at, model) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET trained_at = excluded.trained_at, model = excluded.model",
+        params![trained_at, model],
+    )?;
+    Ok(())
+}
+
+/// The stored classifier, with when it was trained.
+pub fn read_classifier(conn: &Connection) -> Result<Option<(Vec<u8>, i64)>> {
+    Ok(conn
+        .query_row(
+            "SELECT model, trained_at FROM classifier WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// The training set: every document whose type a user set, with its title
+/// and text.
+pub fn read_training_set(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut st = conn.prepare(
+        "SELECT d.user_doc_type, COALESCE(d.title, '') || char(10) || t.text
+           FROM documents d JOIN texts t ON t.seq = d.seq
+          WHERE d.user_doc_type IS NOT NULL AND d.stage != 'deleting' ORDER BY d.seq",
+    )?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
 /// Records a failed attempt at `stage`: either schedule the next attempt at

@@ -382,7 +382,9 @@ pub fn write_edit(
     if let Some(t) = &edit.doc_type {
         tx.execute(
             "UPDATE documents SET user_doc_type = ?2, doc_type = ?2,
-               confidence = CASE WHEN ?2 IS NULL THEN NULL ELSE 1.0 END WHERE seq = ?1",
+               confidence = CASE WHEN ?2 IS NULL THEN NULL ELSE 1.0 END,
+               type_source = CASE WHEN ?2 IS NULL THEN NULL ELSE 'user' END,
+               needs_review = 0 WHERE seq = ?1",
             params![seq, t],
         )?;
         if let Some(name) = t {
