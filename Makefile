@@ -70,11 +70,13 @@ $(CORPUS_ROOT)/docs/MANIFEST.tsv:
 	bash $(SHARED)/scripts/fetch-corpus.sh
 
 ## Benchmarks: extraction per format (PDFs beside pdftotext, OCR similarity), the
-## classifier's accuracy on the labelled sets through the API, then the
+## classifier's accuracy on the labelled sets through the API, field extraction
+## precision and recall, then the
 ## end-to-end load bench (20,000 uploads over HTTP) beside a bare baseline.
 bench: corpus deps labeled
 	$(CARGO) bench --bench extract
 	$(CARGO) bench --bench classify
+	$(CARGO) bench --bench fields
 	$(CARGO) bench --bench load
 
 clean:

@@ -123,7 +123,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(1800);
         loop {
             let st = self.get("/api/v1/status").await;
-            let active: u64 = ["queued", "extracted", "classified"]
+            let active: u64 = ["queued", "extracted", "classified", "enriched"]
                 .iter()
                 .map(|s| st["stages"][s]["documents"].as_u64().unwrap_or(0))
                 .sum();

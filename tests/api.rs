@@ -367,7 +367,7 @@ fn list_filters_and_pages_with_a_cursor() {
         .collect();
     assert_eq!(
         kinds,
-        ["uploaded", "extracted", "classified", "indexed"],
+        ["uploaded", "extracted", "classified", "enriched", "indexed"],
         "audit trail"
     );
 }

@@ -115,7 +115,7 @@ fn every_corpus_file_is_indexed_or_fails_with_a_code() {
     // Everything reaches an end: nothing stuck in between.
     wait_until(Duration::from_secs(900), "every document to finish", || {
         let (_, st) = get_json(&s.url("/api/v1/status"));
-        ["queued", "extracted", "classified"]
+        ["queued", "extracted", "classified", "enriched"]
             .iter()
             .all(|k| st["stages"][k]["documents"] == 0)
     });
@@ -153,7 +153,7 @@ fn every_corpus_file_is_indexed_or_fails_with_a_code() {
         let chars = extracted["chars"].as_u64().unwrap_or(0);
         row.ms += extracted["ms"].as_u64().unwrap_or(0);
         row.pages += d["pages"].as_u64().unwrap_or(0);
-        let ocr_pages = d["fields"]["ocr_pages"].as_array().map_or(0, Vec::len) as u64;
+        let ocr_pages = d["metadata"]["ocr_pages"].as_array().map_or(0, Vec::len) as u64;
         row.ocr_pages += ocr_pages;
         let image_only = d["mime"].as_str().is_some_and(|m| m.starts_with("image/"))
             || (ocr_pages > 0 && Some(ocr_pages) == d["pages"].as_u64());

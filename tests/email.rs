@@ -96,7 +96,7 @@ fn an_email_becomes_fields_text_and_linked_searchable_attachments() {
     assert_eq!(d["stage"], "indexed", "{d}");
     assert_eq!(d["mime"], "message/rfc822");
     assert_eq!(d["title"], "Quarterly numbers");
-    let f = &d["fields"];
+    let f = &d["metadata"];
     assert_eq!(f["from"][0], "Alice Example <alice@example.org>", "{f}");
     assert_eq!(f["to"][0], "Bob <bob@example.org>");
     assert_eq!(f["subject"], "Quarterly numbers");
@@ -237,7 +237,7 @@ fn every_email_of_the_corpus_is_read_or_fails_with_a_code() {
     // Attachments of these messages are documents too: none may be stuck.
     wait_until(WAIT, "every attachment to finish", || {
         let (_, st) = get_json(&s.url("/api/v1/status"));
-        ["queued", "extracted", "classified"]
+        ["queued", "extracted", "classified", "enriched"]
             .iter()
             .all(|k| st["stages"][k]["documents"] == 0)
     });

@@ -86,7 +86,7 @@ fn scans_and_images_are_read_by_ocr_and_found() {
         assert_eq!(d["stage"], "indexed", "{name}: {d}");
         assert_eq!(d["needs_ocr"], false, "{name}: {d}");
         assert!(
-            d["fields"]["ocr_pages"]
+            d["metadata"]["ocr_pages"]
                 .as_array()
                 .is_some_and(|p| !p.is_empty()),
             "{name}: {d}"
@@ -103,14 +103,14 @@ fn scans_and_images_are_read_by_ocr_and_found() {
     // Images carry their size; the TIFF page and the PDF it came from read alike.
     let png = doc(&s, &ids[1]);
     assert_eq!(png["mime"], "image/png");
-    assert!(png["fields"]["width"].as_u64().unwrap() > 1000, "{png}");
+    assert!(png["metadata"]["width"].as_u64().unwrap() > 1000, "{png}");
     assert_eq!(doc(&s, &ids[3])["mime"], "image/tiff");
     assert!(text_of(&s, &ids[3]).to_lowercase().contains("sequencer"));
 
     // The mixed PDF: pages with a text layer keep it, the others are read by
     // OCR, and the pages stay in order, separated by form feeds.
     let multi = doc(&s, &ids[4]);
-    let ocr_pages: Vec<u64> = multi["fields"]["ocr_pages"]
+    let ocr_pages: Vec<u64> = multi["metadata"]["ocr_pages"]
         .as_array()
         .unwrap()
         .iter()
@@ -169,7 +169,7 @@ fn without_ocr_scans_wait_flagged_and_reprocess_reads_them_later() {
     }
     assert_eq!(doc(&s, &text)["needs_ocr"], false);
     let pdf_doc = doc(&s, &pdf);
-    assert!(pdf_doc["fields"]["producer"].is_string(), "{pdf_doc}");
+    assert!(pdf_doc["metadata"]["producer"].is_string(), "{pdf_doc}");
     assert!(hits(&s, "linnsequencer").is_empty());
     let (_, st) = get_json(&s.url("/api/v1/status"));
     assert_eq!(st["needs_ocr"], 2, "{st}");
@@ -221,12 +221,12 @@ fn without_ocr_scans_wait_flagged_and_reprocess_reads_them_later() {
     assert_eq!(code, 202);
     let d = wait_terminal(&s, &manual, WAIT);
     assert_eq!(
-        (d["stage"].as_str(), d["fields"]["text_reader"].as_str()),
+        (d["stage"].as_str(), d["metadata"]["text_reader"].as_str()),
         (Some("indexed"), Some("pdftotext")),
         "{d}"
     );
     assert!(d["pages"].as_u64().unwrap() > 50, "{d}");
-    assert!(d["fields"]["builtin_reader_error"].is_string(), "{d}");
+    assert!(d["metadata"]["builtin_reader_error"].is_string(), "{d}");
     assert_eq!(
         hits(&s, "\"debian developer's reference\""),
         vec![manual.clone()]
@@ -277,7 +277,7 @@ fn hostile_scans_fail_with_their_codes() {
         }
     }
     let (_, st) = get_json(&s.url("/api/v1/status"));
-    for stage in ["queued", "extracted", "classified"] {
+    for stage in ["queued", "extracted", "classified", "enriched"] {
         assert_eq!(st["stages"][stage]["documents"], 0, "{st}");
     }
 }
@@ -316,21 +316,24 @@ fn pages_read_with_low_confidence_are_read_again_by_the_legacy_engine() {
     let toc = wait_terminal(&s, &toc, WAIT);
     assert_eq!(toc["stage"], "indexed", "{toc}");
     assert_eq!(
-        toc["fields"]["ocr_reread_pages"],
+        toc["metadata"]["ocr_reread_pages"],
         serde_json::json!([1]),
         "{toc}"
     );
     assert!(
-        toc["fields"]["ocr_confidence"].as_f64().unwrap() >= 60.0,
+        toc["metadata"]["ocr_confidence"].as_f64().unwrap() >= 60.0,
         "{toc}"
     );
     assert!(text_of(&s, toc["id"].as_str().unwrap()).contains("Polynomial"));
 
     let prose = wait_terminal(&s, &prose, WAIT);
     assert_eq!(prose["stage"], "indexed", "{prose}");
-    assert!(prose["fields"].get("ocr_reread_pages").is_none(), "{prose}");
     assert!(
-        prose["fields"]["ocr_confidence"].as_f64().unwrap() >= 85.0,
+        prose["metadata"].get("ocr_reread_pages").is_none(),
+        "{prose}"
+    );
+    assert!(
+        prose["metadata"]["ocr_confidence"].as_f64().unwrap() >= 85.0,
         "{prose}"
     );
 }

@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::config::CatalogConfig;
 use crate::counters::Counters;
+use crate::enrich::fields::Found;
 use crate::indexer::IndexerMsg;
 use crate::intake::IntakeMsg;
 use crate::model::{
@@ -49,6 +50,10 @@ pub enum CatalogMsg {
     Classified {
         job: DocJob,
         class: Classification,
+    },
+    Enriched {
+        job: DocJob,
+        fields: Vec<Found>,
     },
     Indexed {
         jobs: Vec<DocJob>,
@@ -428,9 +433,31 @@ fn write_one(
                 fx.push(Effect::Release(job));
             }
         }
+        CatalogMsg::Enriched { mut job, fields } => {
+            if db::write_advance(tx, job.seq, Stage::Classified, Stage::Enriched, now)? {
+                let kept = meta::write_found_fields(tx, job.seq, &fields)?;
+                let ev = NewEvent::pipeline(
+                    &job.id,
+                    &job.workspace,
+                    job.request_id.as_deref(),
+                    "enriched",
+                    Some(Stage::Enriched),
+                )
+                .detail(json!({
+                    "fields": fields.iter().map(|f| &f.name).collect::<Vec<_>>(),
+                    "kept_user_fields": kept,
+                }));
+                db::write_event(tx, &ev, now)?;
+                job.stage = Stage::Enriched;
+                job.attempts = 0;
+                fx.push(Effect::Forward(job));
+            } else {
+                fx.push(Effect::Release(job));
+            }
+        }
         CatalogMsg::Indexed { jobs } => {
             for job in jobs {
-                if db::write_advance(tx, job.seq, Stage::Classified, Stage::Indexed, now)? {
+                if db::write_advance(tx, job.seq, Stage::Enriched, Stage::Indexed, now)? {
                     let ev = NewEvent::pipeline(
                         &job.id,
                         &job.workspace,
@@ -530,7 +557,10 @@ fn write_one(
             reply,
         } => {
             let r = meta::write_edit(tx, &id, &scope, &edit, &origin, now)?;
-            if matches!(r, meta::EditResult::Edited(Stage::Classified)) {
+            if matches!(
+                r,
+                meta::EditResult::Edited(Stage::Classified | Stage::Enriched)
+            ) {
                 fx.push(Effect::RescanIntake);
             }
             if matches!(r, meta::EditResult::Edited(_)) && edit.doc_type.is_some() {
@@ -631,6 +661,15 @@ pub fn forward(routes: &Routes, job: DocJob) {
             }
         }
         Stage::Classified => {
+            routes.counters.enrich.queued(1);
+            if routes.enrich.dispatch((), job).is_err() {
+                tracing::warn!(
+                    to = "enrich",
+                    "dropped a job for a stopped pool; it is admitted again after the restart"
+                );
+            }
+        }
+        Stage::Enriched => {
             routes.counters.indexer.queued(1);
             tell(&routes.indexer, IndexerMsg::Add(job), "indexer");
         }

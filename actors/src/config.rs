@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::enrich::fields::{FieldSpec, Kind};
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
@@ -18,6 +20,7 @@ pub struct PipelineConfig {
     pub extract: ExtractConfig,
     pub ocr: OcrConfig,
     pub classify: ClassifyPoolConfig,
+    pub enrich: EnrichPoolConfig,
     pub retry: RetryConfig,
 }
 
@@ -96,6 +99,18 @@ pub struct ClassifyPoolConfig {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+pub struct EnrichPoolConfig {
+    pub workers: usize,
+}
+
+impl Default for EnrichPoolConfig {
+    fn default() -> Self {
+        EnrichPoolConfig { workers: 1 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     /// Attempts per stage before a document is parked as `failed`.
     pub max_attempts: u32,
@@ -144,6 +159,9 @@ pub struct TypeConfig {
     pub keywords: Vec<String>,
     /// Regular expressions; each one that matches counts once.
     pub patterns: Vec<String>,
+    /// The fields of documents of this type (besides the common ones:
+    /// date, issuer, iban, vat_id, email, url, phone).
+    pub fields: Vec<FieldSpec>,
 }
 
 /// Everything the engine needs, assembled by the binary.
@@ -254,6 +272,7 @@ impl Default for PipelineConfig {
             extract: ExtractConfig::default(),
             ocr: OcrConfig::default(),
             classify: ClassifyPoolConfig::default(),
+            enrich: EnrichPoolConfig::default(),
             retry: RetryConfig::default(),
         }
     }
@@ -266,6 +285,7 @@ pub fn default_types() -> Vec<TypeConfig> {
         description: description.into(),
         keywords: keywords.iter().map(|s| s.to_string()).collect(),
         patterns: patterns.iter().map(|s| s.to_string()).collect(),
+        fields: default_fields(name),
     };
     vec![
         t(
@@ -322,6 +342,33 @@ pub fn default_types() -> Vec<TypeConfig> {
             ],
         ),
         t(
+            "bank_statement",
+            "A statement of a bank account's transactions",
+            &[
+                "account statement",
+                "bank statement",
+                "kontoauszug",
+                "relevé de compte",
+                "opening balance",
+                "closing balance",
+            ],
+            &[],
+        ),
+        t(
+            "payslip",
+            "A statement of pay for a period of work",
+            &[
+                "payslip",
+                "pay slip",
+                "net pay",
+                "gehaltsabrechnung",
+                "lohnabrechnung",
+                "bulletin de paie",
+                "bulletin de salaire",
+            ],
+            &[],
+        ),
+        t(
             "manual",
             "A manual, guide, specification or report",
             &[
@@ -335,6 +382,38 @@ pub fn default_types() -> Vec<TypeConfig> {
             &[],
         ),
     ]
+}
+
+/// The fields of the default types (their labels are built in).
+fn default_fields(type_name: &str) -> Vec<FieldSpec> {
+    use Kind::*;
+    let f: &[(&str, Kind, bool)] = match type_name {
+        "invoice" => &[
+            ("invoice_number", Identifier, true),
+            ("total", Money, true),
+            ("due_date", Date, false),
+            ("order_number", Identifier, false),
+            ("customer_number", Identifier, false),
+            ("net_amount", Money, false),
+            ("tax_amount", Money, false),
+        ],
+        "receipt" => &[("total", Money, true)],
+        "bank_statement" => &[("iban", Iban, true)],
+        "payslip" => &[
+            ("employer", Party, false),
+            ("net_pay", Money, true),
+            ("period", Text, false),
+        ],
+        _ => &[],
+    };
+    f.iter()
+        .map(|&(name, kind, required)| FieldSpec {
+            name: name.into(),
+            kind,
+            required,
+            labels: Vec::new(),
+        })
+        .collect()
 }
 
 impl EngineConfig {
@@ -358,6 +437,7 @@ impl EngineConfig {
         );
         positive("pipeline.extract.max_pages", p.extract.max_pages as u64);
         positive("pipeline.ocr.workers", p.ocr.workers as u64);
+        positive("pipeline.enrich.workers", p.enrich.workers as u64);
         positive("pipeline.ocr.page_timeout_ms", p.ocr.page_timeout_ms);
         positive("pipeline.ocr.timeout_ms", p.ocr.timeout_ms);
         positive("pipeline.ocr.max_memory_mb", p.ocr.max_memory_mb);

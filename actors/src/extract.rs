@@ -10,6 +10,7 @@
 //! document with a code; the worker replaces its process and goes on.
 
 pub mod detect;
+pub mod einvoice;
 pub mod email;
 pub mod image;
 pub mod ocr;

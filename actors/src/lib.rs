@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod classify;
 pub mod config;
 pub mod counters;
+pub mod enrich;
 pub mod extract;
 pub mod indexer;
 pub mod intake;
@@ -897,7 +898,8 @@ impl Pipeline {
         let pairs = [
             (Stage::Queued, Some(&c.extract)),
             (Stage::Extracted, Some(&c.classify)),
-            (Stage::Classified, Some(&c.indexer)),
+            (Stage::Classified, Some(&c.enrich)),
+            (Stage::Enriched, Some(&c.indexer)),
             (Stage::Indexed, None),
             (Stage::Failed, None),
         ];

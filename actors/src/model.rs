@@ -13,6 +13,7 @@ pub enum Stage {
     Queued,
     Extracted,
     Classified,
+    Enriched,
     Indexed,
     Failed,
     /// Internal: a delete is under way (resumed at boot). Never shown over the API.
@@ -21,10 +22,11 @@ pub enum Stage {
 
 impl Stage {
     /// The stages a user can see and filter on, in pipeline order.
-    pub const VISIBLE: [Stage; 5] = [
+    pub const VISIBLE: [Stage; 6] = [
         Stage::Queued,
         Stage::Extracted,
         Stage::Classified,
+        Stage::Enriched,
         Stage::Indexed,
         Stage::Failed,
     ];
@@ -34,6 +36,7 @@ impl Stage {
             Stage::Queued => "queued",
             Stage::Extracted => "extracted",
             Stage::Classified => "classified",
+            Stage::Enriched => "enriched",
             Stage::Indexed => "indexed",
             Stage::Failed => "failed",
             Stage::Deleting => "deleting",
@@ -45,6 +48,7 @@ impl Stage {
             "queued" => Stage::Queued,
             "extracted" => Stage::Extracted,
             "classified" => Stage::Classified,
+            "enriched" => Stage::Enriched,
             "indexed" => Stage::Indexed,
             "failed" => Stage::Failed,
             "deleting" => Stage::Deleting,
@@ -54,7 +58,10 @@ impl Stage {
 
     /// Active stages still have work ahead of them; the Intake admits them.
     pub fn is_active(self) -> bool {
-        matches!(self, Stage::Queued | Stage::Extracted | Stage::Classified)
+        matches!(
+            self,
+            Stage::Queued | Stage::Extracted | Stage::Classified | Stage::Enriched
+        )
     }
 }
 
@@ -159,8 +166,11 @@ pub struct Document {
     pub needs_ocr: bool,
     /// Pages (PDF, slides, images), once extracted.
     pub pages: Option<u32>,
-    /// Fields the format carries (an e-mail's from, to, subject, date, attachments).
-    pub fields: Option<serde_json::Value>,
+    /// What the format carries (an e-mail's from, to, subject, date,
+    /// attachments; a PDF's author; the pages read by OCR).
+    pub metadata: Option<serde_json::Value>,
+    /// The document's fields: found by Enrich, or set by a user.
+    pub fields: Vec<FieldValue>,
     pub filename: String,
     pub title: Option<String>,
     pub mime: String,
@@ -180,6 +190,21 @@ pub struct Document {
     pub updated_at: String,
     pub attempts: u32,
     pub error: Option<ErrorInfo>,
+}
+
+/// One field of a document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FieldValue {
+    pub name: String,
+    pub kind: String,
+    /// Dates as `YYYY-MM-DD`, money as a decimal string ("1234.56").
+    pub value: String,
+    /// Money only: ISO 4217 code, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    pub confidence: f32,
+    /// `rule`, `model`, `llm` or `user`.
+    pub source: String,
 }
 
 /// A document whose blob is staged in `incoming/` and is about to be registered.

@@ -21,6 +21,7 @@ use crate::catalog::{Catalog, CatalogArgs, CatalogMsg};
 use crate::classify::{Classifier, ClassifyCtx};
 use crate::config::EngineConfig;
 use crate::counters::{ActorCounters, Counters};
+use crate::enrich::{EnrichCtx, Enricher};
 use crate::extract::{ExtractCtx, Extractor};
 use crate::indexer::{Indexer, IndexerArgs, IndexerMsg};
 use crate::intake::{Intake, IntakeArgs, IntakeMsg};
@@ -40,6 +41,7 @@ pub struct Routes {
     pub indexer: ActorRef<IndexerMsg>,
     pub extract: FactoryRef<(), DocJob>,
     pub classify: FactoryRef<(), DocJob>,
+    pub enrich: FactoryRef<(), DocJob>,
     pub trainer: ActorRef<TrainerMsg>,
     pub counters: Arc<Counters>,
 }
@@ -88,15 +90,17 @@ pub enum Child {
     Indexer,
     Extract,
     Classify,
+    Enrich,
     Trainer,
 }
 
-const CHILDREN: [Child; 7] = [
+const CHILDREN: [Child; 8] = [
     Child::Catalog,
     Child::Scheduler,
     Child::Trainer,
     Child::Intake,
     Child::Indexer,
+    Child::Enrich,
     Child::Classify,
     Child::Extract,
 ];
@@ -122,6 +126,8 @@ type ExtractFactory =
     Factory<(), DocJob, (), Extractor, QueuerRouting<(), DocJob>, DefaultQueue<(), DocJob>>;
 type ClassifyFactory =
     Factory<(), DocJob, (), Classifier, QueuerRouting<(), DocJob>, DefaultQueue<(), DocJob>>;
+type EnrichFactory =
+    Factory<(), DocJob, (), Enricher, QueuerRouting<(), DocJob>, DefaultQueue<(), DocJob>>;
 
 fn counters_of(c: &Counters, child: Child) -> &ActorCounters {
     match child {
@@ -131,6 +137,7 @@ fn counters_of(c: &Counters, child: Child) -> &ActorCounters {
         Child::Indexer => &c.indexer,
         Child::Extract => &c.extract,
         Child::Classify => &c.classify,
+        Child::Enrich => &c.enrich,
         Child::Trainer => &c.trainer,
     }
 }
@@ -263,6 +270,29 @@ impl PipelineSupervisor {
                 }
                 r.get_cell()
             }
+            Child::Enrich => {
+                let ctx = Arc::new(EnrichCtx::new(
+                    &cfg.types,
+                    sh.db.clone(),
+                    rx,
+                    counters.clone(),
+                ));
+                let workers = cfg.pipeline.enrich.workers;
+                counters.enrich.pool_size.store(workers as u64, Relaxed);
+                let args = FactoryArguments::builder()
+                    .worker_builder(Box::new(ractor::factory::worker_builder(move |_wid| {
+                        (Enricher { ctx: ctx.clone() }, ())
+                    })))
+                    .queue(Default::default())
+                    .router(Default::default())
+                    .num_initial_workers(workers)
+                    .build();
+                let (r, _) = Actor::spawn_linked(None, EnrichFactory::default(), args, sup).await?;
+                if let Some(rt) = routes {
+                    rt.enrich = r.clone();
+                }
+                r.get_cell()
+            }
             Child::Classify => {
                 let rules = crate::classify::rules::RulesClassifier::new(&cfg.types)?;
                 let ctx = Arc::new(ClassifyCtx {
@@ -305,6 +335,7 @@ impl PipelineSupervisor {
                 indexer: get(Child::Indexer)?.into(),
                 extract: get(Child::Extract)?.into(),
                 classify: get(Child::Classify)?.into(),
+                enrich: get(Child::Enrich)?.into(),
                 trainer: get(Child::Trainer)?.into(),
                 counters: st.shared.counters.clone(),
             });
@@ -385,6 +416,7 @@ impl Actor for PipelineSupervisor {
                     Child::Scheduler,
                     Child::Extract,
                     Child::Classify,
+                    Child::Enrich,
                     Child::Trainer,
                     Child::Indexer,
                     Child::Catalog,

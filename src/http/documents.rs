@@ -19,7 +19,7 @@ use super::gateway::Caller;
 use super::problem::Problem;
 use super::AppState;
 use docpipe_actors::model::{clean_filename, valid_workspace};
-use docpipe_actors::store::meta::{Edit, EditResult};
+use docpipe_actors::store::meta::{Edit, EditResult, UserField};
 
 /// Past the limit we keep reading (and discarding) this much more, so that the
 /// client is still listening when the 413 arrives.
@@ -510,7 +510,7 @@ pub async fn list(
                 return Err(Problem::bad_request(
                     "invalid_parameter",
                     format!(
-                        "stage {s:?} is not one of queued, extracted, classified, indexed, failed"
+                        "stage {s:?} is not one of queued, extracted, classified, enriched, indexed, failed"
                     ),
                 ))
             }
@@ -550,11 +550,12 @@ pub async fn edit(
             "title" => e.title = Some(optional_text(v, "title", 1000)?),
             "doc_type" => e.doc_type = Some(optional_text(v, "doc_type", 100)?),
             "tags" => e.tags = Some(id_list(v, "tags")?),
+            "fields" => e.fields = Some(user_fields(&app, v)?),
             other => {
                 return Err(Problem::bad_request(
                     "invalid_body",
                     format!(
-                    "unknown field {other:?}; a document's title, doc_type and tags can be changed"
+                    "unknown field {other:?}; a document's title, doc_type, tags and fields can be changed"
                 ),
                 ))
             }
@@ -563,6 +564,73 @@ pub async fn edit(
     apply_edit(&app, &caller, &id, e).await?;
     let doc = find(&app, &caller, &id).await?;
     Ok(Json(doc).into_response())
+}
+
+/// `{"name": "value" | {"value", "currency"} | null, …}`: each value is
+/// checked against its field's kind (400 `invalid_field` naming it).
+fn user_fields(
+    app: &AppState,
+    v: &serde_json::Value,
+) -> Result<Vec<(String, Option<UserField>)>, Problem> {
+    let bad = |m: String| Problem::bad_request("invalid_field", m);
+    let obj = v.as_object().ok_or_else(|| {
+        bad(
+            "fields: expected an object of field names and values, e.g. {\"total\": \"12.50\"}"
+                .into(),
+        )
+    })?;
+    let types = &app.pipeline.config().types;
+    let mut out = Vec::new();
+    for (name, value) in obj {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(bad(format!(
+                "fields: {name:?} is not a field name (lower-case letters, digits and _)"
+            )));
+        }
+        let (raw, currency) = match value {
+            serde_json::Value::Null => {
+                out.push((name.clone(), None));
+                continue;
+            }
+            serde_json::Value::String(s) => (s.clone(), None),
+            serde_json::Value::Number(n) => (n.to_string(), None),
+            serde_json::Value::Object(o) => (
+                o.get("value")
+                    .and_then(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .or_else(|| v.as_number().map(|n| n.to_string()))
+                    })
+                    .ok_or_else(|| bad(format!("fields.{name}: expected a \"value\"")))?,
+                o.get("currency")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string),
+            ),
+            _ => {
+                return Err(bad(format!(
+                    "fields.{name}: expected a string, a number, an object or null"
+                )))
+            }
+        };
+        let kind = docpipe_actors::enrich::field_kind(types, name);
+        let (value, currency) =
+            docpipe_actors::enrich::fields::normalize(kind, &raw, currency.as_deref())
+                .map_err(|e| bad(format!("fields.{name}: {e}")))?;
+        out.push((
+            name.clone(),
+            Some(UserField {
+                kind,
+                value,
+                currency,
+            }),
+        ));
+    }
+    Ok(out)
 }
 
 /// Runs an edit; 404 for a document outside the scope, 400 for a foreign tag.

@@ -445,7 +445,7 @@ fn trim_trailing_tabs(s: &mut String) {
 }
 
 /// `&amp;` and friends, and character references.
-fn resolve_ref(r: &quick_xml::events::BytesRef<'_>) -> String {
+pub(crate) fn resolve_ref(r: &quick_xml::events::BytesRef<'_>) -> String {
     if let Ok(Some(c)) = r.resolve_char_ref() {
         return c.to_string();
     }

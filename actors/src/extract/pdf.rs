@@ -35,7 +35,10 @@ pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseErr
             ),
         ));
     }
-    let (title, fields) = info(&doc);
+    let (title, mut fields) = info(&doc);
+    if let Some(invoice) = crate::extract::einvoice::from_pdf(&doc) {
+        fields.insert("einvoice".into(), invoice);
+    }
     let mut out = PageText::default();
     pdf_extract::output_doc(&doc, &mut out)
         .map_err(|e| ParseError::new("malformed", format!("cannot read the PDF's text: {e}")))?;

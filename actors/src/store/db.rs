@@ -190,6 +190,22 @@ CREATE TABLE classifier (
     model      BLOB NOT NULL
 );
 "#,
+    // The Enrich stage and the fields it finds (or users set).
+    r#"
+DROP INDEX documents_active;
+CREATE INDEX documents_active ON documents(seq)
+  WHERE stage IN ('queued', 'extracted', 'classified', 'enriched');
+CREATE TABLE doc_fields (
+    doc_seq    INTEGER NOT NULL REFERENCES documents(seq) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    currency   TEXT,
+    confidence REAL NOT NULL,
+    source     TEXT NOT NULL,
+    PRIMARY KEY (doc_seq, name)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is
@@ -321,7 +337,10 @@ impl ReadPool {
 pub(crate) const DOC_COLUMNS: &str =
     "seq, id, filename, title, mime, size, sha256, stage, doc_type, confidence, \
      created_at, updated_at, attempts, error_code, error_message, workspace, language, fields, \
-     needs_ocr, (SELECT pages FROM texts WHERE texts.seq = documents.seq), type_source, needs_review";
+     needs_ocr, (SELECT pages FROM texts WHERE texts.seq = documents.seq), type_source, needs_review, \
+     (SELECT json_group_array(json_object('name', name, 'kind', kind, 'value', value, \
+        'currency', currency, 'confidence', confidence, 'source', source)) \
+      FROM (SELECT * FROM doc_fields WHERE doc_fields.doc_seq = documents.seq ORDER BY name))";
 
 pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
     let stage: String = r.get(7)?;
@@ -336,9 +355,13 @@ pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
         pages: r.get::<_, Option<i64>>(19)?.map(|p| p as u32),
         type_source: r.get(20)?,
         needs_review: r.get::<_, i64>(21)? != 0,
-        fields: r
+        metadata: r
             .get::<_, Option<String>>(17)?
             .and_then(|f| serde_json::from_str(&f).ok()),
+        fields: r
+            .get::<_, Option<String>>(22)?
+            .and_then(|f| serde_json::from_str(&f).ok())
+            .unwrap_or_default(),
         filename: r.get(2)?,
         title: r.get(3)?,
         mime: r.get(4)?,
@@ -509,7 +532,7 @@ pub fn ready_documents_after(
 ) -> Result<Vec<Pending>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, id, stage, mime, filename, title, attempts, doc_type, confidence, workspace, request_id FROM documents
-         WHERE stage IN ('queued', 'extracted', 'classified') AND seq > ?1 AND (retry_at IS NULL OR retry_at <= ?2)
+         WHERE stage IN ('queued', 'extracted', 'classified', 'enriched') AND seq > ?1 AND (retry_at IS NULL OR retry_at <= ?2)
          ORDER BY seq LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![after_seq, now_ms, limit as i64], |r| {
@@ -536,7 +559,7 @@ pub fn ready_documents_after(
 /// Run at start, before the Catalog exists. Returns how many.
 pub fn requeue_indexed(conn: &Connection) -> Result<usize> {
     Ok(conn.execute(
-        "UPDATE documents SET stage = 'classified' WHERE stage = 'indexed'",
+        "UPDATE documents SET stage = 'enriched' WHERE stage = 'indexed'",
         [],
     )?)
 }
@@ -544,7 +567,7 @@ pub fn requeue_indexed(conn: &Connection) -> Result<usize> {
 /// The earliest pending retry time, if any document waits for one.
 pub fn earliest_retry(conn: &Connection) -> Result<Option<i64>> {
     Ok(conn.query_row(
-        "SELECT MIN(retry_at) FROM documents WHERE stage IN ('queued', 'extracted', 'classified') AND retry_at IS NOT NULL",
+        "SELECT MIN(retry_at) FROM documents WHERE stage IN ('queued', 'extracted', 'classified', 'enriched') AND retry_at IS NOT NULL",
         [],
         |r| r.get(0),
     )?)
@@ -891,7 +914,7 @@ pub fn write_classification(
             params![
                 seq,
                 class.doc_type,
-                class.confidence as f64,
+                (class.confidence as f64 * 1000.0).round() / 1000.0,
                 class.source,
                 class.needs_review
             ],

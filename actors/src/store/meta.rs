@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::db::{doc_from_row, workspace_filter, write_event, NewEvent, DOC_COLUMNS};
+use crate::enrich::fields::{Found, Kind};
 use crate::model::{format_ms, Document, Origin, Scope, Stage};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,6 +319,53 @@ pub struct Edit {
     pub tags: Option<Vec<i64>>,
     pub doc_date: Option<Option<String>>,
     pub asn: Option<Option<i64>>,
+    /// Field values set by hand (already checked against their kind); None
+    /// removes the user's value, and the next enrichment fills it again.
+    pub fields: Option<Vec<(String, Option<UserField>)>>,
+}
+
+/// A field value a user set.
+#[derive(Clone, Debug)]
+pub struct UserField {
+    pub kind: Kind,
+    pub value: String,
+    pub currency: Option<String>,
+}
+
+/// Stores the fields Enrich found, in place of the ones found before; a
+/// value a user set stays (whatever was found for that name). Returns the
+/// names of the user's values kept.
+pub fn write_found_fields(tx: &Transaction<'_>, seq: i64, found: &[Found]) -> Result<Vec<String>> {
+    tx.prepare_cached("DELETE FROM doc_fields WHERE doc_seq = ?1 AND source != 'user'")?
+        .execute([seq])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO doc_fields (doc_seq, name, kind, value, currency, confidence, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'rule') ON CONFLICT (doc_seq, name) DO NOTHING",
+    )?;
+    for f in found {
+        insert.execute(params![
+            seq,
+            f.name,
+            kind_name(f.kind),
+            f.value,
+            f.currency,
+            (f.confidence as f64 * 1000.0).round() / 1000.0
+        ])?;
+    }
+    let kept = tx
+        .prepare_cached(
+            "SELECT name FROM doc_fields WHERE doc_seq = ?1 AND source = 'user' ORDER BY name",
+        )?
+        .query_map([seq], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(kept)
+}
+
+pub fn kind_name(kind: Kind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 #[derive(Debug)]
@@ -403,13 +451,40 @@ pub fn write_edit(
             params![seq, a],
         )?;
     }
+    if let Some(fields) = &edit.fields {
+        for (name, value) in fields {
+            match value {
+                Some(f) => tx.execute(
+                    "INSERT INTO doc_fields (doc_seq, name, kind, value, currency, confidence, source)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 1.0, 'user')
+                     ON CONFLICT (doc_seq, name) DO UPDATE SET kind = excluded.kind,
+                       value = excluded.value, currency = excluded.currency,
+                       confidence = 1.0, source = 'user'",
+                    params![seq, name, kind_name(f.kind), f.value, f.currency],
+                )?,
+                None => tx.execute(
+                    "DELETE FROM doc_fields WHERE doc_seq = ?1 AND name = ?2",
+                    params![seq, name],
+                )?,
+            };
+        }
+    }
     let mut stage = Stage::parse(&stage).unwrap_or(Stage::Failed);
-    if stage == Stage::Indexed && (edit.title.is_some() || edit.doc_type.is_some()) {
+    // A new type has other fields: enrich again (values set by hand stay).
+    // A new title only needs indexing again.
+    let back_to = if edit.doc_type.is_some() {
+        Some(Stage::Classified)
+    } else if edit.title.is_some() {
+        Some(Stage::Enriched)
+    } else {
+        None
+    };
+    if let (Stage::Indexed, Some(to)) = (stage, back_to) {
         tx.execute(
-            "UPDATE documents SET stage = 'classified' WHERE seq = ?1",
-            [seq],
+            "UPDATE documents SET stage = ?2 WHERE seq = ?1",
+            params![seq, to.as_str()],
         )?;
-        stage = Stage::Classified;
+        stage = to;
     }
     tx.execute(
         "UPDATE documents SET updated_at = ?2 WHERE seq = ?1",
@@ -430,6 +505,13 @@ pub fn write_edit(
     }
     if let Some(a) = &edit.asn {
         changed.insert("archive_serial_number".into(), serde_json::json!(a));
+    }
+    if let Some(fields) = &edit.fields {
+        let values: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(n, v)| (n.clone(), serde_json::json!(v.as_ref().map(|f| &f.value))))
+            .collect();
+        changed.insert("fields".into(), serde_json::Value::Object(values));
     }
     let ev = NewEvent::action(origin, "edited", Some(&workspace))
         .doc(id)

@@ -1,0 +1,145 @@
+//! Field extraction quality (`make bench`): precision and recall per field
+//! on generated invoices and receipts (English, German, French; two number
+//! conventions; several date forms; two invoice layouts), each as text and
+//! as a PDF read by docpipe's PDF reader, through the same functions the
+//! Enrich pool runs (type by the default rules, then the type's fields and
+//! the common ones).
+
+#[path = "../tests/common/invoices.rs"]
+mod invoices;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use docpipe_actors::classify::rules::RulesClassifier;
+use docpipe_actors::config::default_types;
+use docpipe_actors::enrich::fields::{extract, Context};
+use docpipe_actors::enrich::EnrichCtx;
+use docpipe_actors::extract::{pdf, ParseLimits};
+
+fn main() {
+    let n: usize = std::env::var("BENCH_INVOICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let types = default_types();
+    let rules = RulesClassifier::new(&types).unwrap();
+    let limits = ParseLimits::default();
+    // (expected, found, right) per field, for all documents and for those
+    // laid out in columns.
+    let mut tally: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
+    let mut columns: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
+    let mut typed = (0u32, 0u32);
+    let started = Instant::now();
+    let set = invoices::samples(n);
+    for smp in &set {
+        let pdf_text = pdf::extract(&invoices::pdf(&smp.text), &limits)
+            .expect("the generated PDF reads")
+            .text;
+        for text in [smp.text.clone(), pdf_text] {
+            let class = rules.classify("", &text);
+            let want_type = if smp.name.starts_with("invoice") {
+                "invoice"
+            } else {
+                "receipt"
+            };
+            typed.0 += 1;
+            typed.1 += u32::from(class.doc_type.as_deref() == Some(want_type));
+            let specs = EnrichCtx::schema(&types, class.doc_type.as_deref());
+            let found = extract(&text, &specs, &Context::default());
+            for (name, want) in &smp.expected {
+                let f = found.iter().find(|f| f.name == *name);
+                let right = f.is_some_and(|f| &f.value == want);
+                let count = |t: &mut (u32, u32, u32)| {
+                    t.0 += 1;
+                    t.1 += u32::from(f.is_some());
+                    t.2 += u32::from(right);
+                };
+                count(tally.entry(name.to_string()).or_default());
+                if smp.columns {
+                    count(columns.entry(name.to_string()).or_default());
+                }
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "Field extraction on {} generated documents ({} as text, the same as PDF), {:.0} docs/s:",
+        2 * set.len(),
+        set.len(),
+        2.0 * set.len() as f64 / secs
+    );
+    println!(
+        "  typed right by the default rules: {}/{}",
+        typed.1, typed.0
+    );
+    for (title, t) in [
+        ("all documents", &tally),
+        ("of which invoices laid out in columns", &columns),
+    ] {
+        println!("  {title}:");
+        println!(
+            "  {:<16} {:>8} {:>6} {:>6} {:>10} {:>8}",
+            "field", "expected", "found", "right", "precision", "recall"
+        );
+        for (name, (expected, found, right)) in t {
+            println!(
+                "  {:<16} {:>8} {:>6} {:>6} {:>10.3} {:>8.3}",
+                name,
+                expected,
+                found,
+                right,
+                *right as f64 / (*found).max(1) as f64,
+                *right as f64 / (*expected).max(1) as f64
+            );
+        }
+    }
+
+    // A real invoice: the Factur-X sample's text alone, read by the rules,
+    // against the values of the XML it embeds.
+    let root = std::path::PathBuf::from(
+        std::env::var("CORPUS_ROOT").unwrap_or_else(|_| "/tmp/docpipe-corpus".into()),
+    );
+    let Ok(bytes) = std::fs::read(root.join("docs/invoice-facturx/invoice_EN16931.pdf")) else {
+        println!("(no corpus: the Factur-X sample is skipped; make corpus)");
+        return;
+    };
+    let out = pdf::extract(&bytes, &limits).expect("the Factur-X sample reads");
+    let truth = out.fields.as_ref().and_then(|f| f.get("einvoice")).cloned();
+    let Some(truth) = truth.and_then(|t| t.as_object().cloned()) else {
+        println!("the Factur-X sample has no e-invoice");
+        return;
+    };
+    let specs = EnrichCtx::schema(&types, Some("invoice"));
+    let found = extract(
+        &out.text,
+        &specs,
+        &Context {
+            language: Some("fra"),
+            sender: None,
+        },
+    );
+    println!("  the Factur-X sample's text alone (its embedded XML as the truth):");
+    let (mut right, mut asked) = (0, 0);
+    for spec in &specs {
+        let Some(want) = truth.get(&spec.name).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let want = docpipe_actors::enrich::fields::normalize(spec.kind, want, None)
+            .map(|v| v.0)
+            .unwrap_or_default();
+        let got = found.iter().find(|f| f.name == spec.name);
+        asked += 1;
+        right += u32::from(got.is_some_and(|g| g.value == want));
+        println!(
+            "    {:<16} want {:<28} got {}",
+            spec.name,
+            want,
+            got.map_or("-".to_string(), |g| format!(
+                "{} ({:.2})",
+                g.value, g.confidence
+            ))
+        );
+    }
+    println!("    {right} of {asked} right from the text alone (the e-invoice gives all {asked})");
+}
