@@ -101,8 +101,12 @@ pub struct SearchArgs {
 pub struct ReprocessArgs {
     /// The documents whose scanned pages wait for OCR (flagged needs_ocr),
     /// once tesseract and pdftoppm are installed on the server
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "llm", conflicts_with = "llm")]
     pub needs_ocr: bool,
+    /// The documents typed and enriched while no Ollama endpoint answered
+    /// (flagged needs_llm): asked again
+    #[arg(long)]
+    pub llm: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -334,6 +338,34 @@ pub async fn status(a: ServerArgs) -> Result<(), String> {
             v["needs_ocr"]
         );
     }
+    let llm = &v["llm"];
+    if llm["configured"] == true {
+        let endpoints: Vec<String> = llm["endpoints"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .map(|e| {
+                        format!(
+                            "{} ({})",
+                            e["url"].as_str().unwrap_or(""),
+                            e["breaker"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "LLM: {} at {}",
+            llm["model"].as_str().unwrap_or(""),
+            endpoints.join(", ")
+        );
+    }
+    if v["needs_llm"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "{} documents wait for the LLM: docpipe reprocess --llm",
+            v["needs_llm"]
+        );
+    }
     Ok(())
 }
 
@@ -341,13 +373,23 @@ pub async fn reprocess(a: ReprocessArgs) -> Result<(), String> {
     let url = format!("{}/api/v1/reprocess", a.server.base());
     let client = a.server.client()?;
     let v = answer(
-        client
-            .post(&url)
-            .json(&serde_json::json!({"needs_ocr": a.needs_ocr})),
+        client.post(&url).json(&if a.llm {
+            serde_json::json!({"llm": true})
+        } else {
+            serde_json::json!({"needs_ocr": true})
+        }),
         &url,
     )
     .await?;
-    println!("{} documents sent to be read again", v["requeued"]);
+    println!(
+        "{} documents sent {}",
+        v["requeued"],
+        if a.llm {
+            "to the LLM again"
+        } else {
+            "to be read again"
+        }
+    );
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use docpipe_actors::config::{
-    default_types, BlobConfig, CatalogConfig, IndexConfig, PipelineConfig, TypeConfig,
+    default_types, BlobConfig, CatalogConfig, IndexConfig, OllamaConfig, PipelineConfig, TypeConfig,
 };
 use docpipe_actors::EngineConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -28,6 +28,7 @@ pub struct Config {
     pub catalog: CatalogConfig,
     pub index: IndexConfig,
     pub blobs: BlobConfig,
+    pub ollama: OllamaConfig,
     pub types: Vec<TypeConfig>,
 }
 
@@ -98,6 +99,7 @@ impl Default for Config {
             catalog: CatalogConfig::default(),
             index: IndexConfig::default(),
             blobs: BlobConfig::default(),
+            ollama: OllamaConfig::default(),
             types: default_types(),
         }
     }
@@ -227,6 +229,7 @@ impl Config {
             index: self.index.clone(),
             blobs: self.blobs.clone(),
             types: self.types.clone(),
+            ollama: self.ollama.clone(),
             parser_command,
         }
     }

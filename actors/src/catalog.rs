@@ -54,6 +54,8 @@ pub enum CatalogMsg {
     Enriched {
         job: DocJob,
         fields: Vec<Found>,
+        /// The LLM could not be asked: mark the document to ask it later.
+        needs_llm: bool,
     },
     Indexed {
         jobs: Vec<DocJob>,
@@ -70,8 +72,9 @@ pub enum CatalogMsg {
         origin: Origin,
         reply: Reply<db::RetryResult>,
     },
-    /// Requeue the scope's documents flagged `needs_ocr`.
-    ReprocessNeedsOcr {
+    /// Requeue the scope's documents flagged for `flag`.
+    Reprocess {
+        flag: db::Flag,
         scope: Scope,
         origin: Origin,
         reply: Reply<Vec<String>>,
@@ -433,9 +436,19 @@ fn write_one(
                 fx.push(Effect::Release(job));
             }
         }
-        CatalogMsg::Enriched { mut job, fields } => {
+        CatalogMsg::Enriched {
+            mut job,
+            fields,
+            needs_llm,
+        } => {
             if db::write_advance(tx, job.seq, Stage::Classified, Stage::Enriched, now)? {
                 let kept = meta::write_found_fields(tx, job.seq, &fields)?;
+                if needs_llm {
+                    tx.execute(
+                        "UPDATE documents SET needs_llm = 1 WHERE seq = ?1",
+                        [job.seq],
+                    )?;
+                }
                 let ev = NewEvent::pipeline(
                     &job.id,
                     &job.workspace,
@@ -446,6 +459,7 @@ fn write_one(
                 .detail(json!({
                     "fields": fields.iter().map(|f| &f.name).collect::<Vec<_>>(),
                     "kept_user_fields": kept,
+                    "needs_llm": needs_llm,
                 }));
                 db::write_event(tx, &ev, now)?;
                 job.stage = Stage::Enriched;
@@ -511,12 +525,13 @@ fn write_one(
             })));
             fx.push(Effect::RescanIntake);
         }
-        CatalogMsg::ReprocessNeedsOcr {
+        CatalogMsg::Reprocess {
+            flag,
             scope,
             origin,
             reply,
         } => {
-            let ids = db::write_reprocess_needs_ocr(tx, &scope, &origin, now)?;
+            let ids = db::write_reprocess_flagged(tx, flag, &scope, &origin, now)?;
             fx.push(Effect::Replied(Box::new(move || {
                 let _ = reply.send(Ok(ids));
             })));

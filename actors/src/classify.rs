@@ -19,7 +19,9 @@ use ractor::factory::{FactoryMessage, Job, Worker, WorkerId};
 use ractor::{ActorProcessingErr, ActorRef};
 
 use crate::catalog::CatalogMsg;
+use crate::config::TypeConfig;
 use crate::counters::Counters;
+use crate::llm::{Asked, Llm};
 use crate::model::Classification;
 use crate::model::DocJob;
 use crate::pipeline::{current_routes, tell, RoutesRx};
@@ -47,16 +49,108 @@ pub fn classify(
                 confidence: p.confidence,
                 source: Some("model".into()),
                 needs_review: p.confidence < review_threshold,
+                needs_llm: false,
             }
         }
         None => by_rule,
     }
 }
 
+/// The type names the LLM may answer and their descriptions: the
+/// configured types, else the types the learned model knows.
+pub fn llm_types(types: &[TypeConfig], model: Option<&Model>) -> Vec<(String, String)> {
+    if !types.is_empty() {
+        return types
+            .iter()
+            .map(|t| (t.name.clone(), t.description.clone()))
+            .collect();
+    }
+    model.map_or_else(Vec::new, |m| {
+        m.labels
+            .iter()
+            .map(|l| (l.clone(), String::new()))
+            .collect()
+    })
+}
+
+/// Asks the LLM for the type of a document no rule matched. Its answer's
+/// confidence is weighed with the learned model's: when both agree they
+/// back each other (1 − (1 − a)(1 − b)); when they disagree the LLM's is
+/// discounted by the model's; without a model, by a fifth (the LLM is
+/// untrusted).
+pub async fn ask_llm(
+    llm: &Llm,
+    names: &[(String, String)],
+    model: Option<&Model>,
+    review_threshold: f32,
+    title: &str,
+    text: &str,
+) -> Asked<Classification> {
+    let list: String = names
+        .iter()
+        .map(|(n, d)| {
+            if d.is_empty() {
+                format!("- {n}\n")
+            } else {
+                format!("- {n}: {d}\n")
+            }
+        })
+        .collect();
+    let system = format!(
+        "You sort documents into types. The types are:\n{list}\
+         Answer with JSON: {{\"doc_type\": one of the type names, \"confidence\": how sure you are, from 0 to 1}}."
+    );
+    let user = format!(
+        "Title: {title}\n\n{}",
+        crate::llm::truncate(text, llm.config().max_text_chars)
+    );
+    let allowed: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "doc_type": {"type": "string", "enum": allowed},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1}
+        },
+        "required": ["doc_type", "confidence"]
+    });
+    let prediction = model.map(|m| m.predict(&format!("{title}\n{text}")));
+    llm.ask(&system, &user, &schema, |v| {
+        let name = v["doc_type"]
+            .as_str()
+            .ok_or("\"doc_type\" is missing or not a string")?;
+        if !allowed.contains(&name) {
+            return Err(format!("\"doc_type\" {name:?} is not one of {allowed:?}"));
+        }
+        let said = v["confidence"]
+            .as_f64()
+            .or_else(|| v["confidence"].as_str().and_then(|s| s.parse().ok()))
+            .ok_or("\"confidence\" is missing or not a number")?;
+        if !(0.0..=1.0).contains(&said) {
+            return Err(format!("\"confidence\" {said} is not between 0 and 1"));
+        }
+        let said = said as f32;
+        let confidence = match &prediction {
+            Some(p) if p.label == name => 1.0 - (1.0 - said) * (1.0 - p.confidence),
+            Some(p) => said * (1.0 - p.confidence),
+            None => said * 0.8,
+        };
+        Ok(Classification {
+            doc_type: Some(name.to_string()),
+            confidence,
+            source: Some("llm".into()),
+            needs_review: confidence < review_threshold,
+            needs_llm: false,
+        })
+    })
+    .await
+}
+
 pub struct ClassifyCtx {
     pub rules: RulesClassifier,
     pub model: ModelSlot,
     pub review_threshold: f32,
+    pub types: Vec<TypeConfig>,
+    pub llm: Option<Arc<Llm>>,
     pub routes: RoutesRx,
     pub counters: Arc<Counters>,
 }
@@ -95,16 +189,47 @@ impl Worker for Classifier {
             let title = doc.title.clone().unwrap_or_default();
             let text = doc.text.clone().unwrap_or_else(|| Arc::from(""));
             let model = ctx.model.read().unwrap_or_else(|e| e.into_inner()).clone();
-            tokio::task::spawn_blocking(move || {
+            let (ctx2, model2, title2, text2) =
+                (ctx.clone(), model.clone(), title.clone(), text.clone());
+            let built_in = tokio::task::spawn_blocking(move || {
                 classify(
-                    &ctx.rules,
-                    model.as_ref().map(|t| &t.model),
-                    ctx.review_threshold,
-                    &title,
-                    &text,
+                    &ctx2.rules,
+                    model2.as_ref().map(|t| &t.model),
+                    ctx2.review_threshold,
+                    &title2,
+                    &text2,
                 )
             })
-            .await?
+            .await?;
+            match &ctx.llm {
+                // A matching rule is the user's word: no need to ask.
+                Some(llm)
+                    if llm.config().classify && built_in.source.as_deref() != Some("rule") =>
+                {
+                    let model = model.as_ref().map(|t| &t.model);
+                    let names = llm_types(&ctx.types, model);
+                    if names.is_empty() {
+                        built_in
+                    } else {
+                        match ask_llm(llm, &names, model, ctx.review_threshold, &title, &text).await
+                        {
+                            Asked::Answer(c) => c,
+                            Asked::Invalid(e) => {
+                                tracing::warn!(doc_id = %doc.id, error = %e, "the LLM's type was not valid twice; the built-in one stands");
+                                built_in
+                            }
+                            Asked::Unavailable(e) => {
+                                tracing::warn!(doc_id = %doc.id, error = %e, "no LLM endpoint answered; the built-in type stands and the document is marked needs_llm");
+                                Classification {
+                                    needs_llm: true,
+                                    ..built_in
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => built_in,
+            }
         };
         counters.num_processed.fetch_add(1, Relaxed);
         tell(

@@ -149,6 +149,44 @@ pub struct BlobConfig {
     pub inline_max_bytes: u64,
 }
 
+/// Ollama, optional: with endpoints, Classify asks it for the type and
+/// Enrich for the type's fields (structured output, validated).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OllamaConfig {
+    /// Base URLs, e.g. ["http://127.0.0.1:11434"]; empty: no LLM. Several
+    /// are load-balanced (least requests in flight).
+    pub endpoints: Vec<String>,
+    pub model: String,
+    /// Ask for the document's type.
+    pub classify: bool,
+    /// Ask for the type's fields.
+    pub extract: bool,
+    /// One request's time limit.
+    pub timeout_ms: u64,
+    /// Failures or timeouts in a row that open an endpoint's breaker.
+    pub failure_threshold: u32,
+    /// How long an open breaker waits before one probe request.
+    pub open_ms: u64,
+    /// The start of the text sent in a prompt.
+    pub max_text_chars: usize,
+}
+
+impl Default for OllamaConfig {
+    fn default() -> Self {
+        OllamaConfig {
+            endpoints: Vec::new(),
+            model: "qwen2.5:7b-instruct".into(),
+            classify: true,
+            extract: true,
+            timeout_ms: 60_000,
+            failure_threshold: 3,
+            open_ms: 30_000,
+            max_text_chars: 8_000,
+        }
+    }
+}
+
 /// A document type and the rules that recognise it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -173,6 +211,7 @@ pub struct EngineConfig {
     pub index: IndexConfig,
     pub blobs: BlobConfig,
     pub types: Vec<TypeConfig>,
+    pub ollama: OllamaConfig,
     /// The program and arguments that start a parser process (the docpipe
     /// binary itself in its parser mode).
     pub parser_command: Vec<String>,
@@ -452,6 +491,26 @@ impl EngineConfig {
         positive("index.commit_batch", self.index.commit_batch as u64);
         positive("index.commit_interval_ms", self.index.commit_interval_ms);
         positive("index.writer_threads", self.index.writer_threads as u64);
+        for e in &self.ollama.endpoints {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                problems.push(format!(
+                    "ollama.endpoints: {e:?} is not an http:// or https:// URL"
+                ));
+            }
+        }
+        if !self.ollama.endpoints.is_empty() {
+            if self.ollama.timeout_ms == 0
+                || self.ollama.failure_threshold == 0
+                || self.ollama.open_ms == 0
+            {
+                problems.push(
+                    "ollama.timeout_ms, failure_threshold and open_ms must be at least 1".into(),
+                );
+            }
+            if self.ollama.model.trim().is_empty() {
+                problems.push("ollama.model must name a model".into());
+            }
+        }
         if !(0.0..=1.0).contains(&p.classify.review_threshold) {
             problems.push(format!(
                 "pipeline.classify.review_threshold is a confidence from 0 to 1, not {}",

@@ -19,6 +19,7 @@ use rusqlite::OptionalExtension;
 use crate::catalog::CatalogMsg;
 use crate::config::TypeConfig;
 use crate::counters::Counters;
+use crate::llm::{Asked, Llm};
 use crate::model::DocJob;
 use crate::pipeline::{current_routes, tell, RoutesRx};
 use crate::store::db::ReadPool;
@@ -27,6 +28,9 @@ use fields::{common_fields, Context, FieldSpec, Kind};
 pub struct EnrichCtx {
     /// Per type name: its fields, then the common ones.
     pub schemas: HashMap<String, Vec<FieldSpec>>,
+    /// Per type name: its description (for the LLM's prompt).
+    pub descriptions: HashMap<String, String>,
+    pub llm: Option<Arc<Llm>>,
     pub db: ReadPool,
     pub routes: RoutesRx,
     pub counters: Arc<Counters>,
@@ -35,6 +39,7 @@ pub struct EnrichCtx {
 impl EnrichCtx {
     pub fn new(
         types: &[TypeConfig],
+        llm: Option<Arc<Llm>>,
         db: ReadPool,
         routes: RoutesRx,
         counters: Arc<Counters>,
@@ -45,6 +50,11 @@ impl EnrichCtx {
             .collect();
         EnrichCtx {
             schemas,
+            descriptions: types
+                .iter()
+                .map(|t| (t.name.clone(), t.description.clone()))
+                .collect(),
+            llm,
             db,
             routes,
             counters,
@@ -122,9 +132,94 @@ pub fn with_einvoice(
                 .then(|| currency.map(str::to_string))
                 .flatten(),
             confidence: 1.0,
+            source: "rule",
         });
     }
     found
+}
+
+/// Asks the LLM for the type's fields and weighs its values with the
+/// rules': the same value → 0.95; a value the rules did not find → 0.7;
+/// different values → the rules' stands when they read it beside or below
+/// its label (≥ 0.75), else the LLM's at 0.6. An e-invoice's values
+/// (confidence 1) are never replaced. Values are checked against their kind
+/// like a user's; the ones that fail are dropped.
+pub async fn ask_llm(
+    llm: &Llm,
+    doc_type: &str,
+    description: &str,
+    specs: &[FieldSpec],
+    text: &str,
+    found: Vec<fields::Found>,
+) -> Asked<Vec<fields::Found>> {
+    let list: String = specs
+        .iter()
+        .map(|f| format!("- {} ({})\n", f.name, crate::store::meta::kind_name(f.kind)))
+        .collect();
+    let system = format!(
+        "You read the fields of a document of type {doc_type:?} ({description}). The fields are:\n{list}\
+         Answer with JSON that has every field name as a key and, as its value, the text of the value \
+         as the document gives it (dates as YYYY-MM-DD, amounts as digits with a decimal point), \
+         or null when the document does not give it."
+    );
+    let user = crate::llm::truncate(text, llm.config().max_text_chars).to_string();
+    let properties: serde_json::Map<String, serde_json::Value> = specs
+        .iter()
+        .map(|f| {
+            (
+                f.name.clone(),
+                serde_json::json!({"type": ["string", "null"]}),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = specs.iter().map(|f| f.name.as_str()).collect();
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": properties,
+        "required": names,
+    });
+    llm.ask(&system, &user, &schema, |v| {
+        let obj = v.as_object().ok_or("expected a JSON object")?;
+        if let Some(k) = obj.keys().find(|k| !names.contains(&k.as_str())) {
+            return Err(format!("{k:?} is not one of the fields {names:?}"));
+        }
+        let mut out: Vec<fields::Found> = found.clone();
+        for spec in specs {
+            let value = match obj.get(&spec.name) {
+                None => return Err(format!("the field {:?} is missing", spec.name)),
+                Some(serde_json::Value::Null) => continue,
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                Some(other) => {
+                    return Err(format!("{:?} is {other}, not a string or null", spec.name))
+                }
+            };
+            let Ok((value, currency)) = fields::normalize(spec.kind, &value, None) else {
+                continue;
+            };
+            let by_rule = out.iter().position(|f| f.name == spec.name);
+            let llm_value = |confidence: f32, currency: Option<String>| fields::Found {
+                name: spec.name.clone(),
+                kind: spec.kind,
+                value: value.clone(),
+                currency,
+                confidence,
+                source: "llm",
+            };
+            match by_rule {
+                None => out.push(llm_value(0.7, currency)),
+                Some(i) if out[i].confidence >= 1.0 => {}
+                Some(i) if out[i].value == value => {
+                    let c = out[i].currency.clone().or(currency);
+                    out[i] = llm_value(0.95, c);
+                }
+                Some(i) if out[i].confidence >= 0.75 => {}
+                Some(i) => out[i] = llm_value(0.6, currency),
+            }
+        }
+        Ok(out)
+    })
+    .await
 }
 
 pub struct Enricher {
@@ -184,7 +279,9 @@ impl Worker for Enricher {
             });
             let specs = self.ctx.specs(doc.doc_type.as_deref());
             let text = doc.text.clone().unwrap_or_else(|| Arc::from(""));
-            tokio::task::spawn_blocking(move || {
+            let (specs2, text2) = (specs.clone(), text.clone());
+            let by_rules = tokio::task::spawn_blocking(move || {
+                let (specs, text) = (specs2, text2);
                 let cx = Context {
                     language: language.as_deref(),
                     sender: sender.as_deref(),
@@ -195,14 +292,51 @@ impl Worker for Enricher {
                     None => found,
                 }
             })
-            .await?
+            .await?;
+            // The LLM is asked for a typed document's own fields.
+            let own: Vec<FieldSpec> = doc
+                .doc_type
+                .as_deref()
+                .and_then(|t| self.ctx.schemas.get(t))
+                .map(|s| {
+                    s.iter()
+                        .filter(|f| !common_fields().contains(f))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            match (&self.ctx.llm, doc.doc_type.as_deref()) {
+                (Some(llm), Some(doc_type)) if llm.config().extract && !own.is_empty() => {
+                    let description = self
+                        .ctx
+                        .descriptions
+                        .get(doc_type)
+                        .cloned()
+                        .unwrap_or_default();
+                    match ask_llm(llm, doc_type, &description, &own, &text, by_rules.clone()).await
+                    {
+                        Asked::Answer(f) => (f, false),
+                        Asked::Invalid(e) => {
+                            tracing::warn!(doc_id = %doc.id, error = %e, "the LLM's fields were not valid twice; the rules' stand");
+                            (by_rules, false)
+                        }
+                        Asked::Unavailable(e) => {
+                            tracing::warn!(doc_id = %doc.id, error = %e, "no LLM endpoint answered; the rules' fields stand and the document is marked needs_llm");
+                            (by_rules, true)
+                        }
+                    }
+                }
+                _ => (by_rules, false),
+            }
         };
+        let (found, needs_llm) = found;
         counters.num_processed.fetch_add(1, Relaxed);
         tell(
             &current_routes(&self.ctx.routes)?.catalog,
             CatalogMsg::Enriched {
                 job: doc,
                 fields: found,
+                needs_llm,
             },
             "catalog",
         );

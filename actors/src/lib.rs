@@ -28,6 +28,7 @@ pub mod enrich;
 pub mod extract;
 pub mod indexer;
 pub mod intake;
+pub mod llm;
 pub mod model;
 pub mod pipeline;
 pub mod scheduler;
@@ -72,6 +73,7 @@ struct Inner {
     supervisor: ActorRef<SupervisorMsg>,
     ocr: Arc<extract::ocr::Ocr>,
     model: trainer::ModelSlot,
+    llm: Option<Arc<llm::Llm>>,
 }
 
 /// What `GET /api/v1/classifier` reports about the learned classifier.
@@ -138,6 +140,9 @@ pub struct Status {
     /// Documents whose scanned pages wait for OCR.
     pub needs_ocr: u64,
     pub ocr: extract::ocr::OcrStatus,
+    /// Documents typed and enriched without the LLM while it was down.
+    pub needs_llm: u64,
+    pub llm: llm::LlmStatus,
 }
 
 #[derive(Debug, Serialize)]
@@ -206,6 +211,7 @@ impl Pipeline {
         let model: trainer::ModelSlot = Arc::new(std::sync::RwLock::new(
             db.run(trainer::load).await?.map(Arc::new),
         ));
+        let llm = llm::Llm::new(&config.ollama)?.map(Arc::new);
         let counters = Arc::new(Counters::default());
         let (routes_tx, routes_rx) = watch::channel::<Option<Routes>>(None);
         let shared = Arc::new(Shared {
@@ -217,6 +223,7 @@ impl Pipeline {
             routes_tx,
             ocr: ocr.clone(),
             model: model.clone(),
+            llm: llm.clone(),
         });
         let (supervisor, _) = Actor::spawn(None, PipelineSupervisor, shared)
             .await
@@ -232,6 +239,7 @@ impl Pipeline {
                 supervisor,
                 ocr,
                 model,
+                llm,
             }),
         };
         for id in p.inner.db.run(db::deleting_ids).await? {
@@ -590,12 +598,33 @@ impl Pipeline {
         self.inner.ocr.available()
     }
 
+    /// Sends the scope's documents flagged `needs_llm` through the type and
+    /// the fields again (the LLM is asked; values users set stay).
+    pub async fn reprocess_needs_llm(&self, scope: &Scope, origin: &Origin) -> Result<Vec<String>> {
+        let (scope, origin) = (scope.clone(), origin.clone());
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| catalog::CatalogMsg::Reprocess {
+                flag: db::Flag::Llm,
+                scope: scope.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
+    pub fn llm_configured(&self) -> bool {
+        self.inner.llm.is_some()
+    }
+
     /// Sends the scope's documents flagged `needs_ocr` through the pipeline
     /// again; returns their ids. Useful once OCR has been installed.
     pub async fn reprocess_needs_ocr(&self, scope: &Scope, origin: &Origin) -> Result<Vec<String>> {
         self.ask(
             |r| r.catalog.clone(),
-            |reply| catalog::CatalogMsg::ReprocessNeedsOcr {
+            |reply| catalog::CatalogMsg::Reprocess {
+                flag: db::Flag::Ocr,
                 scope: scope.clone(),
                 origin: origin.clone(),
                 reply,
@@ -883,10 +912,16 @@ impl Pipeline {
             .into_iter()
             .collect();
         let owned = scope.clone();
+        let owned_llm = scope.clone();
+        let needs_llm = self
+            .inner
+            .db
+            .run(move |c| db::count_flagged(c, db::Flag::Llm, &owned_llm))
+            .await?;
         let needs_ocr = self
             .inner
             .db
-            .run(move |c| db::count_needs_ocr(c, &owned))
+            .run(move |c| db::count_flagged(c, db::Flag::Ocr, &owned))
             .await?;
         let c = &self.inner.counters;
         let n = |s: Stage| counts.get(&s).copied().unwrap_or(0);
@@ -938,6 +973,15 @@ impl Pipeline {
             index_docs: self.inner.index.num_docs(),
             needs_ocr,
             ocr: self.inner.ocr.status().clone(),
+            needs_llm,
+            llm: match &self.inner.llm {
+                Some(l) => l.status(),
+                None => llm::LlmStatus {
+                    configured: false,
+                    model: None,
+                    endpoints: Vec::new(),
+                },
+            },
         };
         if *scope != Scope::All {
             for s in status.stages.values_mut() {

@@ -178,7 +178,7 @@ pub struct Document {
     pub sha256: String,
     pub stage: Stage,
     pub doc_type: Option<String>,
-    pub confidence: Option<f32>,
+    pub confidence: Option<f64>,
     /// Where the type came from: `rule` (a type's keywords or patterns
     /// matched), `model` (the classifier learned from corrections), `llm`,
     /// or `user`.
@@ -186,6 +186,9 @@ pub struct Document {
     /// The type is not sure enough (confidence below
     /// `pipeline.classify.review_threshold`): a person should check it.
     pub needs_review: bool,
+    /// The LLM was configured but no endpoint answered: the built-in type
+    /// and fields stand until `docpipe reprocess --llm`.
+    pub needs_llm: bool,
     pub created_at: String,
     pub updated_at: String,
     pub attempts: u32,
@@ -202,7 +205,7 @@ pub struct FieldValue {
     /// Money only: ISO 4217 code, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
-    pub confidence: f32,
+    pub confidence: f64,
     /// `rule`, `model`, `llm` or `user`.
     pub source: String,
 }
@@ -339,6 +342,8 @@ pub struct Classification {
     pub source: Option<String>,
     /// The confidence is below `pipeline.classify.review_threshold`.
     pub needs_review: bool,
+    /// The LLM could not be asked (every endpoint down): ask it later.
+    pub needs_llm: bool,
 }
 
 pub fn now_ms() -> i64 {

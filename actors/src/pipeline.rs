@@ -80,6 +80,7 @@ pub struct Shared {
     pub routes_tx: watch::Sender<Option<Routes>>,
     pub ocr: Arc<crate::extract::ocr::Ocr>,
     pub model: ModelSlot,
+    pub llm: Option<Arc<crate::llm::Llm>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -273,6 +274,7 @@ impl PipelineSupervisor {
             Child::Enrich => {
                 let ctx = Arc::new(EnrichCtx::new(
                     &cfg.types,
+                    sh.llm.clone(),
                     sh.db.clone(),
                     rx,
                     counters.clone(),
@@ -299,6 +301,8 @@ impl PipelineSupervisor {
                     rules,
                     model: sh.model.clone(),
                     review_threshold: cfg.pipeline.classify.review_threshold,
+                    types: cfg.types.clone(),
+                    llm: sh.llm.clone(),
                     routes: rx,
                     counters: counters.clone(),
                 });

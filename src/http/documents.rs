@@ -758,36 +758,49 @@ pub async fn retry(
     }
 }
 
-/// `POST /api/v1/reprocess {"needs_ocr": true}`: sends the caller's
-/// documents flagged `needs_ocr` through the pipeline again (after OCR was
-/// installed or switched on).
+/// `POST /api/v1/reprocess {"needs_ocr": true}` or `{"llm": true}`: sends
+/// the caller's documents flagged `needs_ocr` (after OCR was installed or
+/// switched on) or `needs_llm` (typed and enriched while the LLM was down)
+/// through the pipeline again.
 pub async fn reprocess(
     State(app): State<AppState>,
     caller: Caller,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Problem> {
     let Json(body) = body.map_err(|e| Problem::bad_request("invalid_body", e.body_text()))?;
-    let selects_ocr = body.as_object().is_some_and(|o| {
-        o.len() == 1 && o.get("needs_ocr") == Some(&serde_json::Value::Bool(true))
-    });
-    if !selects_ocr {
+    let selects = |key: &str| {
+        body.as_object()
+            .is_some_and(|o| o.len() == 1 && o.get(key) == Some(&serde_json::Value::Bool(true)))
+    };
+    let ids = if selects("needs_ocr") {
+        if !app.pipeline.ocr_available() {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "ocr_unavailable",
+                "OCR is not available on this server (see ocr.reason in /api/v1/status); \
+                 reading the documents again would change nothing",
+            ));
+        }
+        app.pipeline
+            .reprocess_needs_ocr(&caller.scope(), &caller.origin())
+            .await?
+    } else if selects("llm") {
+        if !app.pipeline.llm_configured() {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "llm_unavailable",
+                "no Ollama endpoint is configured ([ollama] endpoints in config.toml)",
+            ));
+        }
+        app.pipeline
+            .reprocess_needs_llm(&caller.scope(), &caller.origin())
+            .await?
+    } else {
         return Err(Problem::bad_request(
             "invalid_body",
-            "say which documents to read again: {\"needs_ocr\": true}",
+            "say which documents to run again: {\"needs_ocr\": true} or {\"llm\": true}",
         ));
-    }
-    if !app.pipeline.ocr_available() {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "ocr_unavailable",
-            "OCR is not available on this server (see ocr.reason in /api/v1/status); \
-             reading the documents again would change nothing",
-        ));
-    }
-    let ids = app
-        .pipeline
-        .reprocess_needs_ocr(&caller.scope(), &caller.origin())
-        .await?;
+    };
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "requeued": ids.len(), "ids": ids })),

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_ollama;
 pub mod invoices;
 
 use std::io::{BufRead, BufReader, Read};

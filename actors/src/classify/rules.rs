@@ -70,6 +70,7 @@ impl RulesClassifier {
                     confidence: *best as f32 / (*best + second + 1) as f32,
                     source: Some("rule".into()),
                     needs_review: false,
+                    needs_llm: false,
                 }
             }
             _ => Classification::default(),

@@ -62,6 +62,8 @@ pub struct Found {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     pub confidence: f32,
+    /// `rule` or `llm`.
+    pub source: &'static str,
 }
 
 /// What the extraction reads besides the text.
@@ -584,6 +586,7 @@ pub fn extract(text: &str, specs: &[FieldSpec], cx: &Context) -> Vec<Found> {
                 value,
                 currency,
                 confidence,
+                source: "rule",
             });
         }
     }
@@ -681,15 +684,18 @@ fn standalone(text: &str, spec: &FieldSpec, cx: &Context) -> Option<Value> {
             if let Some(sender) = cx.sender {
                 return Some((sender.to_string(), None, 0.8));
             }
-            // The letterhead: the first line that reads like a name.
+            // The letterhead: the first line that reads like a name (a few
+            // words, not a sentence).
             text.lines()
                 .map(str::trim)
                 .take(5)
                 .find(|l| {
                     l.len() >= 3
                         && l.len() <= 80
+                        && l.split_whitespace().count() <= 6
                         && l.chars().filter(|c| c.is_alphabetic()).count() * 2 > l.len()
-                        && !l.contains(':')
+                        && !l.contains([':', ';'])
+                        && !l.ends_with(['.', '!', '?', ','])
                 })
                 .map(|l| (l.to_string(), None, 0.4))
         }

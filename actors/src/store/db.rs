@@ -206,6 +206,11 @@ CREATE TABLE doc_fields (
     PRIMARY KEY (doc_seq, name)
 ) WITHOUT ROWID;
 "#,
+    // Documents to run through the LLM once it answers again.
+    r#"
+ALTER TABLE documents ADD COLUMN needs_llm INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX documents_needs_llm ON documents(seq) WHERE needs_llm = 1;
+"#,
 ];
 
 /// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is
@@ -340,7 +345,8 @@ pub(crate) const DOC_COLUMNS: &str =
      needs_ocr, (SELECT pages FROM texts WHERE texts.seq = documents.seq), type_source, needs_review, \
      (SELECT json_group_array(json_object('name', name, 'kind', kind, 'value', value, \
         'currency', currency, 'confidence', confidence, 'source', source)) \
-      FROM (SELECT * FROM doc_fields WHERE doc_fields.doc_seq = documents.seq ORDER BY name))";
+      FROM (SELECT * FROM doc_fields WHERE doc_fields.doc_seq = documents.seq ORDER BY name)), \
+     needs_llm";
 
 pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
     let stage: String = r.get(7)?;
@@ -362,6 +368,7 @@ pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
             .get::<_, Option<String>>(22)?
             .and_then(|f| serde_json::from_str(&f).ok())
             .unwrap_or_default(),
+        needs_llm: r.get::<_, i64>(23)? != 0,
         filename: r.get(2)?,
         title: r.get(3)?,
         mime: r.get(4)?,
@@ -369,7 +376,7 @@ pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
         sha256: r.get(6)?,
         stage: Stage::parse(&stage).unwrap_or(Stage::Failed),
         doc_type: r.get(8)?,
-        confidence: r.get::<_, Option<f64>>(9)?.map(|c| c as f32),
+        confidence: r.get::<_, Option<f64>>(9)?,
         created_at: format_ms(r.get(10)?),
         updated_at: format_ms(r.get(11)?),
         attempts: r.get::<_, i64>(12)? as u32,
@@ -907,7 +914,8 @@ pub fn write_classification(
             "UPDATE documents SET doc_type = COALESCE(user_doc_type, ?2),
                confidence = CASE WHEN user_doc_type IS NULL THEN ?3 ELSE 1.0 END,
                type_source = CASE WHEN user_doc_type IS NULL THEN ?4 ELSE 'user' END,
-               needs_review = CASE WHEN user_doc_type IS NULL THEN ?5 ELSE 0 END
+               needs_review = CASE WHEN user_doc_type IS NULL THEN ?5 ELSE 0 END,
+               needs_llm = ?6
              WHERE seq = ?1 RETURNING doc_type, confidence, type_source, needs_review, workspace",
         )?
         .query_row(
@@ -916,7 +924,8 @@ pub fn write_classification(
                 class.doc_type,
                 (class.confidence as f64 * 1000.0).round() / 1000.0,
                 class.source,
-                class.needs_review
+                class.needs_review,
+                class.needs_llm
             ],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?;
@@ -928,6 +937,7 @@ pub fn write_classification(
         confidence: confidence as f32,
         source,
         needs_review: review,
+        needs_llm: class.needs_llm,
     })
 }
 
@@ -1051,17 +1061,45 @@ pub fn write_retry(
     Ok(RetryResult::Requeued(to))
 }
 
-/// Sends the scope's indexed documents flagged `needs_ocr` back to the
-/// queue, to be read again (now that OCR is available). They stay searchable
-/// by what they had until their new text is indexed. Returns their ids.
-pub fn write_reprocess_needs_ocr(
+/// What a document waits for, to be run again once it is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// OCR: read again from the original (stage `queued`).
+    Ocr,
+    /// The LLM: typed and enriched again (stage `extracted`; the text
+    /// stays, values users set stay).
+    Llm,
+}
+
+impl Flag {
+    fn column(self) -> &'static str {
+        match self {
+            Flag::Ocr => "needs_ocr",
+            Flag::Llm => "needs_llm",
+        }
+    }
+
+    fn restart(self) -> Stage {
+        match self {
+            Flag::Ocr => Stage::Queued,
+            Flag::Llm => Stage::Extracted,
+        }
+    }
+}
+
+/// Sends the scope's indexed documents flagged for `flag` back to the
+/// stage that redoes that work, with an audit event each; returns their
+/// ids.
+pub fn write_reprocess_flagged(
     tx: &Transaction<'_>,
+    flag: Flag,
     scope: &Scope,
     origin: &Origin,
     now: i64,
 ) -> Result<Vec<String>> {
+    let col = flag.column();
     let sql = format!(
-        "SELECT seq, id, workspace FROM documents WHERE needs_ocr = 1 AND stage = 'indexed' AND {}",
+        "SELECT seq, id, workspace FROM documents WHERE {col} = 1 AND stage = 'indexed' AND {}",
         workspace_filter("workspace", 1)
     );
     let docs: Vec<(i64, String, String)> = tx
@@ -1070,25 +1108,32 @@ pub fn write_reprocess_needs_ocr(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let stage = flag.restart();
     for (seq, id, workspace) in &docs {
-        tx.prepare_cached(
-            "UPDATE documents SET stage = 'queued', attempts = 0, retry_at = NULL, updated_at = ?2
+        tx.prepare_cached(&format!(
+            "UPDATE documents SET stage = ?3, attempts = 0, retry_at = NULL, updated_at = ?2{}
              WHERE seq = ?1",
-        )?
-        .execute(params![seq, now])?;
+            if flag == Flag::Llm {
+                ", needs_llm = 0"
+            } else {
+                ""
+            }
+        ))?
+        .execute(params![seq, now, stage.as_str()])?;
         let ev = NewEvent::action(origin, "reprocess_requested", Some(workspace))
             .doc(id)
-            .stage(Stage::Queued)
-            .detail(serde_json::json!({"reason": "needs_ocr"}));
+            .stage(stage)
+            .detail(serde_json::json!({"reason": col}));
         write_event(tx, &ev, now)?;
     }
     Ok(docs.into_iter().map(|(_, id, _)| id).collect())
 }
 
-/// How many of the scope's documents wait for OCR.
-pub fn count_needs_ocr(conn: &Connection, scope: &Scope) -> Result<u64> {
+/// Documents of the scope flagged for `flag`.
+pub fn count_flagged(conn: &Connection, flag: Flag, scope: &Scope) -> Result<u64> {
     let sql = format!(
-        "SELECT COUNT(*) FROM documents WHERE needs_ocr = 1 AND stage != 'deleting' AND {}",
+        "SELECT COUNT(*) FROM documents WHERE {} = 1 AND stage != 'deleting' AND {}",
+        flag.column(),
         workspace_filter("workspace", 1)
     );
     Ok(conn

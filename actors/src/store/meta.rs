@@ -340,7 +340,7 @@ pub fn write_found_fields(tx: &Transaction<'_>, seq: i64, found: &[Found]) -> Re
         .execute([seq])?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO doc_fields (doc_seq, name, kind, value, currency, confidence, source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'rule') ON CONFLICT (doc_seq, name) DO NOTHING",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (doc_seq, name) DO NOTHING",
     )?;
     for f in found {
         insert.execute(params![
@@ -349,7 +349,8 @@ pub fn write_found_fields(tx: &Transaction<'_>, seq: i64, found: &[Found]) -> Re
             kind_name(f.kind),
             f.value,
             f.currency,
-            (f.confidence as f64 * 1000.0).round() / 1000.0
+            (f.confidence as f64 * 1000.0).round() / 1000.0,
+            f.source
         ])?;
     }
     let kept = tx
