@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod paperless;
 pub mod problem;
 pub mod tokens;
+pub mod types;
 
 use std::future::Future;
 
@@ -17,7 +18,7 @@ use axum::http::Method;
 use axum::http::{header, StatusCode};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::{Json, Router};
 use docpipe_actors::{Pipeline, SearchError};
 use serde::Deserialize;
@@ -166,6 +167,18 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec!(GET "/api/v1/classifier", Some(Reader), "The learned classifier: documents learned from per type, when it was trained, cross-validated accuracy"),
             get(classifier),
+        ),
+        (
+            spec!(GET "/api/v1/types", Some(Reader), "Document types: rules, matching mode, field schema, where each is defined"),
+            get(types::list),
+        ),
+        (
+            spec!(PUT "/api/v1/types/{name}", Some(Admin), "Create or replace a document type (kept in the catalog, wins over config.toml)"),
+            put(types::put),
+        ),
+        (
+            spec!(DELETE "/api/v1/types/{name}", Some(Admin), "Delete a document type"),
+            delete(types::delete),
         ),
         (
             spec!(GET "/api/v1/status", Some(Reader), "Documents per stage; pipeline figures for admins"),

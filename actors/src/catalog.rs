@@ -117,6 +117,13 @@ pub enum CatalogMsg {
         origin: Origin,
         reply: Reply<(i64, bool)>,
     },
+    /// Stores a document type's definition (None: deleted).
+    PutType {
+        name: String,
+        definition: Option<String>,
+        origin: Origin,
+        reply: Reply<()>,
+    },
     /// Stores a newly trained classifier.
     SaveClassifier {
         model: Vec<u8>,
@@ -603,6 +610,17 @@ fn write_one(
             let r = db::write_revoke_token(tx, &id, &origin, now)?;
             fx.push(Effect::Replied(Box::new(move || {
                 let _ = reply.send(Ok(r));
+            })));
+        }
+        CatalogMsg::PutType {
+            name,
+            definition,
+            origin,
+            reply,
+        } => {
+            db::write_type_overlay(tx, &name, definition.as_deref(), &origin, now)?;
+            fx.push(Effect::Replied(Box::new(move || {
+                let _ = reply.send(Ok(()));
             })));
         }
         CatalogMsg::SaveClassifier {

@@ -26,6 +26,7 @@ use crate::model::Classification;
 use crate::model::DocJob;
 use crate::pipeline::{current_routes, tell, RoutesRx};
 use crate::trainer::ModelSlot;
+use crate::types::TypesSlot;
 use model::Model;
 use rules::RulesClassifier;
 
@@ -146,10 +147,9 @@ pub async fn ask_llm(
 }
 
 pub struct ClassifyCtx {
-    pub rules: RulesClassifier,
+    pub types: TypesSlot,
     pub model: ModelSlot,
     pub review_threshold: f32,
-    pub types: Vec<TypeConfig>,
     pub llm: Option<Arc<Llm>>,
     pub routes: RoutesRx,
     pub counters: Arc<Counters>,
@@ -189,13 +189,15 @@ impl Worker for Classifier {
             let title = doc.title.clone().unwrap_or_default();
             let text = doc.text.clone().unwrap_or_else(|| Arc::from(""));
             let model = ctx.model.read().unwrap_or_else(|e| e.into_inner()).clone();
-            let (ctx2, model2, title2, text2) =
-                (ctx.clone(), model.clone(), title.clone(), text.clone());
+            let types = crate::types::current(&ctx.types);
+            let review_threshold = ctx.review_threshold;
+            let (types2, model2, title2, text2) =
+                (types.clone(), model.clone(), title.clone(), text.clone());
             let built_in = tokio::task::spawn_blocking(move || {
                 classify(
-                    &ctx2.rules,
+                    &types2.rules,
                     model2.as_ref().map(|t| &t.model),
-                    ctx2.review_threshold,
+                    review_threshold,
                     &title2,
                     &text2,
                 )
@@ -207,7 +209,7 @@ impl Worker for Classifier {
                     if llm.config().classify && built_in.source.as_deref() != Some("rule") =>
                 {
                     let model = model.as_ref().map(|t| &t.model);
-                    let names = llm_types(&ctx.types, model);
+                    let names = llm_types(&types.list, model);
                     if names.is_empty() {
                         built_in
                     } else {

@@ -187,12 +187,28 @@ impl Default for OllamaConfig {
     }
 }
 
+/// How a type's keywords and patterns are matched (see
+/// [`crate::classify::rules`]).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Matching {
+    #[default]
+    Any,
+    All,
+    Literal,
+    Regex,
+    Fuzzy,
+}
+
 /// A document type and the rules that recognise it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TypeConfig {
     pub name: String,
     pub description: String,
+    /// How `keywords` and `patterns` are matched: any (default), all,
+    /// literal, regex or fuzzy.
+    pub matching: Matching,
     /// Case-insensitive words or phrases; each one found counts once.
     pub keywords: Vec<String>,
     /// Regular expressions; each one that matches counts once.
@@ -322,6 +338,7 @@ pub fn default_types() -> Vec<TypeConfig> {
     let t = |name: &str, description: &str, keywords: &[&str], patterns: &[&str]| TypeConfig {
         name: name.into(),
         description: description.into(),
+        matching: Matching::Any,
         keywords: keywords.iter().map(|s| s.to_string()).collect(),
         patterns: patterns.iter().map(|s| s.to_string()).collect(),
         fields: default_fields(name),
@@ -418,6 +435,12 @@ pub fn default_types() -> Vec<TypeConfig> {
                 "documentation",
                 "guide",
             ],
+            &[],
+        ),
+        t(
+            "other",
+            "Anything that is none of the other types",
+            &[],
             &[],
         ),
     ]

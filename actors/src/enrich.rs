@@ -8,7 +8,6 @@
 
 pub mod fields;
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -22,51 +21,18 @@ use crate::counters::Counters;
 use crate::llm::{Asked, Llm};
 use crate::model::DocJob;
 use crate::pipeline::{current_routes, tell, RoutesRx};
-use crate::store::db::ReadPool;
+use crate::types::TypesSlot;
 use fields::{common_fields, Context, FieldSpec, Kind};
 
 pub struct EnrichCtx {
-    /// Per type name: its fields, then the common ones.
-    pub schemas: HashMap<String, Vec<FieldSpec>>,
-    /// Per type name: its description (for the LLM's prompt).
-    pub descriptions: HashMap<String, String>,
+    pub types: TypesSlot,
     pub llm: Option<Arc<Llm>>,
-    pub db: ReadPool,
+    pub db: crate::store::db::ReadPool,
     pub routes: RoutesRx,
     pub counters: Arc<Counters>,
 }
 
 impl EnrichCtx {
-    pub fn new(
-        types: &[TypeConfig],
-        llm: Option<Arc<Llm>>,
-        db: ReadPool,
-        routes: RoutesRx,
-        counters: Arc<Counters>,
-    ) -> Self {
-        let schemas = types
-            .iter()
-            .map(|t| (t.name.clone(), Self::schema(types, Some(&t.name))))
-            .collect();
-        EnrichCtx {
-            schemas,
-            descriptions: types
-                .iter()
-                .map(|t| (t.name.clone(), t.description.clone()))
-                .collect(),
-            llm,
-            db,
-            routes,
-            counters,
-        }
-    }
-
-    fn specs(&self, doc_type: Option<&str>) -> Vec<FieldSpec> {
-        doc_type
-            .and_then(|t| self.schemas.get(t).cloned())
-            .unwrap_or_else(common_fields)
-    }
-
     /// The fields looked for in a document of the type: the type's own,
     /// then the common ones.
     pub fn schema(types: &[TypeConfig], doc_type: Option<&str>) -> Vec<FieldSpec> {
@@ -277,7 +243,8 @@ impl Worker for Enricher {
                 serde_json::Value::String(s) => Some(s.clone()),
                 _ => None,
             });
-            let specs = self.ctx.specs(doc.doc_type.as_deref());
+            let types = crate::types::current(&self.ctx.types);
+            let specs = types.schema(doc.doc_type.as_deref());
             let text = doc.text.clone().unwrap_or_else(|| Arc::from(""));
             let (specs2, text2) = (specs.clone(), text.clone());
             let by_rules = tokio::task::spawn_blocking(move || {
@@ -297,21 +264,14 @@ impl Worker for Enricher {
             let own: Vec<FieldSpec> = doc
                 .doc_type
                 .as_deref()
-                .and_then(|t| self.ctx.schemas.get(t))
-                .map(|s| {
-                    s.iter()
-                        .filter(|f| !common_fields().contains(f))
-                        .cloned()
-                        .collect()
-                })
+                .and_then(|t| types.get(t))
+                .map(|t| t.fields.clone())
                 .unwrap_or_default();
             match (&self.ctx.llm, doc.doc_type.as_deref()) {
                 (Some(llm), Some(doc_type)) if llm.config().extract && !own.is_empty() => {
-                    let description = self
-                        .ctx
-                        .descriptions
+                    let description = types
                         .get(doc_type)
-                        .cloned()
+                        .map(|t| t.description.clone())
                         .unwrap_or_default();
                     match ask_llm(llm, doc_type, &description, &own, &text, by_rules.clone()).await
                     {

@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod scheduler;
 pub mod store;
 pub mod trainer;
+pub mod types;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -74,6 +75,28 @@ struct Inner {
     ocr: Arc<extract::ocr::Ocr>,
     model: trainer::ModelSlot,
     llm: Option<Arc<llm::Llm>>,
+    types: types::TypesSlot,
+    /// One change of the types at a time (write, rebuild, swap).
+    types_lock: tokio::sync::Mutex<()>,
+}
+
+/// A document type as `GET /api/v1/types` shows it.
+#[derive(Debug, Serialize)]
+pub struct TypeInfo {
+    #[serde(flatten)]
+    pub def: config::TypeConfig,
+    /// "config" (from config.toml) or "api".
+    pub origin: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TypeError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("there is no document type {0:?}")]
+    NotFound(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
 }
 
 /// What `GET /api/v1/classifier` reports about the learned classifier.
@@ -212,6 +235,10 @@ impl Pipeline {
             db.run(trainer::load).await?.map(Arc::new),
         ));
         let llm = llm::Llm::new(&config.ollama)?.map(Arc::new);
+        let overlays = db.run(db::read_type_overlays).await?;
+        let types: types::TypesSlot = Arc::new(std::sync::RwLock::new(Arc::new(
+            types::Types::build(&config.types, &overlays)?,
+        )));
         let counters = Arc::new(Counters::default());
         let (routes_tx, routes_rx) = watch::channel::<Option<Routes>>(None);
         let shared = Arc::new(Shared {
@@ -224,6 +251,7 @@ impl Pipeline {
             ocr: ocr.clone(),
             model: model.clone(),
             llm: llm.clone(),
+            types: types.clone(),
         });
         let (supervisor, _) = Actor::spawn(None, PipelineSupervisor, shared)
             .await
@@ -240,6 +268,8 @@ impl Pipeline {
                 ocr,
                 model,
                 llm,
+                types,
+                types_lock: tokio::sync::Mutex::new(()),
             }),
         };
         for id in p.inner.db.run(db::deleting_ids).await? {
@@ -612,6 +642,54 @@ impl Pipeline {
             },
         )
         .await
+    }
+
+    /// The document types in force.
+    pub fn types(&self) -> Vec<TypeInfo> {
+        let t = types::current(&self.inner.types);
+        t.list
+            .iter()
+            .map(|d| TypeInfo {
+                def: d.clone(),
+                origin: t.origin.get(&d.name).copied().unwrap_or("config"),
+            })
+            .collect()
+    }
+
+    /// Creates or replaces a type (true: it is new); or deletes one
+    /// (`def` None). Stored in the catalog, then in force for the next
+    /// documents.
+    pub async fn put_type(
+        &self,
+        name: &str,
+        def: Option<config::TypeConfig>,
+        origin: &Origin,
+    ) -> std::result::Result<bool, TypeError> {
+        let _one = self.inner.types_lock.lock().await;
+        let existed = types::current(&self.inner.types).get(name).is_some();
+        let json = match &def {
+            Some(d) => {
+                types::check(d).map_err(TypeError::Invalid)?;
+                Some(serde_json::to_string(d).map_err(anyhow::Error::from)?)
+            }
+            None if !existed => return Err(TypeError::NotFound(name.to_string())),
+            None => None,
+        };
+        let (name2, origin2) = (name.to_string(), origin.clone());
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| catalog::CatalogMsg::PutType {
+                name: name2.clone(),
+                definition: json.clone(),
+                origin: origin2.clone(),
+                reply,
+            },
+        )
+        .await?;
+        let overlays = self.inner.db.run(db::read_type_overlays).await?;
+        let built = types::Types::build(&self.inner.config.types, &overlays)?;
+        *self.inner.types.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(built);
+        Ok(!existed)
     }
 
     pub fn llm_configured(&self) -> bool {

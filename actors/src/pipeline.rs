@@ -81,6 +81,7 @@ pub struct Shared {
     pub ocr: Arc<crate::extract::ocr::Ocr>,
     pub model: ModelSlot,
     pub llm: Option<Arc<crate::llm::Llm>>,
+    pub types: crate::types::TypesSlot,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -272,13 +273,13 @@ impl PipelineSupervisor {
                 r.get_cell()
             }
             Child::Enrich => {
-                let ctx = Arc::new(EnrichCtx::new(
-                    &cfg.types,
-                    sh.llm.clone(),
-                    sh.db.clone(),
-                    rx,
-                    counters.clone(),
-                ));
+                let ctx = Arc::new(EnrichCtx {
+                    types: sh.types.clone(),
+                    llm: sh.llm.clone(),
+                    db: sh.db.clone(),
+                    routes: rx,
+                    counters: counters.clone(),
+                });
                 let workers = cfg.pipeline.enrich.workers;
                 counters.enrich.pool_size.store(workers as u64, Relaxed);
                 let args = FactoryArguments::builder()
@@ -296,12 +297,10 @@ impl PipelineSupervisor {
                 r.get_cell()
             }
             Child::Classify => {
-                let rules = crate::classify::rules::RulesClassifier::new(&cfg.types)?;
                 let ctx = Arc::new(ClassifyCtx {
-                    rules,
+                    types: sh.types.clone(),
                     model: sh.model.clone(),
                     review_threshold: cfg.pipeline.classify.review_threshold,
-                    types: cfg.types.clone(),
                     llm: sh.llm.clone(),
                     routes: rx,
                     counters: counters.clone(),

@@ -579,7 +579,9 @@ fn user_fields(
                 .into(),
         )
     })?;
-    let types = &app.pipeline.config().types;
+    let types: Vec<docpipe_actors::config::TypeConfig> =
+        app.pipeline.types().into_iter().map(|t| t.def).collect();
+    let types = &types;
     let mut out = Vec::new();
     for (name, value) in obj {
         if name.is_empty()

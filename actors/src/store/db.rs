@@ -211,6 +211,15 @@ CREATE TABLE doc_fields (
 ALTER TABLE documents ADD COLUMN needs_llm INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX documents_needs_llm ON documents(seq) WHERE needs_llm = 1;
 "#,
+    // Document types created, changed or deleted (definition NULL) over the
+    // API; they win over config.toml.
+    r#"
+CREATE TABLE doc_type_defs (
+    name       TEXT PRIMARY KEY,
+    definition TEXT,
+    updated_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is
@@ -939,6 +948,46 @@ pub fn write_classification(
         needs_review: review,
         needs_llm: class.needs_llm,
     })
+}
+
+/// The types changed over the API, oldest change first.
+pub fn read_type_overlays(conn: &Connection) -> Result<Vec<(String, Option<String>)>> {
+    let mut st =
+        conn.prepare("SELECT name, definition FROM doc_type_defs ORDER BY updated_at, name")?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Stores a type's definition (None: deleted), with an audit event.
+pub fn write_type_overlay(
+    tx: &Transaction<'_>,
+    name: &str,
+    definition: Option<&str>,
+    origin: &Origin,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO doc_type_defs (name, definition, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at",
+        params![name, definition, now],
+    )?;
+    let ev = NewEvent::action(
+        origin,
+        if definition.is_some() {
+            "type_saved"
+        } else {
+            "type_deleted"
+        },
+        None,
+    )
+    .detail(serde_json::json!({
+        "name": name,
+        "definition": definition.and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok()),
+    }));
+    write_event(tx, &ev, now)?;
+    Ok(())
 }
 
 /// Stores a newly trained classifier in place of the last one.
