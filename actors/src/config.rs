@@ -105,7 +105,7 @@ pub struct EnrichPoolConfig {
 
 impl Default for EnrichPoolConfig {
     fn default() -> Self {
-        EnrichPoolConfig { workers: 1 }
+        EnrichPoolConfig { workers: 2 }
     }
 }
 

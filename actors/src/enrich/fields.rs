@@ -563,6 +563,9 @@ fn compile_label(label: &str) -> Regex {
 /// The fields of `specs` found in the text.
 pub fn extract(text: &str, specs: &[FieldSpec], cx: &Context) -> Vec<Found> {
     let lines: Vec<&str> = text.lines().take(5_000).collect();
+    // Most labels are not in a document at all: a plain search of the
+    // lower-cased text rules them out before any regex runs.
+    let lower = text.to_lowercase();
     let mut out: Vec<Found> = Vec::new();
     for spec in specs {
         if out.iter().any(|f| f.name == spec.name) {
@@ -578,6 +581,10 @@ pub fn extract(text: &str, specs: &[FieldSpec], cx: &Context) -> Vec<Found> {
         } else {
             vec![spec.name.replace('_', " ")]
         };
+        let labels: Vec<String> = labels
+            .into_iter()
+            .filter(|l| lower.contains(&l.trim().to_lowercase()))
+            .collect();
         let found = by_label(&lines, spec, &labels, cx).or_else(|| standalone(text, spec, cx));
         if let Some((value, currency, confidence)) = found {
             out.push(Found {
