@@ -11,19 +11,18 @@ mod invoices;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use docpipe_actors::classify::rules::RulesClassifier;
 use docpipe_actors::config::default_types;
 use docpipe_actors::enrich::fields::{extract, Context};
-use docpipe_actors::enrich::EnrichCtx;
 use docpipe_actors::extract::{pdf, ParseLimits};
+use docpipe_actors::types::Types;
 
 fn main() {
     let n: usize = std::env::var("BENCH_INVOICES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let types = default_types();
-    let rules = RulesClassifier::new(&types).unwrap();
+    let types = Types::build(&default_types(), &[]).unwrap();
+    let rules = &types.rules;
     let limits = ParseLimits::default();
     // (expected, found, right) per field, for all documents and for those
     // laid out in columns.
@@ -45,7 +44,7 @@ fn main() {
             };
             typed.0 += 1;
             typed.1 += u32::from(class.doc_type.as_deref() == Some(want_type));
-            let specs = EnrichCtx::schema(&types, class.doc_type.as_deref());
+            let specs = types.schema(class.doc_type.as_deref());
             let found = extract(&text, &specs, &Context::default());
             for (name, want) in &smp.expected {
                 let f = found.iter().find(|f| f.name == *name);
@@ -131,7 +130,7 @@ fn main() {
     let t = Instant::now();
     for text in &prose {
         let class = rules.classify("", text);
-        let specs = EnrichCtx::schema(&types, class.doc_type.as_deref());
+        let specs = types.schema(class.doc_type.as_deref());
         std::hint::black_box(extract(text, &specs, &Context::default()));
     }
     println!(
@@ -154,7 +153,7 @@ fn main() {
         println!("the Factur-X sample has no e-invoice");
         return;
     };
-    let specs = EnrichCtx::schema(&types, Some("invoice"));
+    let specs = types.schema(Some("invoice"));
     let found = extract(
         &out.text,
         &specs,

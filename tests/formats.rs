@@ -49,43 +49,19 @@ fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
 
 /// A valid PDF of `pages` empty pages (with its cross-reference table).
 fn pdf_with_pages(pages: usize) -> Vec<u8> {
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::with_capacity(pages + 2);
-    let mut object = |out: &mut Vec<u8>, body: &str| {
-        offsets.push(out.len());
-        let n = offsets.len();
-        out.extend_from_slice(format!("{n} 0 obj\n{body}\nendobj\n").as_bytes());
-    };
-    object(&mut out, "<< /Type /Catalog /Pages 2 0 R >>");
     let kids: Vec<String> = (0..pages).map(|i| format!("{} 0 R", i + 3)).collect();
-    object(
-        &mut out,
-        &format!(
+    let mut objects = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        format!(
             "<< /Type /Pages /Count {pages} /Kids [{}] >>",
             kids.join(" ")
-        ),
-    );
-    for _ in 0..pages {
-        object(
-            &mut out,
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
-        );
-    }
-    let xref = out.len();
-    out.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
-    );
-    for o in &offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            offsets.len() + 1
         )
-        .as_bytes(),
+        .into_bytes(),
+    ];
+    objects.extend(
+        (0..pages).map(|_| b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>".to_vec()),
     );
-    out
+    common::invoices::pdf_file(&objects)
 }
 
 fn failure_of(s: &Server, name: &str, bytes: Vec<u8>) -> Value {

@@ -32,20 +32,6 @@ pub struct EnrichCtx {
     pub counters: Arc<Counters>,
 }
 
-impl EnrichCtx {
-    /// The fields looked for in a document of the type: the type's own,
-    /// then the common ones.
-    pub fn schema(types: &[TypeConfig], doc_type: Option<&str>) -> Vec<FieldSpec> {
-        let mut specs: Vec<FieldSpec> = types
-            .iter()
-            .find(|t| Some(t.name.as_str()) == doc_type)
-            .map(|t| t.fields.clone())
-            .unwrap_or_default();
-        specs.extend(common_fields());
-        specs
-    }
-}
-
 /// The kind of a field name: from the configured types' schemas or the
 /// common fields; anything else is text.
 pub fn field_kind(types: &[TypeConfig], name: &str) -> Kind {

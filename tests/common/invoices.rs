@@ -323,28 +323,29 @@ pub fn pdf(text: &str) -> Vec<u8> {
         content.extend_from_slice(b") Tj T*\n");
     }
     content.extend_from_slice(b"ET");
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    let mut object = |out: &mut Vec<u8>, body: &[u8]| {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n", offsets.len()).as_bytes());
-        out.extend_from_slice(body);
-        out.extend_from_slice(b"\nendobj\n");
-    };
-    object(&mut out, b"<< /Type /Catalog /Pages 2 0 R >>");
-    object(&mut out, b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>");
-    object(
-        &mut out,
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-    );
-    object(
-        &mut out,
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-    );
     let mut stream = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
     stream.extend_from_slice(&content);
     stream.extend_from_slice(b"\nendstream");
-    object(&mut out, &stream);
+    pdf_file(&[
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>".to_vec(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_vec(),
+        stream,
+    ])
+}
+
+/// A PDF of the given objects (numbered from 1; the first is the catalog),
+/// with its cross-reference table and trailer.
+pub fn pdf_file(objects: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::with_capacity(objects.len());
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
     let xref = out.len();
     out.extend_from_slice(
         format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
