@@ -44,7 +44,7 @@ pub fn classify(
     }
     match model {
         Some(m) => {
-            let p = m.predict(&format!("{title}\n{text}"));
+            let p = m.predict_document(title, text);
             Classification {
                 doc_type: Some(p.label),
                 confidence: p.confidence,
@@ -75,14 +75,14 @@ pub fn llm_types(types: &[TypeConfig], model: Option<&Model>) -> Vec<(String, St
 }
 
 /// Asks the LLM for the type of a document no rule matched. Its answer's
-/// confidence is weighed with the learned model's: when both agree they
-/// back each other (1 − (1 − a)(1 − b)); when they disagree the LLM's is
-/// discounted by the model's; without a model, by a fifth (the LLM is
-/// untrusted).
+/// confidence is weighed with the learned model's prediction (`built_in`,
+/// when its source is `model`): when both agree they back each other
+/// (1 − (1 − a)(1 − b)); when they disagree the LLM's is discounted by the
+/// model's; without a model, by a fifth (the LLM is untrusted).
 pub async fn ask_llm(
     llm: &Llm,
     names: &[(String, String)],
-    model: Option<&Model>,
+    built_in: &Classification,
     review_threshold: f32,
     title: &str,
     text: &str,
@@ -114,7 +114,11 @@ pub async fn ask_llm(
         },
         "required": ["doc_type", "confidence"]
     });
-    let prediction = model.map(|m| m.predict(&format!("{title}\n{text}")));
+    let prediction = built_in
+        .doc_type
+        .as_deref()
+        .filter(|_| built_in.source.as_deref() == Some("model"))
+        .map(|label| (label, built_in.confidence));
     llm.ask(&system, &user, &schema, |v| {
         let name = v["doc_type"]
             .as_str()
@@ -130,9 +134,9 @@ pub async fn ask_llm(
             return Err(format!("\"confidence\" {said} is not between 0 and 1"));
         }
         let said = said as f32;
-        let confidence = match &prediction {
-            Some(p) if p.label == name => 1.0 - (1.0 - said) * (1.0 - p.confidence),
-            Some(p) => said * (1.0 - p.confidence),
+        let confidence = match prediction {
+            Some((label, c)) if label == name => 1.0 - (1.0 - said) * (1.0 - c),
+            Some((_, c)) => said * (1.0 - c),
             None => said * 0.8,
         };
         Ok(Classification {
@@ -213,7 +217,8 @@ impl Worker for Classifier {
                     if names.is_empty() {
                         built_in
                     } else {
-                        match ask_llm(llm, &names, model, ctx.review_threshold, &title, &text).await
+                        match ask_llm(llm, &names, &built_in, ctx.review_threshold, &title, &text)
+                            .await
                         {
                             Asked::Answer(c) => c,
                             Asked::Invalid(e) => {

@@ -16,13 +16,12 @@ use ractor::{ActorProcessingErr, ActorRef};
 use rusqlite::OptionalExtension;
 
 use crate::catalog::CatalogMsg;
-use crate::config::TypeConfig;
 use crate::counters::Counters;
 use crate::llm::{Asked, Llm};
 use crate::model::DocJob;
 use crate::pipeline::{current_routes, tell, RoutesRx};
 use crate::types::TypesSlot;
-use fields::{common_fields, Context, FieldSpec, Kind};
+use fields::{Context, FieldSpec, Kind};
 
 pub struct EnrichCtx {
     pub types: TypesSlot,
@@ -30,17 +29,6 @@ pub struct EnrichCtx {
     pub db: crate::store::db::ReadPool,
     pub routes: RoutesRx,
     pub counters: Arc<Counters>,
-}
-
-/// The kind of a field name: from the configured types' schemas or the
-/// common fields; anything else is text.
-pub fn field_kind(types: &[TypeConfig], name: &str) -> Kind {
-    types
-        .iter()
-        .flat_map(|t| t.fields.iter())
-        .chain(common_fields().iter())
-        .find(|f| f.name == name)
-        .map_or(Kind::Text, |f| f.kind)
 }
 
 /// The values of an e-invoice embedded in the document (exact, confidence

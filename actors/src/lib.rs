@@ -656,6 +656,11 @@ impl Pipeline {
             .collect()
     }
 
+    /// The kind of a field name, for checking a value a user sets.
+    pub fn field_kind(&self, name: &str) -> enrich::fields::Kind {
+        types::current(&self.inner.types).field_kind(name)
+    }
+
     /// Creates or replaces a type (true: it is new); or deletes one
     /// (`def` None). Stored in the catalog, then in force for the next
     /// documents.

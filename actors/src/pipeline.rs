@@ -124,12 +124,31 @@ pub struct SupervisorState {
     stopping: bool,
 }
 
-type ExtractFactory =
-    Factory<(), DocJob, (), Extractor, QueuerRouting<(), DocJob>, DefaultQueue<(), DocJob>>;
-type ClassifyFactory =
-    Factory<(), DocJob, (), Classifier, QueuerRouting<(), DocJob>, DefaultQueue<(), DocJob>>;
-type EnrichFactory =
-    Factory<(), DocJob, (), Enricher, QueuerRouting<(), DocJob>, DefaultQueue<(), DocJob>>;
+/// Spawns a pool of `workers` document workers made by `make`, linked to
+/// the supervisor; with `dms`, a worker stuck past it is replaced.
+async fn spawn_pool<W>(
+    make: impl Fn() -> W + Send + Sync + 'static,
+    workers: usize,
+    dms: Option<DeadMansSwitchConfiguration>,
+    sup: ActorCell,
+) -> Result<FactoryRef<(), DocJob>, ActorProcessingErr>
+where
+    W: ractor::factory::Worker<Key = (), Message = DocJob, Arguments = ()>,
+{
+    let args = FactoryArguments::builder()
+        .worker_builder(Box::new(ractor::factory::worker_builder(move |_wid| {
+            (make(), ())
+        })))
+        .queue(Default::default())
+        .router(Default::default())
+        .num_initial_workers(workers)
+        .maybe_dead_mans_switch(dms)
+        .build();
+    let factory: Factory<(), DocJob, (), W, QueuerRouting<(), DocJob>, DefaultQueue<(), DocJob>> =
+        Factory::default();
+    let (r, _) = Actor::spawn_linked(None, factory, args, sup).await?;
+    Ok(r)
+}
 
 fn counters_of(c: &Counters, child: Child) -> &ActorCounters {
     match child {
@@ -256,17 +275,13 @@ impl PipelineSupervisor {
                     ),
                     kill_worker: true,
                 };
-                let args = FactoryArguments::builder()
-                    .worker_builder(Box::new(ractor::factory::worker_builder(move |_wid| {
-                        (Extractor { ctx: ctx.clone() }, ())
-                    })))
-                    .queue(Default::default())
-                    .router(Default::default())
-                    .num_initial_workers(workers)
-                    .dead_mans_switch(dms)
-                    .build();
-                let (r, _) =
-                    Actor::spawn_linked(None, ExtractFactory::default(), args, sup).await?;
+                let r = spawn_pool(
+                    move || Extractor { ctx: ctx.clone() },
+                    workers,
+                    Some(dms),
+                    sup,
+                )
+                .await?;
                 if let Some(rt) = routes {
                     rt.extract = r.clone();
                 }
@@ -282,15 +297,8 @@ impl PipelineSupervisor {
                 });
                 let workers = cfg.pipeline.enrich.workers;
                 counters.enrich.pool_size.store(workers as u64, Relaxed);
-                let args = FactoryArguments::builder()
-                    .worker_builder(Box::new(ractor::factory::worker_builder(move |_wid| {
-                        (Enricher { ctx: ctx.clone() }, ())
-                    })))
-                    .queue(Default::default())
-                    .router(Default::default())
-                    .num_initial_workers(workers)
-                    .build();
-                let (r, _) = Actor::spawn_linked(None, EnrichFactory::default(), args, sup).await?;
+                let r =
+                    spawn_pool(move || Enricher { ctx: ctx.clone() }, workers, None, sup).await?;
                 if let Some(rt) = routes {
                     rt.enrich = r.clone();
                 }
@@ -307,16 +315,8 @@ impl PipelineSupervisor {
                 });
                 let workers = cfg.pipeline.classify.workers;
                 counters.classify.pool_size.store(workers as u64, Relaxed);
-                let args = FactoryArguments::builder()
-                    .worker_builder(Box::new(ractor::factory::worker_builder(move |_wid| {
-                        (Classifier { ctx: ctx.clone() }, ())
-                    })))
-                    .queue(Default::default())
-                    .router(Default::default())
-                    .num_initial_workers(workers)
-                    .build();
-                let (r, _) =
-                    Actor::spawn_linked(None, ClassifyFactory::default(), args, sup).await?;
+                let r =
+                    spawn_pool(move || Classifier { ctx: ctx.clone() }, workers, None, sup).await?;
                 if let Some(rt) = routes {
                     rt.classify = r.clone();
                 }

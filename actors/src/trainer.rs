@@ -3,7 +3,9 @@
 //! In: `Corrected` from the Catalog each time a user's type for a document
 //! is committed. The training waits until corrections have stopped for
 //! `pipeline.classify.retrain_delay_ms` (a user fixing fifty documents
-//! causes one training, not fifty). Out: the model to the Catalog, which
+//! causes one training, not fifty), but never longer than ten times that
+//! after the first untrained correction, so a steady stream of corrections
+//! still gets trained. Out: the model to the Catalog, which
 //! stores it in SQLite; once stored, it is swapped in for the Classify
 //! workers at once (they read it through a shared slot).
 
@@ -62,7 +64,12 @@ pub struct TrainerArgs {
 pub struct TrainerState {
     args: TrainerArgs,
     generation: u64,
+    /// When the oldest correction not yet trained on arrived.
+    pending_since: Option<std::time::Instant>,
 }
+
+/// A stream of corrections delays training by at most this many delays.
+const MAX_DELAYS: u32 = 10;
 
 pub struct Trainer;
 
@@ -80,6 +87,7 @@ impl Actor for Trainer {
         Ok(TrainerState {
             args,
             generation: 0,
+            pending_since: None,
         })
     }
 
@@ -92,11 +100,16 @@ impl Actor for Trainer {
         match msg {
             TrainerMsg::Corrected => {
                 st.generation += 1;
+                st.pending_since.get_or_insert_with(std::time::Instant::now);
                 let g = st.generation;
                 me.send_after(st.args.delay, move || TrainerMsg::Train(g));
             }
             TrainerMsg::Train(g) => {
-                if g == st.generation {
+                let overdue = st
+                    .pending_since
+                    .is_some_and(|t| t.elapsed() >= st.args.delay * MAX_DELAYS);
+                if g == st.generation || overdue {
+                    st.pending_since = None;
                     // start_job counts one job out of the queue.
                     st.args.counters.trainer.queued(1);
                     let _timer = st.args.counters.trainer.start_job();

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::classify::rules::RulesClassifier;
 use crate::config::TypeConfig;
-use crate::enrich::fields::{common_fields, FieldSpec};
+use crate::enrich::fields::{common_fields, FieldSpec, Kind};
 
 pub struct Types {
     pub list: Vec<TypeConfig>,
@@ -54,6 +54,18 @@ impl Types {
 
     pub fn get(&self, name: &str) -> Option<&TypeConfig> {
         self.list.iter().find(|t| t.name == name)
+    }
+
+    /// The kind of a field name: from the types' schemas or the common
+    /// fields; anything else is text.
+    pub fn field_kind(&self, name: &str) -> Kind {
+        let common = common_fields();
+        self.list
+            .iter()
+            .flat_map(|t| t.fields.iter())
+            .chain(common.iter())
+            .find(|f| f.name == name)
+            .map_or(Kind::Text, |f| f.kind)
     }
 
     /// The fields looked for in a document of the type: the type's own,

@@ -579,9 +579,6 @@ fn user_fields(
                 .into(),
         )
     })?;
-    let types: Vec<docpipe_actors::config::TypeConfig> =
-        app.pipeline.types().into_iter().map(|t| t.def).collect();
-    let types = &types;
     let mut out = Vec::new();
     for (name, value) in obj {
         if name.is_empty()
@@ -619,7 +616,7 @@ fn user_fields(
                 )))
             }
         };
-        let kind = docpipe_actors::enrich::field_kind(types, name);
+        let kind = app.pipeline.field_kind(name);
         let (value, currency) =
             docpipe_actors::enrich::fields::normalize(kind, &raw, currency.as_deref())
                 .map_err(|e| bad(format!("fields.{name}: {e}")))?;

@@ -250,6 +250,16 @@ impl Model {
         })
     }
 
+    /// The prediction for a document's title and text (read the way the
+    /// training documents are: title, newline, the start of the text).
+    pub fn predict_document(&self, title: &str, text: &str) -> Prediction {
+        let end = text
+            .char_indices()
+            .nth(MAX_CHARS)
+            .map_or(text.len(), |(i, _)| i);
+        self.predict(&format!("{title}\n{}", &text[..end]))
+    }
+
     pub fn predict(&self, text: &str) -> Prediction {
         let s = scores(&self.log_prior, &self.features, &features(text));
         let p = softmax(&s, self.temperature);

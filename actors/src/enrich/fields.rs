@@ -54,12 +54,11 @@ pub struct FieldSpec {
 }
 
 /// A value found.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Found {
     pub name: String,
     pub kind: Kind,
     pub value: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     pub confidence: f32,
     /// `rule` or `llm`.
@@ -739,13 +738,10 @@ pub fn normalize(
             .next()
             .map(|d| (d.1, None))
             .ok_or_else(|| format!("{v:?} is not a date (YYYY-MM-DD)")),
-        Kind::Money => {
-            let found = amounts(v).into_iter().next();
-            match found {
-                Some((_, amount, c)) if amounts(v).len() == 1 => Ok((amount, currency.or(c))),
-                _ => Err(format!("{v:?} is not an amount like \"1234.56\"")),
-            }
-        }
+        Kind::Money => match amounts(v).as_slice() {
+            [(_, amount, c)] => Ok((amount.clone(), currency.or(c.clone()))),
+            _ => Err(format!("{v:?} is not an amount like \"1234.56\"")),
+        },
         Kind::Number => v
             .replace(',', ".")
             .parse::<f64>()
