@@ -293,7 +293,8 @@ fn write_batch(
         // One operation that fails (a constraint, a bad value) fails alone:
         // its writes are undone, its caller's request fails (the reply is
         // dropped with its effects), and the rest of the batch commits.
-        tx.execute_batch("SAVEPOINT op")?;
+        // Cached: these run around every operation of every batch.
+        tx.prepare_cached("SAVEPOINT op")?.execute([])?;
         let mut local = Vec::new();
         let result = if injected_error {
             Err(anyhow::anyhow!("injected catalog error"))
@@ -302,7 +303,7 @@ fn write_batch(
         };
         match result {
             Ok(()) => {
-                tx.execute_batch("RELEASE op")?;
+                tx.prepare_cached("RELEASE op")?.execute([])?;
                 effects.append(&mut local);
             }
             Err(e) => {
