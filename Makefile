@@ -27,14 +27,16 @@ fmt:
 	$(CARGO) fmt --all
 
 ## Debian packages for OCR and the PDF comparison (tesseract, pdftoppm,
-## pdftotext), installed when missing. docpipe runs without them (scans are
-## then flagged needs_ocr); the tests and benchmarks read scans with them.
+## pdftotext), and the headless browser the status page's test runs in
+## (chromium), installed when missing. docpipe runs without them (scans are
+## then flagged needs_ocr); the tests and benchmarks use them.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
 	@missing=""; \
 	command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
 	tesseract --list-langs 2>/dev/null | grep -qx eng || missing="$$missing tesseract-ocr-eng"; \
 	{ command -v pdftoppm && command -v pdftotext; } >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \

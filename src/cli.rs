@@ -98,15 +98,20 @@ pub struct SearchArgs {
 }
 
 #[derive(Clone, Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["needs_ocr", "llm", "needs_review"])))]
 pub struct ReprocessArgs {
     /// The documents whose scanned pages wait for OCR (flagged needs_ocr),
     /// once tesseract and pdftoppm are installed on the server
-    #[arg(long, required_unless_present = "llm", conflicts_with = "llm")]
+    #[arg(long)]
     pub needs_ocr: bool,
     /// The documents typed and enriched while no Ollama endpoint answered
     /// (flagged needs_llm): asked again
-    #[arg(long)]
+    #[arg(long, visible_alias = "needs-llm")]
     pub llm: bool,
+    /// The documents whose type the classifier was unsure of (flagged
+    /// needs_review): typed again by the model in force, after corrections
+    #[arg(long)]
+    pub needs_review: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -366,30 +371,32 @@ pub async fn status(a: ServerArgs) -> Result<(), String> {
             v["needs_llm"]
         );
     }
+    if v["needs_review"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "{} documents have a type the classifier was unsure of (GET /api/v1/documents?flag=needs_review); \
+             after correcting some: docpipe reprocess --needs-review",
+            v["needs_review"]
+        );
+    }
     Ok(())
 }
 
 pub async fn reprocess(a: ReprocessArgs) -> Result<(), String> {
     let url = format!("{}/api/v1/reprocess", a.server.base());
     let client = a.server.client()?;
+    let (flag, what) = if a.llm {
+        ("needs_llm", "to the LLM again")
+    } else if a.needs_review {
+        ("needs_review", "to be typed again")
+    } else {
+        ("needs_ocr", "to be read again")
+    };
     let v = answer(
-        client.post(&url).json(&if a.llm {
-            serde_json::json!({"llm": true})
-        } else {
-            serde_json::json!({"needs_ocr": true})
-        }),
+        client.post(&url).json(&serde_json::json!({ flag: true })),
         &url,
     )
     .await?;
-    println!(
-        "{} documents sent {}",
-        v["requeued"],
-        if a.llm {
-            "to the LLM again"
-        } else {
-            "to be read again"
-        }
-    );
+    println!("{} documents sent {what}", v["requeued"]);
     Ok(())
 }
 

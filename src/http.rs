@@ -157,7 +157,7 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             post(documents::retry),
         ),
         (
-            spec!(POST "/api/v1/reprocess", Some(Editor), "Read again the documents that wait for OCR: {\"needs_ocr\": true}"),
+            spec!(POST "/api/v1/reprocess", Some(Editor), "Run the documents carrying a flag again: {\"needs_ocr\" | \"needs_llm\" | \"needs_review\": true}"),
             post(documents::reprocess),
         ),
         (

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -166,6 +167,105 @@ fn corrections_train_the_classifier_and_change_the_next_prediction() {
         (r["doc_type"].as_str(), r["type_source"].as_str()),
         (Some("recipe"), Some("model")),
         "{r}"
+    );
+}
+
+/// The review queue: predictions below the threshold are listed by
+/// `?flag=needs_review` and counted in the status; a correction takes a
+/// document out of it; `reprocess --needs-review` types the rest again with
+/// the model as it is now.
+#[test]
+fn unsure_types_are_listed_and_typed_again_once_the_model_has_learnt() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Every prediction of the model is below a threshold of 1.
+    let config = format!("{}review_threshold = 1.0\n", config());
+    let s = Server::start(&tmp.path().join("data"), &config, &[]);
+    let mut ids = Vec::new();
+    for (i, t) in RECIPES[..3].iter().enumerate() {
+        ids.push((upload_text(&s, &format!("r{i}.txt"), t), "recipe"));
+    }
+    for (i, t) in CARS[..3].iter().enumerate() {
+        ids.push((upload_text(&s, &format!("c{i}.txt"), t), "car"));
+    }
+    for (id, t) in &ids {
+        set_type(&s, id, t);
+    }
+    wait_trained(&s, 6);
+    assert!(list_ids(&s, "flag=needs_review").is_empty());
+
+    // A gardening note: the model only knows recipes and cars.
+    let g0 = upload_text(&s, "g0.txt", GARDEN[0]);
+    let d = doc(&s, &g0);
+    assert!(
+        d["needs_review"] == true && d["type_source"] == "model" && d["doc_type"] != "garden",
+        "{d}"
+    );
+    assert_eq!(list_ids(&s, "flag=needs_review"), vec![g0.clone()]);
+    assert_eq!(
+        list_ids(&s, "flag=needs_review&stage=indexed"),
+        vec![g0.clone()]
+    );
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    assert_eq!(st["needs_review"], 1, "{st}");
+    let (code, v) = get_json(&s.url("/api/v1/documents?flag=unsure"));
+    assert_eq!(
+        (code, v["code"].as_str()),
+        (400, Some("invalid_parameter")),
+        "{v}"
+    );
+
+    // Two more, corrected: they leave the queue and teach the model.
+    let g1 = upload_text(&s, "g1.txt", GARDEN[1]);
+    let g2 = upload_text(&s, "g2.txt", GARDEN[2]);
+    assert_eq!(list_ids(&s, "flag=needs_review").len(), 3);
+    set_type(&s, &g1, "garden");
+    set_type(&s, &g2, "garden");
+    assert_eq!(list_ids(&s, "flag=needs_review"), vec![g0.clone()]);
+    wait_trained(&s, 8);
+
+    let out = Command::new(BIN)
+        .args(["reprocess", "--needs-review", "--server", &s.base])
+        .env("DOCPIPE_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 documents sent to be typed again"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut d = Value::Null;
+    wait_until(WAIT, "the unsure document to be typed again", || {
+        d = doc(&s, &g0);
+        d["stage"] == "indexed" && d["doc_type"] == "garden"
+    });
+    assert_eq!(d["type_source"], "model", "{d}");
+    let (_, events) = get_json(&s.url(&format!("/api/v1/documents/{g0}/events")));
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"reprocess_requested"), "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "classified").count(),
+        2,
+        "{kinds:?}"
+    );
+    // The corrected ones kept the type a person gave them.
+    assert_eq!(doc(&s, &g1)["type_source"], "user");
+
+    let (code, _, body) = common::reqwest::send(
+        common::reqwest::async_client()
+            .post(s.url("/api/v1/reprocess"))
+            .json(&json!({"unsure": true})),
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (code, v["code"].as_str()),
+        (400, Some("invalid_body")),
+        "{v}"
     );
 }
 

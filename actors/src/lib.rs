@@ -166,6 +166,8 @@ pub struct Status {
     /// Documents typed and enriched without the LLM while it was down.
     pub needs_llm: u64,
     pub llm: llm::LlmStatus,
+    /// Documents typed by the classifier below `review_threshold`.
+    pub needs_review: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -628,14 +630,20 @@ impl Pipeline {
         self.inner.ocr.available()
     }
 
-    /// Sends the scope's documents flagged `needs_llm` through the type and
-    /// the fields again (the LLM is asked; values users set stay).
-    pub async fn reprocess_needs_llm(&self, scope: &Scope, origin: &Origin) -> Result<Vec<String>> {
-        let (scope, origin) = (scope.clone(), origin.clone());
+    /// Sends the scope's indexed documents carrying `flag` back to the stage
+    /// that redoes that work: read again (`needs_ocr`), or typed and enriched
+    /// again (`needs_llm`, `needs_review`; values users set stay). Returns
+    /// their ids.
+    pub async fn reprocess(
+        &self,
+        flag: db::Flag,
+        scope: &Scope,
+        origin: &Origin,
+    ) -> Result<Vec<String>> {
         self.ask(
             |r| r.catalog.clone(),
             |reply| catalog::CatalogMsg::Reprocess {
-                flag: db::Flag::Llm,
+                flag,
                 scope: scope.clone(),
                 origin: origin.clone(),
                 reply,
@@ -699,21 +707,6 @@ impl Pipeline {
 
     pub fn llm_configured(&self) -> bool {
         self.inner.llm.is_some()
-    }
-
-    /// Sends the scope's documents flagged `needs_ocr` through the pipeline
-    /// again; returns their ids. Useful once OCR has been installed.
-    pub async fn reprocess_needs_ocr(&self, scope: &Scope, origin: &Origin) -> Result<Vec<String>> {
-        self.ask(
-            |r| r.catalog.clone(),
-            |reply| catalog::CatalogMsg::Reprocess {
-                flag: db::Flag::Ocr,
-                scope: scope.clone(),
-                origin: origin.clone(),
-                reply,
-            },
-        )
-        .await
     }
 
     /// Tags or document types of the scope, by name; and how many in all.
@@ -995,16 +988,17 @@ impl Pipeline {
             .into_iter()
             .collect();
         let owned = scope.clone();
-        let owned_llm = scope.clone();
-        let needs_llm = self
+        let [needs_ocr, needs_llm, needs_review] = self
             .inner
             .db
-            .run(move |c| db::count_flagged(c, db::Flag::Llm, &owned_llm))
-            .await?;
-        let needs_ocr = self
-            .inner
-            .db
-            .run(move |c| db::count_flagged(c, db::Flag::Ocr, &owned))
+            .run(move |c| {
+                let count = |f| db::count_flagged(c, f, &owned);
+                Ok([
+                    count(db::Flag::Ocr)?,
+                    count(db::Flag::Llm)?,
+                    count(db::Flag::Review)?,
+                ])
+            })
             .await?;
         let c = &self.inner.counters;
         let n = |s: Stage| counts.get(&s).copied().unwrap_or(0);
@@ -1057,6 +1051,7 @@ impl Pipeline {
             needs_ocr,
             ocr: self.inner.ocr.status().clone(),
             needs_llm,
+            needs_review,
             llm: match &self.inner.llm {
                 Some(l) => l.status(),
                 None => llm::LlmStatus {

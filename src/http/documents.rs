@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use docpipe_actors::extract::detect::{sniff, Sniffed};
 use docpipe_actors::store::blobs::{Upload, HEAD_BYTES};
-use docpipe_actors::store::db::ListFilter;
+use docpipe_actors::store::db::{self, ListFilter};
 use docpipe_actors::{NewDocument, RetryOutcome, Stage};
 use futures::TryStreamExt;
 use serde::Deserialize;
@@ -492,6 +492,8 @@ pub fn percent_encode(s: &str) -> String {
 pub struct ListParams {
     stage: Option<String>,
     doc_type: Option<String>,
+    /// `needs_review`, `needs_ocr` or `needs_llm`.
+    flag: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
@@ -518,10 +520,20 @@ pub async fn list(
     };
     let limit = super::problem::limit_param(p.limit, 50, 1000)?;
     let after_seq = super::problem::cursor_param(p.cursor.as_deref())?;
+    let flag = match p.flag.as_deref().filter(|f| !f.is_empty()) {
+        None => None,
+        Some(f) => Some(db::Flag::parse(f).ok_or_else(|| {
+            Problem::bad_request(
+                "invalid_parameter",
+                format!("flag {f:?} is not one of needs_review, needs_ocr, needs_llm"),
+            )
+        })?),
+    };
     let filter = ListFilter {
         scope: Some(caller.scope()),
         stage,
         doc_type: p.doc_type.filter(|t| !t.is_empty()),
+        flag,
         limit,
         after_seq,
     };
@@ -757,49 +769,52 @@ pub async fn retry(
     }
 }
 
-/// `POST /api/v1/reprocess {"needs_ocr": true}` or `{"llm": true}`: sends
-/// the caller's documents flagged `needs_ocr` (after OCR was installed or
-/// switched on) or `needs_llm` (typed and enriched while the LLM was down)
-/// through the pipeline again.
+/// `POST /api/v1/reprocess {"<flag>": true}`: sends the caller's indexed
+/// documents carrying the flag through the pipeline again: `needs_ocr` (read
+/// again, once OCR is installed or switched on), `needs_llm` (typed and
+/// enriched while the LLM was down; `llm` is the older name), `needs_review`
+/// (typed again by the classifier, which may have learnt since).
 pub async fn reprocess(
     State(app): State<AppState>,
     caller: Caller,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Problem> {
     let Json(body) = body.map_err(|e| Problem::bad_request("invalid_body", e.body_text()))?;
-    let selects = |key: &str| {
-        body.as_object()
-            .is_some_and(|o| o.len() == 1 && o.get(key) == Some(&serde_json::Value::Bool(true)))
-    };
-    let ids = if selects("needs_ocr") {
-        if !app.pipeline.ocr_available() {
+    let flag = body
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.iter().next())
+        .filter(|(_, v)| **v == serde_json::Value::Bool(true))
+        .and_then(|(k, _)| db::Flag::parse(if k == "llm" { "needs_llm" } else { k }))
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "invalid_body",
+                "say which documents to run again: {\"needs_ocr\": true}, {\"needs_llm\": true} \
+                 or {\"needs_review\": true}",
+            )
+        })?;
+    match flag {
+        db::Flag::Ocr if !app.pipeline.ocr_available() => {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
                 "ocr_unavailable",
                 "OCR is not available on this server (see ocr.reason in /api/v1/status); \
                  reading the documents again would change nothing",
-            ));
+            ))
         }
-        app.pipeline
-            .reprocess_needs_ocr(&caller.scope(), &caller.origin())
-            .await?
-    } else if selects("llm") {
-        if !app.pipeline.llm_configured() {
+        db::Flag::Llm if !app.pipeline.llm_configured() => {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
                 "llm_unavailable",
                 "no Ollama endpoint is configured ([ollama] endpoints in config.toml)",
-            ));
+            ))
         }
-        app.pipeline
-            .reprocess_needs_llm(&caller.scope(), &caller.origin())
-            .await?
-    } else {
-        return Err(Problem::bad_request(
-            "invalid_body",
-            "say which documents to run again: {\"needs_ocr\": true} or {\"llm\": true}",
-        ));
-    };
+        _ => {}
+    }
+    let ids = app
+        .pipeline
+        .reprocess(flag, &caller.scope(), &caller.origin())
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "requeued": ids.len(), "ids": ids })),

@@ -467,6 +467,8 @@ pub struct ListFilter {
     pub scope: Option<Scope>,
     pub stage: Option<Stage>,
     pub doc_type: Option<String>,
+    /// Only documents carrying this flag.
+    pub flag: Option<Flag>,
     pub limit: usize,
     /// Keyset cursor: the `seq` of the last document of the previous page.
     pub after_seq: Option<i64>,
@@ -487,6 +489,9 @@ pub fn list_documents(conn: &Connection, f: &ListFilter) -> Result<(Vec<Document
     if let Some(t) = &f.doc_type {
         sql.push_str(" AND doc_type = ?");
         args.push(t.clone().into());
+    }
+    if let Some(flag) = f.flag {
+        sql.push_str(&format!(" AND {} = 1", flag.column()));
     }
     if let Some(after) = f.after_seq {
         sql.push_str(" AND seq < ?");
@@ -1126,20 +1131,31 @@ pub enum Flag {
     /// The LLM: typed and enriched again (stage `extracted`; the text
     /// stays, values users set stay).
     Llm,
+    /// A type the classifier was unsure of: typed again (stage `extracted`)
+    /// by the model in force, which may have learnt from corrections since.
+    Review,
 }
 
 impl Flag {
-    fn column(self) -> &'static str {
+    /// The flag's column; it is also the flag's name in the API.
+    pub fn column(self) -> &'static str {
         match self {
             Flag::Ocr => "needs_ocr",
             Flag::Llm => "needs_llm",
+            Flag::Review => "needs_review",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<Flag> {
+        [Flag::Ocr, Flag::Llm, Flag::Review]
+            .into_iter()
+            .find(|f| f.column() == name)
     }
 
     fn restart(self) -> Stage {
         match self {
             Flag::Ocr => Stage::Queued,
-            Flag::Llm => Stage::Extracted,
+            Flag::Llm | Flag::Review => Stage::Extracted,
         }
     }
 }
