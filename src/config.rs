@@ -396,4 +396,19 @@ mod tests {
         let p = c.validate();
         assert_eq!(p.len(), 3, "{p:?}");
     }
+
+    #[test]
+    fn the_lease_must_outlast_one_question_to_the_llm() {
+        let mut c = Config::default();
+        c.ollama.endpoints = vec!["http://a:11434".into(), "http://b:11434".into()];
+        c.ollama.timeout_ms = 200_000;
+        let p = c.validate();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains("pipeline.lease_ms (600000)") && p[0].contains("= 600000"),
+            "{p:?}"
+        );
+        c.ollama.timeout_ms = 199_999;
+        assert!(c.validate().is_empty());
+    }
 }

@@ -350,3 +350,37 @@ fn reprocess_llm_without_an_llm_is_refused() {
         "{v}"
     );
 }
+
+/// A slow LLM behind one Classify worker makes a queue far longer than the
+/// lease. Waiting there is not a lost job: every document is typed by the
+/// LLM at its first attempt, and no lease expires.
+#[test]
+fn a_long_queue_before_a_slow_llm_costs_time_not_attempts() {
+    let fake = FakeOllama::start(Behaviour::Stall(Duration::from_millis(150)));
+    let config = format!(
+        "{}\n[pipeline]\nlease_ms = 1000\n[pipeline.extract]\ntimeout_ms = 300\n\
+         [pipeline.ocr]\ntimeout_ms = 300\npage_timeout_ms = 300\n",
+        config(&[fake.url()])
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &config, &[]);
+    // One request, so that all of them queue at once: ~16 x 150 ms in
+    // Classify alone, several leases for the last one.
+    let files: Vec<(String, Vec<u8>)> = (0..16)
+        .map(|i| (format!("q{i}.txt"), format!("{CAR}\nq{i}").into_bytes()))
+        .collect();
+    let parts: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let (code, v) = upload(&s, &parts, None);
+    assert_eq!(code, 202, "{v}");
+    for d in v["documents"].as_array().unwrap() {
+        let d = wait_terminal(&s, d["id"].as_str().unwrap(), WAIT);
+        assert_eq!(
+            (d["stage"].as_str(), d["type_source"].as_str()),
+            (Some("indexed"), Some("llm")),
+            "{d}"
+        );
+    }
+    let st = status(&s);
+    assert_eq!(st["leases_expired"], 0, "{st}");
+    assert_eq!(st["retries_scheduled"], 0, "{st}");
+}

@@ -643,6 +643,18 @@ fn write_one(
 }
 
 fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
+    // The Intake learns the jobs wait in their next stage's queue before any
+    // worker there can report taking one.
+    let queued: Vec<(i64, u64, Stage)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Forward(job) => Some((job.seq, job.admission, job.stage)),
+            _ => None,
+        })
+        .collect();
+    if !queued.is_empty() {
+        tell(&routes.intake, IntakeMsg::Queued(queued), "intake");
+    }
     let mut released = Vec::new();
     let (mut wake, mut rescan, mut retrain) = (false, false, false);
     for e in effects {

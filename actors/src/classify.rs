@@ -186,6 +186,7 @@ impl Worker for Classifier {
         _state: &mut (),
     ) -> Result<(), ActorProcessingErr> {
         let doc = job.msg;
+        crate::intake::started(&self.ctx.routes, &doc);
         let counters = &self.ctx.counters.classify;
         let class = {
             let _timer = counters.start_job();

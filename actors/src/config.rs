@@ -13,9 +13,10 @@ use crate::enrich::fields::{FieldSpec, Kind};
 pub struct PipelineConfig {
     /// Documents admitted into the actor chain at once; the rest wait in SQLite.
     pub max_in_flight: usize,
-    /// An admitted document that has not finished after this long is admitted
-    /// again (its first admission is presumed lost: a crashed worker, a dropped
-    /// message). Must be longer than the slowest stage.
+    /// A worker that has held a document this long is presumed lost with it;
+    /// a document waiting in a queue, only once its stage has also taken no
+    /// document for this long (see `intake`). Must be longer than the
+    /// slowest stage.
     pub lease_ms: u64,
     pub extract: ExtractConfig,
     pub ocr: OcrConfig,
@@ -532,6 +533,16 @@ impl EngineConfig {
             }
             if self.ollama.model.trim().is_empty() {
                 problems.push("ollama.model must name a model".into());
+            }
+            // One question may try every endpoint once, then ask again once.
+            let ask_ms =
+                (self.ollama.endpoints.len() as u64 + 1).saturating_mul(self.ollama.timeout_ms);
+            if p.lease_ms <= ask_ms {
+                problems.push(format!(
+                    "pipeline.lease_ms ({}) must be longer than one question to the LLM can take: \
+                     (endpoints + 1) x ollama.timeout_ms = {ask_ms}",
+                    p.lease_ms
+                ));
             }
         }
         if !(0.0..=1.0).contains(&p.classify.review_threshold) {

@@ -189,6 +189,7 @@ impl Worker for Enricher {
         _state: &mut (),
     ) -> Result<(), ActorProcessingErr> {
         let doc = job.msg;
+        crate::intake::started(&self.ctx.routes, &doc);
         let counters = &self.ctx.counters.enrich;
         let found = {
             let _timer = counters.start_job();

@@ -532,6 +532,7 @@ impl Worker for Extractor {
         state: &mut ExtractorState,
     ) -> Result<(), ActorProcessingErr> {
         let doc = job.msg;
+        crate::intake::started(&self.ctx.routes, &doc);
         let counters = &self.ctx.counters.extract;
         let result = async {
             let _timer = counters.start_job();

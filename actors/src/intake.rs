@@ -13,11 +13,17 @@
 //! `pipeline.max_in_flight`. A *claim* is held from admission until release,
 //! so no document is admitted twice; documents handed to the Indexer keep
 //! their claim (no text) until the commit that makes them `indexed`, so
-//! claims are bounded by `max_in_flight + index.commit_batch`. Each claim has
-//! a lease; one that outlives `pipeline.lease_ms` is presumed lost (a worker
-//! died with it) and reported to the Scheduler as a failed attempt (`lost`),
-//! so the document is retried with backoff and parked if it keeps getting
-//! lost. Stages are idempotent, so a late result of a lost attempt is harmless.
+//! claims are bounded by `max_in_flight + index.commit_batch`.
+//!
+//! Leases find jobs lost with a worker. A lease of `pipeline.lease_ms` runs
+//! while a worker holds the job (`Started`, or the Indexer's `Handoff`); a job
+//! waiting in a stage's queue (admitted, or `Queued` by the Catalog after a
+//! commit) is presumed lost only once it has waited a whole lease *and* its
+//! stage has not started any job for a whole lease. So a long queue in front
+//! of a slow stage (an LLM on a CPU) costs time, not attempts. A lost job is
+//! reported to the Scheduler as a failed attempt (`lost`), so the document is
+//! retried with backoff and parked if it keeps getting lost. Stages are
+//! idempotent, so a late result of a lost attempt is harmless.
 //!
 //! Documents are admitted in `seq` order from a cursor, so a refill reads
 //! only the rows it admits; events that make older rows due restart the scan.
@@ -40,6 +46,10 @@ pub enum IntakeMsg {
     Wake,
     Rescan,
     Handoff(i64, u64),
+    /// A worker took the job (seq, admission) from its stage's queue.
+    Started(i64, u64),
+    /// These jobs were committed and sent to the queue of their next stage.
+    Queued(Vec<(i64, u64, Stage)>),
     Release(Vec<(i64, u64)>),
     Reset,
     Tick,
@@ -62,7 +72,10 @@ pub struct IntakeArgs {
 }
 
 struct Claim {
-    deadline: Instant,
+    /// Held by a worker (None), or waiting in the queue of this stage.
+    waiting: Option<Stage>,
+    /// Held: when the lease ends. Waiting: when the wait began.
+    since: Instant,
     permit: bool,
     /// The admitted job without its text, to report it if its lease expires.
     job: DocJob,
@@ -85,9 +98,41 @@ pub struct IntakeState {
     draining: bool,
     drain_waiters: Vec<RpcReplyPort<()>>,
     refill_queued: bool,
+    /// When each stage's workers last took a job from their queue.
+    last_start: HashMap<Stage, Instant>,
 }
 
 impl IntakeState {
+    /// The claim of this admission, if it is still the one in flight.
+    fn claim(&mut self, seq: i64, admission: u64) -> Option<&mut Claim> {
+        self.claims
+            .get_mut(&seq)
+            .filter(|c| c.job.admission == admission)
+    }
+
+    /// A worker took the job: its lease runs from now.
+    fn held(&mut self, seq: i64, admission: u64) {
+        let (now, lease) = (Instant::now(), self.args.lease);
+        if let Some(c) = self.claim(seq, admission) {
+            if let Some(stage) = c.waiting.take() {
+                c.since = now + lease;
+                self.last_start.insert(stage, now);
+            }
+        }
+    }
+
+    /// Lost: held past its lease, or waiting a whole lease in the queue of a
+    /// stage that has not started a job for as long.
+    fn is_lost(&self, c: &Claim, now: Instant) -> bool {
+        match c.waiting {
+            None => c.since <= now,
+            Some(stage) => {
+                let stalled = |t: Instant| now.saturating_duration_since(t) >= self.args.lease;
+                stalled(c.since) && self.last_start.get(&stage).is_none_or(|t| stalled(*t))
+            }
+        }
+    }
+
     fn drop_claim(&mut self, seq: i64) {
         if let Some(c) = self.claims.remove(&seq) {
             if c.permit {
@@ -122,6 +167,7 @@ impl Actor for Intake {
             draining: false,
             drain_waiters: Vec::new(),
             refill_queued: false,
+            last_start: HashMap::new(),
         })
     }
 
@@ -140,7 +186,18 @@ impl Actor for Intake {
                 }
                 queue_refill(&me, st)?;
             }
+            IntakeMsg::Started(seq, admission) => st.held(seq, admission),
+            IntakeMsg::Queued(jobs) => {
+                let now = Instant::now();
+                for (seq, admission, stage) in jobs {
+                    if let Some(c) = st.claim(seq, admission) {
+                        c.waiting = Some(stage);
+                        c.since = now;
+                    }
+                }
+            }
             IntakeMsg::Handoff(seq, admission) => {
+                st.held(seq, admission);
                 if let Some(c) = st
                     .claims
                     .get_mut(&seq)
@@ -174,12 +231,17 @@ impl Actor for Intake {
                 // failed attempt, like any other, so a document that keeps
                 // killing its worker is parked instead of admitted forever.
                 let now = Instant::now();
-                let mut lost = Vec::new();
-                for c in st
+                let lost_seqs: Vec<i64> = st
                     .claims
-                    .values_mut()
-                    .filter(|c| !c.expired && c.deadline <= now)
-                {
+                    .iter()
+                    .filter(|(_, c)| !c.expired && st.is_lost(c, now))
+                    .map(|(seq, _)| *seq)
+                    .collect();
+                let mut lost = Vec::new();
+                for seq in lost_seqs {
+                    let Some(c) = st.claims.get_mut(&seq) else {
+                        continue;
+                    };
                     c.expired = true;
                     if c.permit {
                         c.permit = false;
@@ -299,7 +361,7 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
         return Ok(());
     }
     let routes = current_routes(&st.args.routes)?;
-    let deadline = Instant::now() + st.args.lease;
+    let now = Instant::now();
     for (p, text) in rows {
         let admission = st.next_admission;
         st.next_admission += 1;
@@ -321,7 +383,8 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
         st.claims.insert(
             p.seq,
             Claim {
-                deadline,
+                waiting: Some(p.stage),
+                since: now,
                 permit: true,
                 job: job.clone(),
                 expired: false,
@@ -339,4 +402,15 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
         );
     }
     Ok(())
+}
+
+/// Tells the Intake a worker took `job` from its queue (its lease starts).
+pub fn started(routes: &RoutesRx, job: &DocJob) {
+    if let Ok(r) = current_routes(routes) {
+        tell(
+            &r.intake,
+            IntakeMsg::Started(job.seq, job.admission),
+            "intake",
+        );
+    }
 }
