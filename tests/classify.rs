@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -223,16 +222,10 @@ fn unsure_types_are_listed_and_typed_again_once_the_model_has_learnt() {
     assert_eq!(list_ids(&s, "flag=needs_review"), vec![g0.clone()]);
     wait_trained(&s, 8);
 
-    let out = Command::new(BIN)
-        .args(["reprocess", "--needs-review", "--server", &s.base])
-        .env("DOCPIPE_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (code, stdout, stderr) = cli(&["reprocess", "--needs-review", "--server", &s.base]);
     assert!(
-        out.status.success() && stdout.contains("1 documents sent to be typed again"),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+        code == 0 && stdout.contains("1 documents sent to be typed again"),
+        "{stdout}{stderr}"
     );
     let mut d = Value::Null;
     wait_until(WAIT, "the unsure document to be typed again", || {

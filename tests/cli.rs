@@ -7,19 +7,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn docpipe(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("DOCPIPE_TOKEN", ADMIN_TOKEN)
-        .output()
-        .expect("run docpipe");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
 #[test]
 fn ingest_uploads_a_directory_and_search_and_status_read_it_back() {
     let tmp = tempfile::tempdir().unwrap();
@@ -31,7 +18,7 @@ fn ingest_uploads_a_directory_and_search_and_status_read_it_back() {
     std::fs::write(dir.join("sub/c.txt"), "the gecko ledger").unwrap(); // same bytes as a.txt
     std::fs::write(dir.join("photo.gif"), b"GIF89a\x01\0\x01\0\x80\0\0").unwrap();
 
-    let (code, out, err) = docpipe(&["ingest", dir.to_str().unwrap(), "--server", &s.base]);
+    let (code, out, err) = cli(&["ingest", dir.to_str().unwrap(), "--server", &s.base]);
     assert_eq!(code, 2, "a rejected file makes ingest fail: {out}{err}");
     assert!(
         out.contains("2 accepted, 1 duplicates, 1 rejected"),
@@ -47,10 +34,10 @@ fn ingest_uploads_a_directory_and_search_and_status_read_it_back() {
     for id in &ids {
         wait_terminal(&s, id, Duration::from_secs(60));
     }
-    let (code, out, _) = docpipe(&["search", "gecko", "--server", &s.base]);
+    let (code, out, _) = cli(&["search", "gecko", "--server", &s.base]);
     assert_eq!(code, 0);
     assert!(out.starts_with("2 documents match"), "{out}");
-    let (code, out, _) = docpipe(&["status", "--server", &s.base]);
+    let (code, out, _) = cli(&["status", "--server", &s.base]);
     assert_eq!(code, 0);
     assert!(
         out.lines()
@@ -67,10 +54,10 @@ fn client_commands_name_an_unreachable_server() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let (code, _, err) = docpipe(&["status", "--server", &url]);
+    let (code, _, err) = cli(&["status", "--server", &url]);
     assert_eq!(code, 2);
     assert!(err.contains("cannot reach") && err.contains(&url), "{err}");
-    let (code, _, err) = docpipe(&["ingest", "/nonexistent/path", "--server", &url]);
+    let (code, _, err) = cli(&["ingest", "/nonexistent/path", "--server", &url]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/path"), "{err}");
 }
@@ -79,7 +66,7 @@ fn client_commands_name_an_unreachable_server() {
 fn token_commands_create_list_and_revoke() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
-    let (code, out, err) = docpipe(&[
+    let (code, out, err) = cli(&[
         "token",
         "create",
         "--name",
@@ -102,7 +89,7 @@ fn token_commands_create_list_and_revoke() {
     assert!(token.starts_with("dp_"), "{out}");
     assert!(err.contains("shown this once"), "{err}");
 
-    let (code, out, _) = docpipe(&["token", "list", "--server", &s.base]);
+    let (code, out, _) = cli(&["token", "list", "--server", &s.base]);
     assert_eq!(code, 0);
     let row = out.lines().find(|l| l.starts_with(&id)).expect("listed");
     assert!(
@@ -126,7 +113,7 @@ fn token_commands_create_list_and_revoke() {
         .unwrap();
     assert_eq!(code, 0, "{out}");
 
-    let (code, out, _) = docpipe(&["token", "revoke", &id, "--server", &s.base]);
+    let (code, out, _) = cli(&["token", "revoke", &id, "--server", &s.base]);
     assert_eq!(code, 0, "{out}");
     let o = Command::new(BIN)
         .args(["status", "--server", &s.base])
@@ -140,7 +127,7 @@ fn token_commands_create_list_and_revoke() {
         o
     );
     // A bad role is refused with the reason.
-    let (code, _, err) = docpipe(&[
+    let (code, _, err) = cli(&[
         "token", "create", "--name", "x", "--role", "root", "--server", &s.base,
     ]);
     assert_eq!(code, 2);

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::fake_ollama::{Behaviour, FakeOllama, MODEL};
@@ -257,21 +256,9 @@ fn every_document_ends_typed_whatever_the_llm_does_and_breakers_recover() {
     assert_eq!(breaker(&s, 0), "closed");
 
     // The flagged documents go through the LLM again.
-    let out = Command::new(BIN)
-        .args(["reprocess", "--llm", "--server", &s.base])
-        .env("DOCPIPE_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("4 documents"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (code, stdout, stderr) = cli(&["reprocess", "--llm", "--server", &s.base]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("4 documents"), "{stdout}");
     for id in &flagged {
         let mut d = Value::Null;
         wait_until(WAIT, "the flagged document to be typed by the LLM", || {

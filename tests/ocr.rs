@@ -193,17 +193,8 @@ fn without_ocr_scans_wait_flagged_and_reprocess_reads_them_later() {
 
     // OCR installed: the CLI sends the flagged documents through again.
     let s = Server::start(&data, FAST_CONFIG, &[]);
-    let out = Command::new(BIN)
-        .args(["reprocess", "--needs-ocr", "--server", &s.base])
-        .env("DOCPIPE_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, stdout, stderr) = cli(&["reprocess", "--needs-ocr", "--server", &s.base]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("2 documents"), "{stdout}");
     wait_until(WAIT, "the scans to be read again", || {
         [&pdf, &png].iter().all(|id| {

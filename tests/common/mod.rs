@@ -451,6 +451,20 @@ pub fn vm_hwm_mib(pid: i32) -> u64 {
 }
 
 /// PATCH with a JSON body; returns (status, body).
+/// Runs the docpipe CLI with the admin token: (exit code, stdout, stderr).
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env("DOCPIPE_TOKEN", ADMIN_TOKEN)
+        .output()
+        .expect("run docpipe");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 pub fn patch_json(s: &Server, path: &str, body: Value) -> (u16, Value) {
     let (code, _, bytes) = reqwest::send(reqwest::async_client().patch(s.url(path)).json(&body));
     (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
