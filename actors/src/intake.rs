@@ -71,11 +71,16 @@ pub struct IntakeArgs {
     pub counters: Arc<Counters>,
 }
 
+/// Where a claimed job is, for its lease.
+enum Lease {
+    /// A worker holds it; lost if it still does at `until`.
+    Held { until: Instant },
+    /// It waits in the queue of this stage's workers.
+    Queued { stage: Stage, since: Instant },
+}
+
 struct Claim {
-    /// Held by a worker (None), or waiting in the queue of this stage.
-    waiting: Option<Stage>,
-    /// Held: when the lease ends. Waiting: when the wait began.
-    since: Instant,
+    lease: Lease,
     permit: bool,
     /// The admitted job without its text, to report it if its lease expires.
     job: DocJob,
@@ -114,8 +119,8 @@ impl IntakeState {
     fn held(&mut self, seq: i64, admission: u64) {
         let (now, lease) = (Instant::now(), self.args.lease);
         if let Some(c) = self.claim(seq, admission) {
-            if let Some(stage) = c.waiting.take() {
-                c.since = now + lease;
+            if let Lease::Queued { stage, .. } = c.lease {
+                c.lease = Lease::Held { until: now + lease };
                 self.last_start.insert(stage, now);
             }
         }
@@ -124,11 +129,11 @@ impl IntakeState {
     /// Lost: held past its lease, or waiting a whole lease in the queue of a
     /// stage that has not started a job for as long.
     fn is_lost(&self, c: &Claim, now: Instant) -> bool {
-        match c.waiting {
-            None => c.since <= now,
-            Some(stage) => {
+        match c.lease {
+            Lease::Held { until } => until <= now,
+            Lease::Queued { stage, since } => {
                 let stalled = |t: Instant| now.saturating_duration_since(t) >= self.args.lease;
-                stalled(c.since) && self.last_start.get(&stage).is_none_or(|t| stalled(*t))
+                stalled(since) && self.last_start.get(&stage).is_none_or(|t| stalled(*t))
             }
         }
     }
@@ -191,18 +196,13 @@ impl Actor for Intake {
                 let now = Instant::now();
                 for (seq, admission, stage) in jobs {
                     if let Some(c) = st.claim(seq, admission) {
-                        c.waiting = Some(stage);
-                        c.since = now;
+                        c.lease = Lease::Queued { stage, since: now };
                     }
                 }
             }
             IntakeMsg::Handoff(seq, admission) => {
                 st.held(seq, admission);
-                if let Some(c) = st
-                    .claims
-                    .get_mut(&seq)
-                    .filter(|c| c.job.admission == admission && c.permit)
-                {
+                if let Some(c) = st.claim(seq, admission).filter(|c| c.permit) {
                     c.permit = false;
                     st.permits_used -= 1;
                 }
@@ -383,8 +383,10 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
         st.claims.insert(
             p.seq,
             Claim {
-                waiting: Some(p.stage),
-                since: now,
+                lease: Lease::Queued {
+                    stage: p.stage,
+                    since: now,
+                },
                 permit: true,
                 job: job.clone(),
                 expired: false,
