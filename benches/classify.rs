@@ -9,28 +9,17 @@
 //! Target: SpamAssassin with k = 50, macro-F1 ≥ 0.95.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-const TOKEN: &str = "bench-admin-token-0123456789";
+mod common;
 
 struct Server {
-    child: Child,
-    base: String,
-    client: reqwest::Client,
+    served: common::Served,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start() -> Server {
@@ -41,49 +30,22 @@ fn start() -> Server {
         "types = []\n[pipeline.classify]\nretrain_delay_ms = 300\n[index]\ncommit_interval_ms = 100\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_docpipe"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .env("DOCPIPE_ADMIN_TOKEN", TOKEN)
-        .env("DOCPIPE_RATE_LIMIT__PER_TOKEN_PER_SECOND", "0")
-        .stdout(Stdio::piped())
-        // Attachments of the mails that fail (broken images) would log.
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start docpipe");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("docpipe listening on ")
-        .expect("listening line")
-        .to_string();
-    let mut auth = reqwest::header::HeaderMap::new();
-    auth.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {TOKEN}").parse().unwrap(),
-    );
-    let client = reqwest::Client::builder()
-        .default_headers(auth)
-        .build()
-        .unwrap();
-    Server {
-        child,
-        base,
-        client,
-        _dir: dir,
-    }
+    let served = common::serve(|cmd| {
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            // Attachments of the mails that fail (broken images) would log.
+            .stderr(std::process::Stdio::null());
+    });
+    Server { served, _dir: dir }
 }
 
 impl Server {
     async fn get(&self, path: &str) -> Value {
-        self.client
-            .get(format!("{}{path}", self.base))
+        self.served
+            .client
+            .get(format!("{}{path}", self.served.base))
             .send()
             .await
             .unwrap()
@@ -99,8 +61,9 @@ impl Server {
                 let part = reqwest::multipart::Part::bytes(std::fs::read(path).unwrap())
                     .file_name(path.file_name().unwrap().to_string_lossy().into_owned());
                 let v: Value = self
+                    .served
                     .client
-                    .post(format!("{}/api/v1/documents", self.base))
+                    .post(format!("{}/api/v1/documents", self.served.base))
                     .multipart(reqwest::multipart::Form::new().part("file", part))
                     .send()
                     .await
@@ -189,8 +152,9 @@ async fn run(set: &[(PathBuf, String)], k: usize) -> Outcome {
     s.settle().await;
     for (id, (_, label)) in ids.iter().zip(&train) {
         let r = s
+            .served
             .client
-            .patch(format!("{}/api/v1/documents/{id}", s.base))
+            .patch(format!("{}/api/v1/documents/{id}", s.served.base))
             .json(&json!({ "doc_type": label }))
             .send()
             .await
