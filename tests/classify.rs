@@ -249,12 +249,7 @@ fn unsure_types_are_listed_and_typed_again_once_the_model_has_learnt() {
     // The corrected ones kept the type a person gave them.
     assert_eq!(doc(&s, &g1)["type_source"], "user");
 
-    let (code, _, body) = common::reqwest::send(
-        common::reqwest::async_client()
-            .post(s.url("/api/v1/reprocess"))
-            .json(&json!({"unsure": true})),
-    );
-    let v: Value = serde_json::from_slice(&body).unwrap();
+    let (code, v) = post_json(&s, "/api/v1/reprocess", serde_json::json!({"unsure": true}));
     assert_eq!(
         (code, v["code"].as_str()),
         (400, Some("invalid_body")),

@@ -325,12 +325,7 @@ fn reprocess_llm_without_an_llm_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
     assert_eq!(status(&s)["llm"]["configured"], false);
-    let (code, _, body) = reqwest::send(
-        reqwest::async_client()
-            .post(s.url("/api/v1/reprocess"))
-            .json(&json!({"llm": true})),
-    );
-    let v: Value = serde_json::from_slice(&body).unwrap();
+    let (code, v) = post_json(&s, "/api/v1/reprocess", serde_json::json!({"llm": true}));
     assert_eq!(
         (code, v["code"].as_str()),
         (409, Some("llm_unavailable")),

@@ -7,7 +7,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -175,19 +174,17 @@ fn without_ocr_scans_wait_flagged_and_reprocess_reads_them_later() {
     assert_eq!(st["needs_ocr"], 2, "{st}");
 
     // Reprocessing now would change nothing: refused, with the reason.
-    let (code, _, body) = reqwest::send(
-        reqwest::async_client()
-            .post(s.url("/api/v1/reprocess"))
-            .json(&serde_json::json!({"needs_ocr": true})),
+    let (code, v) = post_json(
+        &s,
+        "/api/v1/reprocess",
+        serde_json::json!({"needs_ocr": true}),
     );
-    let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!((code, v["code"].as_str()), (409, Some("ocr_unavailable")));
-    let (code, _, body) = reqwest::send(
-        reqwest::async_client()
-            .post(s.url("/api/v1/reprocess"))
-            .json(&serde_json::json!({"everything": true})),
+    let (code, v) = post_json(
+        &s,
+        "/api/v1/reprocess",
+        serde_json::json!({"everything": true}),
     );
-    let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!((code, v["code"].as_str()), (400, Some("invalid_body")));
     s.stop();
 

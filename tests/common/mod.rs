@@ -469,3 +469,8 @@ pub fn patch_json(s: &Server, path: &str, body: Value) -> (u16, Value) {
     let (code, _, bytes) = reqwest::send(reqwest::async_client().patch(s.url(path)).json(&body));
     (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
+
+pub fn post_json(s: &Server, path: &str, body: Value) -> (u16, Value) {
+    let (code, _, bytes) = reqwest::send(reqwest::async_client().post(s.url(path)).json(&body));
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
