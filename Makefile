@@ -16,12 +16,18 @@ build:
 	$(CARGO) build --release
 
 ## Every test: format and lint checks, unit tests, end-to-end tests against the real binary.
-test: lint corpus deps
-	$(CARGO) test --release --workspace --lib --bins --tests  # benches: make bench (clippy still builds them)
+## Tests build with the test-only failure points (cargo feature `failpoints`,
+## see actors/src/faults.rs); `make build`, `make run` and the benchmarks do not.
+test: lint deps corpus
+	$(CARGO) test --release --features failpoints --workspace --lib --bins --tests  # benches: make bench (clippy still builds them)
 
+## Formatting, clippy (with and without the failure points), and no import
+## loops between the engine's modules.
 lint:
 	$(CARGO) fmt --all -- --check
+	python3 $(SHARED)/scripts/module-cycles.py actors/src
 	$(CARGO) clippy --all-targets --workspace -- -D warnings
+	$(CARGO) clippy --all-targets --workspace --features failpoints -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -59,17 +65,23 @@ $(OCR_TESSDATA_DIR)/eng.traineddata:
 	gunzip -c $$tmp/package/4.0.0/eng.traineddata.gz > $$tmp/eng.traineddata && \
 	mv $$tmp/eng.traineddata $@ && rm -rf $$tmp && echo "OCR data with the legacy engine: $@"
 
-## Real documents for the tests and benchmarks (idempotent, cached under $(CORPUS_ROOT)).
-corpus: $(CORPUS_ROOT)/docs/MANIFEST.tsv
+## Real documents for the tests and benchmarks (idempotent, cached under
+## $(CORPUS_ROOT)). After deps: the derived scans need poppler and ImageMagick.
+## A cached corpus without the derived scans (fetched on a machine without
+## ImageMagick) is fetched again.
+corpus: deps
+	@if [ -f $(CORPUS_ROOT)/docs/MANIFEST.tsv ] && [ -f $(CORPUS_ROOT)/labeled/ocr-derived/labels.csv ] \
+	   && ls $(CORPUS_ROOT)/labeled/ocr-derived/*.jpg >/dev/null 2>&1; then \
+		echo "corpus: $(CORPUS_ROOT) is complete"; \
+	else \
+		bash $(SHARED)/scripts/fetch-corpus.sh; \
+	fi
 
 ## Labelled sets for the classifier benchmark (SpamAssassin, Reuters).
 labeled: $(CORPUS_ROOT)/labeled/spamassassin/labels.csv
 
 $(CORPUS_ROOT)/labeled/spamassassin/labels.csv:
 	bash $(SHARED)/scripts/fetch-labeled.sh
-
-$(CORPUS_ROOT)/docs/MANIFEST.tsv:
-	bash $(SHARED)/scripts/fetch-corpus.sh
 
 ## Benchmarks: extraction per format (PDFs beside pdftotext, OCR similarity), the
 ## classifier's accuracy on the labelled sets through the API, field extraction

@@ -321,7 +321,7 @@ fn macro_f1(pairs: &[(String, String)], labels: &[String]) -> f64 {
 /// same splits, in-process (texts read by docpipe's own parsers): the
 /// measurement behind using naive Bayes.
 fn compare_models(root: &Path) {
-    use docpipe_actors::classify::model::{Logistic, Model, Sample};
+    use docpipe_actors::classifier::bayes::{Logistic, Model, Sample};
     use docpipe_actors::extract::{self, detect, ParseLimits};
     println!("\nNaive Bayes vs logistic regression, in-process, same features and splits (macro-F1, train ms):");
     let limits = ParseLimits::default();

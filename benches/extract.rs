@@ -80,7 +80,7 @@ fn main() {
                     pdfs.push((path.clone(), out.pages.unwrap_or(0), took));
                 }
             }
-            Ok(Err(e)) => *row.failed.entry(e.code).or_default() += 1,
+            Ok(Err(e)) => *row.failed.entry(e.code.to_string()).or_default() += 1,
             Err(_) => *row.failed.entry("parser_panic".into()).or_default() += 1,
         }
     }

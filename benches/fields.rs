@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use docpipe_actors::config::default_types;
-use docpipe_actors::enrich::fields::{extract, Context};
 use docpipe_actors::extract::{pdf, ParseLimits};
+use docpipe_actors::fields::{extract, Context};
 use docpipe_actors::types::Types;
 
 fn main() {
@@ -168,7 +168,7 @@ fn main() {
         let Some(want) = truth.get(&spec.name).and_then(|v| v.as_str()) else {
             continue;
         };
-        let want = docpipe_actors::enrich::fields::normalize(spec.kind, want, None)
+        let want = docpipe_actors::fields::normalize(spec.kind, want, None)
             .map(|v| v.0)
             .unwrap_or_default();
         let got = found.iter().find(|f| f.name == spec.name);

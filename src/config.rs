@@ -158,7 +158,7 @@ impl<P: Provider> Provider for Named<P> {
 
 /// Environment variables that are not configuration keys.
 /// (`DOCPIPE_ADMIN_TOKEN` is the short name of `auth.admin_token`.)
-const ENV_NOT_CONFIG: &[&str] = &["test_faults", "url", "token", "admin_token"];
+const ENV_NOT_CONFIG: &[&str] = &["url", "token", "admin_token"];
 
 pub fn figment(flags: &Flags) -> Result<Figment, String> {
     let mut fig = Figment::from(Named {

@@ -10,12 +10,13 @@ pub mod problem;
 pub mod tokens;
 pub mod types;
 
+use docpipe_actors::Code;
 use std::future::Future;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::header;
 use axum::http::Method;
-use axum::http::{header, StatusCode};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
@@ -299,11 +300,10 @@ pub fn router(state: AppState) -> Router {
         router = router.route(spec.path, handler);
     }
     router
-        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { Problem::new(Code::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                Code::MethodNotAllowed,
                 "this route does not take that method",
             )
         })
@@ -346,27 +346,26 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(app): State<AppState>) -> Response {
     match app.pipeline.ready().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            format!("{e:#}"),
-        )
-        .into_response(),
+        Err(e) => Problem::new(Code::NotReady, format!("{e:#}")).into_response(),
     }
 }
 
 async fn classifier(State(app): State<AppState>) -> Json<docpipe_actors::ClassifierInfo> {
-    Json(app.pipeline.classifier())
+    Json(app.pipeline.reader().classifier())
 }
 
 async fn status(State(app): State<AppState>, caller: Caller) -> Result<Response, Problem> {
-    Ok(Json(app.pipeline.status(&caller.scope()).await?).into_response())
+    Ok(Json(app.pipeline.reader().status(&caller.scope()).await?).into_response())
 }
 
 /// The pipeline's figures in the Prometheus text format.
 async fn metrics(State(app): State<AppState>) -> Result<Response, Problem> {
     use std::fmt::Write;
-    let st = app.pipeline.status(&docpipe_actors::Scope::All).await?;
+    let st = app
+        .pipeline
+        .reader()
+        .status(&docpipe_actors::Scope::All)
+        .await?;
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
         let _ = writeln!(
@@ -389,7 +388,7 @@ async fn metrics(State(app): State<AppState>) -> Result<Response, Problem> {
         "Documents per stage.",
         stage(&|s| s.documents),
     );
-    let actor = |f: &dyn Fn(&docpipe_actors::counters::ActorSnapshot) -> u64| {
+    let actor = |f: &dyn Fn(&docpipe_actors::ActorSnapshot) -> u64| {
         st.actors
             .iter()
             .map(|a| (format!("{{actor=\"{}\"}}", a.name), f(a)))
@@ -535,35 +534,36 @@ async fn search(
     caller: Caller,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
     let q = p.q.unwrap_or_default();
     if q.trim().is_empty() {
-        return Err(Problem::bad_request(
-            "missing_query",
+        return Err(Problem::new(
+            Code::MissingQuery,
             "give a query in the q parameter",
         ));
     }
     let limit = p.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
-        return Err(Problem::bad_request(
-            "invalid_parameter",
+        return Err(Problem::new(
+            Code::InvalidParameter,
             "limit must be between 1 and 100",
         ));
     }
     let offset = p.offset.unwrap_or(0);
     if offset > 10_000 {
-        return Err(Problem::bad_request(
-            "invalid_parameter",
+        return Err(Problem::new(
+            Code::InvalidParameter,
             "offset must be at most 10000",
         ));
     }
     match app
         .pipeline
+        .reader()
         .search(&q, limit, offset, &caller.scope())
         .await
     {
         Ok(r) => Ok(Json(r).into_response()),
-        Err(SearchError::Query(m)) => Err(Problem::bad_request("invalid_query", m)),
+        Err(SearchError::Query(m)) => Err(Problem::new(Code::InvalidQuery, m)),
         Err(SearchError::Internal(e)) => Err(Problem::internal(e)),
     }
 }

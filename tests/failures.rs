@@ -22,10 +22,14 @@ fn misbehaving_parsers_fail_only_their_document() {
     let cfg = format!(
         "{FAST_CONFIG}\n[pipeline]\nlease_ms = 4000\n[pipeline.extract]\ntimeout_ms = 1000\nmax_memory_mb = 512\n[pipeline.ocr]\ntimeout_ms = 2000\n"
     );
+    // The parser misbehaves on the documents that say how (test builds only).
     let s = Server::start(
         &tmp.path().join("data"),
         &cfg,
-        &[("DOCPIPE_TEST_FAULTS", "1")],
+        &[(
+            "FAILPOINTS",
+            "parser=return;extract-worker=return(FAULT:worker-panic)",
+        )],
     );
 
     let mut truncated = fixture("quokka.pdf");
@@ -116,7 +120,10 @@ fn a_crashed_catalog_is_restarted_and_nothing_acknowledged_is_lost() {
     let s = Server::start(
         &tmp.path().join("data"),
         FAST_CONFIG,
-        &[("DOCPIPE_TEST_FAULTS", "1")],
+        &[(
+            "FAILPOINTS",
+            "catalog-register=return(panic:DOCPIPE-FAULT-catalog.txt)",
+        )],
     );
     let names = names_with_fault(80, "d", 40, "DOCPIPE-FAULT-catalog.txt");
     let results = upload_many(&s, &names, "restartcorpus");
@@ -174,7 +181,10 @@ fn a_failing_catalog_operation_fails_alone() {
     let s = Server::start(
         &tmp.path().join("data"),
         FAST_CONFIG,
-        &[("DOCPIPE_TEST_FAULTS", "1")],
+        &[(
+            "FAILPOINTS",
+            "catalog-register=return(error:DOCPIPE-FAULT-catalog-error.txt)",
+        )],
     );
     let names = names_with_fault(40, "e", 20, "DOCPIPE-FAULT-catalog-error.txt");
     let results = upload_many(&s, &names, "savepointcorpus");

@@ -1,6 +1,6 @@
 //! Indexer: the only Tantivy writer.
 //!
-//! In: classified [`DocJob`]s with their text; deletes. Each document replaces
+//! In: enriched [`DocJob`]s with their text; deletes. Each document replaces
 //! any earlier copy (delete by id, then add), so indexing twice is harmless.
 //! Commits when `index.commit_batch` documents wait or the oldest has waited
 //! `index.commit_interval_ms`; after the commit it reloads the shared reader
@@ -14,25 +14,12 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tantivy::IndexWriter;
 
-use crate::catalog::{CatalogMsg, Reply};
 use crate::config::IndexConfig;
 use crate::counters::Counters;
-use crate::intake::IntakeMsg;
+use crate::errors::EngineError;
 use crate::model::DocJob;
-use crate::pipeline::{current_routes, tell, RoutesRx};
+use crate::routes::{current_routes, tell, CatalogMsg, ClaimId, IndexerMsg, IntakeMsg, RoutesRx};
 use crate::store::index::SearchIndex;
-
-pub enum IndexerMsg {
-    Add(DocJob),
-    Delete {
-        id: String,
-        reply: Reply<()>,
-    },
-    /// Commit now and reply (shutdown).
-    CommitNow(Reply<()>),
-    /// Internal: the commit interval elapsed.
-    Commit,
-}
 
 pub struct Indexer;
 
@@ -48,6 +35,8 @@ pub struct IndexerState {
     writer: Option<IndexWriter>,
     pending: Vec<DocJob>,
     timer_armed: bool,
+    /// Documents added since the Intake was last told (see `Handoff`).
+    handed: Vec<ClaimId>,
 }
 
 impl Actor for Indexer {
@@ -70,6 +59,7 @@ impl Actor for Indexer {
             writer: Some(writer),
             pending: Vec::new(),
             timer_armed: false,
+            handed: Vec::new(),
         })
     }
 
@@ -97,12 +87,12 @@ impl Actor for Indexer {
                     job.doc_type.as_deref(),
                 ))?;
                 // The text now lives in Tantivy's buffer: the document's
-                // permit goes back, its claim stays until the commit.
-                tell(
-                    &current_routes(&st.args.routes)?.intake,
-                    IntakeMsg::Handoff(job.seq, job.admission),
-                    "intake",
-                );
+                // permit goes back, its claim stays until the commit. The
+                // Intake is told once for everything already in the mailbox.
+                if st.handed.is_empty() {
+                    me.cast(IndexerMsg::Handoff)?;
+                }
+                st.handed.push((job.seq, job.admission));
                 st.pending.push(job);
                 if st.pending.len() >= st.args.config.commit_batch {
                     commit(st).await?;
@@ -114,6 +104,7 @@ impl Actor for Indexer {
                     );
                 }
             }
+            IndexerMsg::Handoff => hand_off(st)?,
             IndexerMsg::Commit => {
                 st.timer_armed = false;
                 commit(st).await?;
@@ -124,17 +115,29 @@ impl Actor for Indexer {
                 // Commit unconditionally: the delete must be durable before
                 // the caller removes the row.
                 let r = commit_always(st).await;
-                let _ = reply.send(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                let _ = reply.send(r.as_ref().map(|_| ()).map_err(EngineError::internal));
                 r?;
             }
             IndexerMsg::CommitNow(reply) => {
                 let r = commit(st).await;
-                let _ = reply.send(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                let _ = reply.send(r.as_ref().map(|_| ()).map_err(EngineError::internal));
                 r?;
             }
         }
         Ok(())
     }
+}
+
+fn hand_off(st: &mut IndexerState) -> Result<(), ActorProcessingErr> {
+    if !st.handed.is_empty() {
+        let claims = std::mem::take(&mut st.handed);
+        tell(
+            &current_routes(&st.args.routes)?.intake,
+            IntakeMsg::Handoff(claims),
+            "intake",
+        );
+    }
+    Ok(())
 }
 
 async fn commit(st: &mut IndexerState) -> Result<(), ActorProcessingErr> {
@@ -154,6 +157,7 @@ async fn commit_always(st: &mut IndexerState) -> Result<(), ActorProcessingErr> 
     st.writer = Some(writer);
     result?;
     st.args.index.reader.reload()?;
+    hand_off(st)?;
     let c = &st.args.counters;
     c.num_commits_index.fetch_add(1, Relaxed);
     let jobs = std::mem::take(&mut st.pending);

@@ -2,11 +2,12 @@
 //! enters the actor chain.
 //!
 //! In: `Wake` (new uploads committed), `Rescan` (something below the scan
-//! cursor became due: a retry time, the retry API, a restart), `Handoff` (the
-//! Indexer took a document's text), `Release` (a document left the chain:
-//! indexed, failed, or waiting for a retry), `Reset` (a stage actor restarted,
-//! so what was in flight there is lost), `Tick` (lease check), `Drain`
-//! (shutdown). Out: [`DocJob`]s to the actor for each document's stage.
+//! cursor became due: a retry time, the retry API, a restart), `Started` (a
+//! worker took a job), `Handoff` (the Indexer took documents' text),
+//! `Committed` (one per Catalog commit: jobs sent on to a stage's queue, and
+//! jobs that left the chain: indexed, failed, or waiting for a retry),
+//! `Reset` (a stage actor restarted, so what was in flight there is lost),
+//! `Tick` (lease check), `Drain` (shutdown). Out: [`DocJob`]s to the actor for each document's stage.
 //!
 //! Two bounds. A *permit* is held while a document's text is in memory in the
 //! chain (Extract, Classify, the hop to the Indexer): at most
@@ -17,13 +18,14 @@
 //!
 //! Leases find jobs lost with a worker. A lease of `pipeline.lease_ms` runs
 //! while a worker holds the job (`Started`, or the Indexer's `Handoff`); a job
-//! waiting in a stage's queue (admitted, or `Queued` by the Catalog after a
-//! commit) is presumed lost only once it has waited a whole lease *and* its
+//! waiting in a stage's queue (admitted, or sent on by a Catalog commit) is presumed lost only once it has waited a whole lease *and* its
 //! stage has not started any job for a whole lease. So a long queue in front
 //! of a slow stage (an LLM on a CPU) costs time, not attempts. A lost job is
 //! reported to the Scheduler as a failed attempt (`lost`), so the document is
 //! retried with backoff and parked if it keeps getting lost. Stages are
-//! idempotent, so a late result of a lost attempt is harmless.
+//! idempotent, so a late result of a lost attempt is harmless. Without an
+//! LLM a document's lease costs two messages of its own (`Started`, and a
+//! share of the batched `Handoff` and `Committed`).
 //!
 //! Documents are admitted in `seq` order from a cursor, so a refill reads
 //! only the rows it admits; events that make older rows due restart the scan.
@@ -35,29 +37,12 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::catalog::forward;
 use crate::counters::Counters;
 use crate::model::{now_ms, DocJob, ErrorInfo, Stage};
-use crate::pipeline::{current_routes, tell, RoutesRx};
-use crate::scheduler::SchedulerMsg;
-use crate::store::db::{self, ReadPool};
-
-pub enum IntakeMsg {
-    Wake,
-    Rescan,
-    Handoff(i64, u64),
-    /// A worker took the job (seq, admission) from its stage's queue.
-    Started(i64, u64),
-    /// These jobs were committed and sent to the queue of their next stage.
-    Queued(Vec<(i64, u64, Stage)>),
-    Release(Vec<(i64, u64)>),
-    Reset,
-    Tick,
-    /// Stop admitting; reply when nothing is in flight.
-    Drain(RpcReplyPort<()>),
-    /// Internal: refill after a burst of messages.
-    Refill,
-}
+use crate::routes::{current_routes, forward, tell, IntakeMsg, RoutesRx, SchedulerMsg};
+use crate::store::documents::get_text_by_seq;
+use crate::store::pool::ReadPool;
+use crate::store::queue::ready_documents_after;
 
 pub struct Intake;
 
@@ -191,34 +176,37 @@ impl Actor for Intake {
                 }
                 queue_refill(&me, st)?;
             }
-            IntakeMsg::Started(seq, admission) => st.held(seq, admission),
-            IntakeMsg::Queued(jobs) => {
+            IntakeMsg::Started((seq, admission)) => st.held(seq, admission),
+            IntakeMsg::Handoff(claims) => {
+                for (seq, admission) in claims {
+                    st.held(seq, admission);
+                    if let Some(c) = st.claim(seq, admission).filter(|c| c.permit) {
+                        c.permit = false;
+                        st.permits_used -= 1;
+                    }
+                }
+                queue_refill(&me, st)?;
+            }
+            IntakeMsg::Committed {
+                queued,
+                released,
+                wake,
+            } => {
                 let now = Instant::now();
-                for (seq, admission, stage) in jobs {
+                for ((seq, admission), stage) in queued {
                     if let Some(c) = st.claim(seq, admission) {
                         c.lease = Lease::Queued { stage, since: now };
                     }
                 }
-            }
-            IntakeMsg::Handoff(seq, admission) => {
-                st.held(seq, admission);
-                if let Some(c) = st.claim(seq, admission).filter(|c| c.permit) {
-                    c.permit = false;
-                    st.permits_used -= 1;
-                }
-                queue_refill(&me, st)?;
-            }
-            IntakeMsg::Release(done) => {
-                for (seq, admission) in done {
-                    if st
-                        .claims
-                        .get(&seq)
-                        .is_some_and(|c| c.job.admission == admission)
-                    {
+                let freed = !released.is_empty();
+                for (seq, admission) in released {
+                    if st.claim(seq, admission).is_some() {
                         st.drop_claim(seq);
                     }
                 }
-                queue_refill(&me, st)?;
+                if wake || freed {
+                    queue_refill(&me, st)?;
+                }
             }
             IntakeMsg::Reset => {
                 st.claims.clear();
@@ -333,7 +321,7 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
             let mut cursor = cursor;
             let now = now_ms();
             loop {
-                let page = db::ready_documents_after(c, cursor, now, free * 2)?;
+                let page = ready_documents_after(c, cursor, now, free * 2)?;
                 let exhausted = page.len() < free * 2;
                 for p in page {
                     if out.len() >= free {
@@ -346,7 +334,7 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
                     // Past extraction, the next stage needs the committed text.
                     let text = match p.stage {
                         Stage::Queued => None,
-                        _ => db::get_text_by_seq(c, p.seq)?,
+                        _ => get_text_by_seq(c, p.seq)?,
                     };
                     out.push((p, text));
                 }
@@ -379,6 +367,7 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
             text: None,
             doc_type: p.doc_type,
             confidence: p.confidence,
+            user_doc_type: p.user_doc_type,
         };
         st.claims.insert(
             p.seq,
@@ -404,15 +393,4 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
         );
     }
     Ok(())
-}
-
-/// Tells the Intake a worker took `job` from its queue (its lease starts).
-pub fn started(routes: &RoutesRx, job: &DocJob) {
-    if let Ok(r) = current_routes(routes) {
-        tell(
-            &r.intake,
-            IntakeMsg::Started(job.seq, job.admission),
-            "intake",
-        );
-    }
 }

@@ -273,6 +273,8 @@ pub struct DocJob {
     /// Intake when a document is re-admitted past extraction).
     pub text: Option<Arc<str>>,
     pub doc_type: Option<String>,
+    /// The type an uploader or user set; the classifier does not override it.
+    pub user_doc_type: Option<String>,
     pub confidence: Option<f32>,
 }
 
@@ -331,6 +333,82 @@ mod base64_bytes {
             .decode(s)
             .map_err(serde::de::Error::custom)
     }
+}
+
+/// How a field's value is read and written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `YYYY-MM-DD`.
+    Date,
+    /// A decimal string ("1234.56") with a `currency` (ISO 4217).
+    Money,
+    Number,
+    Text,
+    /// A person or organisation.
+    Party,
+    /// An invoice, order or customer number, a VAT id.
+    Identifier,
+    /// Checked by its checksum; written without spaces.
+    Iban,
+    Email,
+    Phone,
+    Url,
+}
+
+/// A field of a document type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    pub name: String,
+    pub kind: Kind,
+    #[serde(default)]
+    pub required: bool,
+    /// Labels that introduce the value, most telling first. Empty: the
+    /// built-in labels of a well-known name (`invoice_number`, `total`,
+    /// `due_date`…), else the name with spaces for underscores.
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+/// A value found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Found {
+    pub name: String,
+    pub kind: Kind,
+    pub value: String,
+    pub currency: Option<String>,
+    pub confidence: f32,
+    /// `rule` or `llm`.
+    pub source: &'static str,
+}
+
+impl Kind {
+    /// The kind's name, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Date => "date",
+            Kind::Money => "money",
+            Kind::Number => "number",
+            Kind::Text => "text",
+            Kind::Party => "party",
+            Kind::Identifier => "identifier",
+            Kind::Iban => "iban",
+            Kind::Email => "email",
+            Kind::Phone => "phone",
+            Kind::Url => "url",
+        }
+    }
+}
+
+/// What asking to retry a failed document did.
+#[derive(Debug)]
+pub enum RetryOutcome {
+    /// Back at the stage it failed in, with fresh attempts.
+    Requeued(Stage),
+    NotFound,
+    /// It has not failed; it is at this stage.
+    NotFailed(Stage),
 }
 
 /// Output of the Classify stage.

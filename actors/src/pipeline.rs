@@ -1,13 +1,14 @@
 //! The supervisor tree. `PipelineSupervisor` spawns every actor linked to
-//! itself, publishes their current references as [`Routes`] on a watch
-//! channel, and restarts any child that dies, with exponential backoff and a
-//! restart counter. After a restart the Intake is told to forget what was in
-//! flight, so those documents are admitted again from SQLite.
+//! itself from one table of child kinds, publishes their current references
+//! as [`Routes`] on a watch channel, and restarts any child that dies, with
+//! exponential backoff (reset once the child has run quietly for a while)
+//! and a restart counter. After a restart the Intake is told to forget what
+//! was in flight, so those documents are admitted again from SQLite.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::factory::queues::DefaultQueue;
 use ractor::factory::routing::QueuerRouting;
@@ -17,58 +18,22 @@ use ractor::{
 };
 use tokio::sync::watch;
 
-use crate::catalog::{Catalog, CatalogArgs, CatalogMsg};
+use crate::analyze::Analyzer;
+use crate::catalog::{Catalog, CatalogArgs};
 use crate::classify::{Classifier, ClassifyCtx};
 use crate::config::EngineConfig;
 use crate::counters::{ActorCounters, Counters};
 use crate::enrich::{EnrichCtx, Enricher};
 use crate::extract::{ExtractCtx, Extractor};
-use crate::indexer::{Indexer, IndexerArgs, IndexerMsg};
-use crate::intake::{Intake, IntakeArgs, IntakeMsg};
+use crate::indexer::{Indexer, IndexerArgs};
+use crate::intake::{Intake, IntakeArgs};
 use crate::model::DocJob;
-use crate::scheduler::{Scheduler, SchedulerArgs, SchedulerMsg};
+use crate::routes::{IntakeMsg, Routes, SchedulerMsg};
+use crate::scheduler::{Scheduler, SchedulerArgs};
 use crate::store::blobs::Blobs;
-use crate::store::db::ReadPool;
 use crate::store::index::SearchIndex;
-use crate::trainer::{ModelSlot, Trainer, TrainerArgs, TrainerMsg};
-
-/// The current reference of every actor. Replaced whenever one restarts.
-#[derive(Clone)]
-pub struct Routes {
-    pub catalog: ActorRef<CatalogMsg>,
-    pub intake: ActorRef<IntakeMsg>,
-    pub scheduler: ActorRef<SchedulerMsg>,
-    pub indexer: ActorRef<IndexerMsg>,
-    pub extract: FactoryRef<(), DocJob>,
-    pub classify: FactoryRef<(), DocJob>,
-    pub enrich: FactoryRef<(), DocJob>,
-    pub trainer: ActorRef<TrainerMsg>,
-    pub counters: Arc<Counters>,
-}
-
-pub type RoutesRx = watch::Receiver<Option<Routes>>;
-
-/// Sends to a sibling actor without failing the sender. A message to an actor
-/// that has just died is lost, and that is recovered elsewhere: the restart
-/// makes the supervisor reset the Intake, which admits the document again from
-/// its committed stage (leases cover the rest). The sender must not die as
-/// well: a Catalog that failed here would take its batch's replies with it.
-pub fn tell<M: ractor::Message>(to: &ActorRef<M>, msg: M, what: &'static str) {
-    if to.cast(msg).is_err() {
-        tracing::warn!(to = what, "dropped a message to a stopped actor; its documents are admitted again after the restart");
-    }
-}
-
-/// DOCPIPE_TEST_FAULTS=1 turns on the test-only fault markers (see the tests).
-fn test_faults() -> bool {
-    std::env::var("DOCPIPE_TEST_FAULTS").is_ok_and(|v| v == "1")
-}
-
-pub fn current_routes(rx: &RoutesRx) -> Result<Routes, ActorProcessingErr> {
-    rx.borrow()
-        .clone()
-        .ok_or_else(|| "the pipeline is not wired yet".into())
-}
+use crate::store::pool::ReadPool;
+use crate::trainer::{Trainer, TrainerArgs};
 
 /// What the supervisor needs to (re)build its children.
 pub struct Shared {
@@ -79,9 +44,7 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     pub routes_tx: watch::Sender<Option<Routes>>,
     pub ocr: Arc<crate::extract::ocr::Ocr>,
-    pub model: ModelSlot,
-    pub llm: Option<Arc<crate::llm::Llm>>,
-    pub types: crate::types::TypesSlot,
+    pub analyzer: Arc<Analyzer>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -96,7 +59,10 @@ pub enum Child {
     Trainer,
 }
 
-const CHILDREN: [Child; 8] = [
+/// The children in the order they start (the writers first, the pools that
+/// feed them last); they stop in the opposite order of the flow: upstream
+/// first, so nothing new is admitted while later stages stop.
+const START_ORDER: [Child; 8] = [
     Child::Catalog,
     Child::Scheduler,
     Child::Trainer,
@@ -106,6 +72,20 @@ const CHILDREN: [Child; 8] = [
     Child::Classify,
     Child::Extract,
 ];
+const STOP_ORDER: [Child; 8] = [
+    Child::Intake,
+    Child::Scheduler,
+    Child::Extract,
+    Child::Classify,
+    Child::Enrich,
+    Child::Trainer,
+    Child::Indexer,
+    Child::Catalog,
+];
+
+/// A child that has run this long since its last restart starts its
+/// backoff again from the shortest delay.
+const QUIET_PERIOD: Duration = Duration::from_secs(60);
 
 pub enum SupervisorMsg {
     Restart(Child),
@@ -119,8 +99,9 @@ pub struct SupervisorState {
     shared: Arc<Shared>,
     refs: HashMap<Child, ActorCell>,
     by_id: HashMap<ActorId, Child>,
-    restarts: HashMap<Child, u32>,
-    routes: Option<Routes>,
+    /// Per child: restarts in the current run of failures, and when the
+    /// last one was.
+    restarts: HashMap<Child, (u32, Instant)>,
     stopping: bool,
 }
 
@@ -163,187 +144,188 @@ fn counters_of(c: &Counters, child: Child) -> &ActorCounters {
     }
 }
 
-/// Exponential backoff per child: 100 ms, 200 ms, … up to 30 s.
-fn next_restart_delay(st: &mut SupervisorState, child: Child) -> Duration {
-    let n = st.restarts.entry(child).or_insert(0);
+/// Exponential backoff per child: 100 ms, 200 ms, … up to 30 s; back to
+/// 100 ms once the child has run for [`QUIET_PERIOD`] since its last restart.
+fn next_restart_delay(
+    restarts: &mut HashMap<Child, (u32, Instant)>,
+    child: Child,
+    now: Instant,
+) -> Duration {
+    let (n, last) = restarts.entry(child).or_insert((0, now));
+    if now.saturating_duration_since(*last) >= QUIET_PERIOD {
+        *n = 0;
+    }
     *n += 1;
+    *last = now;
     Duration::from_millis((100u64 << (*n - 1).min(8)).min(30_000))
 }
 
+/// Starts one child of the table, linked to the supervisor.
+async fn spawn_child(
+    sh: &Shared,
+    child: Child,
+    sup: ActorCell,
+) -> Result<ActorCell, ActorProcessingErr> {
+    let cfg = &sh.config;
+    let routes = sh.routes_tx.subscribe();
+    let counters = sh.counters.clone();
+    let p = &cfg.pipeline;
+    let cell = match child {
+        Child::Catalog => {
+            let args = CatalogArgs {
+                path: crate::store::schema::db_path(&cfg.data_dir),
+                config: cfg.catalog.clone(),
+                routes,
+                counters,
+                blobs: sh.blobs.clone(),
+            };
+            Actor::spawn_linked(None, Catalog, args, sup)
+                .await?
+                .0
+                .get_cell()
+        }
+        Child::Scheduler => {
+            let args = SchedulerArgs {
+                retry: p.retry.clone(),
+                db: sh.db.clone(),
+                routes,
+                counters,
+            };
+            Actor::spawn_linked(None, Scheduler, args, sup)
+                .await?
+                .0
+                .get_cell()
+        }
+        Child::Trainer => {
+            let args = TrainerArgs {
+                delay: Duration::from_millis(p.classify.retrain_delay_ms),
+                db: sh.db.clone(),
+                slot: sh.analyzer.model.clone(),
+                routes,
+                counters,
+            };
+            Actor::spawn_linked(None, Trainer, args, sup)
+                .await?
+                .0
+                .get_cell()
+        }
+        Child::Intake => {
+            let args = IntakeArgs {
+                max_in_flight: p.max_in_flight,
+                max_claims: p.max_in_flight + cfg.index.commit_batch,
+                lease: Duration::from_millis(p.lease_ms),
+                db: sh.db.clone(),
+                routes,
+                counters,
+            };
+            Actor::spawn_linked(None, Intake, args, sup)
+                .await?
+                .0
+                .get_cell()
+        }
+        Child::Indexer => {
+            let args = IndexerArgs {
+                config: cfg.index.clone(),
+                index: sh.index.clone(),
+                routes,
+                counters,
+            };
+            Actor::spawn_linked(None, Indexer, args, sup)
+                .await?
+                .0
+                .get_cell()
+        }
+        Child::Extract => {
+            let ctx = Arc::new(ExtractCtx {
+                config: p.extract.clone(),
+                parser_command: cfg.parser_command.clone(),
+                blobs: sh.blobs.clone(),
+                db: sh.db.clone(),
+                routes,
+                counters: counters.clone(),
+                ocr: sh.ocr.clone(),
+                analyzer: sh.analyzer.clone(),
+            });
+            counters
+                .extract
+                .pool_size
+                .store(p.extract.workers as u64, Relaxed);
+            // A worker stuck well past its own time limit is a bug: the
+            // dead-man's switch replaces it (the lease re-admits its job).
+            let dms = DeadMansSwitchConfiguration {
+                detection_timeout: Duration::from_millis(
+                    p.extract.timeout_ms * 2 + p.ocr.timeout_ms + 10_000,
+                ),
+                kill_worker: true,
+            };
+            let make = move || Extractor { ctx: ctx.clone() };
+            spawn_pool(make, p.extract.workers, Some(dms), sup)
+                .await?
+                .get_cell()
+        }
+        Child::Enrich => {
+            let ctx = Arc::new(EnrichCtx {
+                analyzer: sh.analyzer.clone(),
+                db: sh.db.clone(),
+                routes,
+                counters: counters.clone(),
+            });
+            counters
+                .enrich
+                .pool_size
+                .store(p.enrich.workers as u64, Relaxed);
+            let make = move || Enricher { ctx: ctx.clone() };
+            spawn_pool(make, p.enrich.workers, None, sup)
+                .await?
+                .get_cell()
+        }
+        Child::Classify => {
+            let ctx = Arc::new(ClassifyCtx {
+                analyzer: sh.analyzer.clone(),
+                routes,
+                counters: counters.clone(),
+            });
+            counters
+                .classify
+                .pool_size
+                .store(p.classify.workers as u64, Relaxed);
+            let make = move || Classifier { ctx: ctx.clone() };
+            spawn_pool(make, p.classify.workers, None, sup)
+                .await?
+                .get_cell()
+        }
+    };
+    Ok(cell)
+}
+
 impl PipelineSupervisor {
-    async fn spawn_child(
+    async fn start_child(
         &self,
         me: &ActorRef<SupervisorMsg>,
         st: &mut SupervisorState,
         child: Child,
     ) -> Result<(), ActorProcessingErr> {
-        let sh = &st.shared;
-        let cfg = &sh.config;
-        let rx = sh.routes_tx.subscribe();
-        let counters = sh.counters.clone();
-        let sup = me.get_cell();
-        let routes = st.routes.as_mut();
-        let cell = match child {
-            Child::Catalog => {
-                let args = CatalogArgs {
-                    test_faults: test_faults(),
-                    path: crate::store::db::db_path(&cfg.data_dir),
-                    config: cfg.catalog.clone(),
-                    routes: rx,
-                    counters,
-                    blobs: sh.blobs.clone(),
-                };
-                let (r, _) = Actor::spawn_linked(None, Catalog, args, sup).await?;
-                if let Some(rt) = routes {
-                    rt.catalog = r.clone();
-                }
-                r.get_cell()
-            }
-            Child::Scheduler => {
-                let args = SchedulerArgs {
-                    retry: cfg.pipeline.retry.clone(),
-                    db: sh.db.clone(),
-                    routes: rx,
-                    counters,
-                };
-                let (r, _) = Actor::spawn_linked(None, Scheduler, args, sup).await?;
-                if let Some(rt) = routes {
-                    rt.scheduler = r.clone();
-                }
-                r.get_cell()
-            }
-            Child::Trainer => {
-                let args = TrainerArgs {
-                    delay: Duration::from_millis(cfg.pipeline.classify.retrain_delay_ms),
-                    db: sh.db.clone(),
-                    slot: sh.model.clone(),
-                    routes: rx,
-                    counters,
-                };
-                let (r, _) = Actor::spawn_linked(None, Trainer, args, sup).await?;
-                if let Some(rt) = routes {
-                    rt.trainer = r.clone();
-                }
-                r.get_cell()
-            }
-            Child::Intake => {
-                let args = IntakeArgs {
-                    max_in_flight: cfg.pipeline.max_in_flight,
-                    max_claims: cfg.pipeline.max_in_flight + cfg.index.commit_batch,
-                    lease: Duration::from_millis(cfg.pipeline.lease_ms),
-                    db: sh.db.clone(),
-                    routes: rx,
-                    counters,
-                };
-                let (r, _) = Actor::spawn_linked(None, Intake, args, sup).await?;
-                if let Some(rt) = routes {
-                    rt.intake = r.clone();
-                }
-                r.get_cell()
-            }
-            Child::Indexer => {
-                let args = IndexerArgs {
-                    config: cfg.index.clone(),
-                    index: sh.index.clone(),
-                    routes: rx,
-                    counters,
-                };
-                let (r, _) = Actor::spawn_linked(None, Indexer, args, sup).await?;
-                if let Some(rt) = routes {
-                    rt.indexer = r.clone();
-                }
-                r.get_cell()
-            }
-            Child::Extract => {
-                let ctx = Arc::new(ExtractCtx {
-                    test_faults: test_faults(),
-                    config: cfg.pipeline.extract.clone(),
-                    parser_command: cfg.parser_command.clone(),
-                    blobs: sh.blobs.clone(),
-                    db: sh.db.clone(),
-                    routes: rx,
-                    counters: counters.clone(),
-                    ocr: sh.ocr.clone(),
-                });
-                let workers = cfg.pipeline.extract.workers;
-                counters.extract.pool_size.store(workers as u64, Relaxed);
-                // A worker stuck well past its own time limit is a bug: the
-                // dead-man's switch replaces it (the lease re-admits its job).
-                let dms = DeadMansSwitchConfiguration {
-                    detection_timeout: Duration::from_millis(
-                        cfg.pipeline.extract.timeout_ms * 2 + cfg.pipeline.ocr.timeout_ms + 10_000,
-                    ),
-                    kill_worker: true,
-                };
-                let r = spawn_pool(
-                    move || Extractor { ctx: ctx.clone() },
-                    workers,
-                    Some(dms),
-                    sup,
-                )
-                .await?;
-                if let Some(rt) = routes {
-                    rt.extract = r.clone();
-                }
-                r.get_cell()
-            }
-            Child::Enrich => {
-                let ctx = Arc::new(EnrichCtx {
-                    types: sh.types.clone(),
-                    llm: sh.llm.clone(),
-                    db: sh.db.clone(),
-                    routes: rx,
-                    counters: counters.clone(),
-                });
-                let workers = cfg.pipeline.enrich.workers;
-                counters.enrich.pool_size.store(workers as u64, Relaxed);
-                let r =
-                    spawn_pool(move || Enricher { ctx: ctx.clone() }, workers, None, sup).await?;
-                if let Some(rt) = routes {
-                    rt.enrich = r.clone();
-                }
-                r.get_cell()
-            }
-            Child::Classify => {
-                let ctx = Arc::new(ClassifyCtx {
-                    types: sh.types.clone(),
-                    model: sh.model.clone(),
-                    review_threshold: cfg.pipeline.classify.review_threshold,
-                    llm: sh.llm.clone(),
-                    routes: rx,
-                    counters: counters.clone(),
-                });
-                let workers = cfg.pipeline.classify.workers;
-                counters.classify.pool_size.store(workers as u64, Relaxed);
-                let r =
-                    spawn_pool(move || Classifier { ctx: ctx.clone() }, workers, None, sup).await?;
-                if let Some(rt) = routes {
-                    rt.classify = r.clone();
-                }
-                r.get_cell()
-            }
-        };
+        let cell = spawn_child(&st.shared, child, me.get_cell()).await?;
         st.by_id.insert(cell.get_id(), child);
         st.refs.insert(child, cell);
         Ok(())
     }
 
-    fn publish(&self, st: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
-        if st.routes.is_none() {
-            let get = |c: Child| st.refs.get(&c).cloned().ok_or(format!("{c:?} missing"));
-            st.routes = Some(Routes {
-                catalog: get(Child::Catalog)?.into(),
-                intake: get(Child::Intake)?.into(),
-                scheduler: get(Child::Scheduler)?.into(),
-                indexer: get(Child::Indexer)?.into(),
-                extract: get(Child::Extract)?.into(),
-                classify: get(Child::Classify)?.into(),
-                enrich: get(Child::Enrich)?.into(),
-                trainer: get(Child::Trainer)?.into(),
-                counters: st.shared.counters.clone(),
-            });
-        }
-        st.shared.routes_tx.send_replace(st.routes.clone());
+    /// Publishes the current references of every child.
+    fn publish(&self, st: &SupervisorState) -> Result<(), ActorProcessingErr> {
+        let get = |c: Child| st.refs.get(&c).cloned().ok_or(format!("{c:?} missing"));
+        let routes = Routes {
+            catalog: get(Child::Catalog)?.into(),
+            intake: get(Child::Intake)?.into(),
+            scheduler: get(Child::Scheduler)?.into(),
+            indexer: get(Child::Indexer)?.into(),
+            extract: get(Child::Extract)?.into(),
+            classify: get(Child::Classify)?.into(),
+            enrich: get(Child::Enrich)?.into(),
+            trainer: get(Child::Trainer)?.into(),
+            counters: st.shared.counters.clone(),
+        };
+        st.shared.routes_tx.send_replace(Some(routes));
         Ok(())
     }
 }
@@ -363,13 +345,12 @@ impl Actor for PipelineSupervisor {
             refs: HashMap::new(),
             by_id: HashMap::new(),
             restarts: HashMap::new(),
-            routes: None,
             stopping: false,
         };
-        for child in CHILDREN {
-            self.spawn_child(&me, &mut st, child).await?;
+        for child in START_ORDER {
+            self.start_child(&me, &mut st, child).await?;
         }
-        self.publish(&mut st)?;
+        self.publish(&st)?;
         Ok(st)
     }
 
@@ -380,8 +361,8 @@ impl Actor for PipelineSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         // Boot recovery: the Scheduler re-arms retry timers and wakes the
         // Intake, which admits every active document from SQLite.
-        if let Some(r) = &st.routes {
-            r.scheduler.cast(SchedulerMsg::Wake)?;
+        if let Some(c) = st.refs.get(&Child::Scheduler) {
+            ActorRef::<SchedulerMsg>::from(c.clone()).cast(SchedulerMsg::Wake)?;
         }
         Ok(())
     }
@@ -397,33 +378,23 @@ impl Actor for PipelineSupervisor {
                 if st.stopping {
                     return Ok(());
                 }
-                if let Err(e) = self.spawn_child(&me, st, child).await {
+                if let Err(e) = self.start_child(&me, st, child).await {
                     // Supervisors decide: a child that cannot start yet (its
                     // database briefly unavailable, say) is tried again later.
-                    let delay = next_restart_delay(st, child);
+                    let delay = next_restart_delay(&mut st.restarts, child, Instant::now());
                     tracing::error!(actor = ?child, error = %e, retry_in_ms = delay.as_millis() as u64, "restart failed; trying again");
                     me.send_after(delay, move || SupervisorMsg::Restart(child));
                     return Ok(());
                 }
                 self.publish(st)?;
                 tracing::info!(actor = ?child, "actor restarted");
-                if let Some(r) = &st.routes {
-                    r.intake.cast(IntakeMsg::Reset)?;
+                if let Some(c) = st.refs.get(&Child::Intake) {
+                    ActorRef::<IntakeMsg>::from(c.clone()).cast(IntakeMsg::Reset)?;
                 }
             }
             SupervisorMsg::Shutdown(reply) => {
                 st.stopping = true;
-                // Upstream first: nothing new is admitted while later stages stop.
-                for child in [
-                    Child::Intake,
-                    Child::Scheduler,
-                    Child::Extract,
-                    Child::Classify,
-                    Child::Enrich,
-                    Child::Trainer,
-                    Child::Indexer,
-                    Child::Catalog,
-                ] {
+                for child in STOP_ORDER {
                     if let Some(cell) = st.refs.remove(&child) {
                         let _ = cell
                             .stop_and_wait(None, Some(Duration::from_secs(10)))
@@ -457,9 +428,32 @@ impl Actor for PipelineSupervisor {
         counters_of(&st.shared.counters, child)
             .num_restarts
             .fetch_add(1, Relaxed);
-        let delay = next_restart_delay(st, child);
+        let delay = next_restart_delay(&mut st.restarts, child, Instant::now());
         tracing::error!(actor = ?child, error = %why, restart_in_ms = delay.as_millis() as u64, "actor died; restarting");
         me.send_after(delay, move || SupervisorMsg::Restart(child));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_backoff_doubles_caps_and_resets_after_a_quiet_period() {
+        let mut r = HashMap::new();
+        let t0 = Instant::now();
+        let ms = |d: Duration| d.as_millis() as u64;
+        assert_eq!(ms(next_restart_delay(&mut r, Child::Catalog, t0)), 100);
+        assert_eq!(ms(next_restart_delay(&mut r, Child::Catalog, t0)), 200);
+        assert_eq!(ms(next_restart_delay(&mut r, Child::Catalog, t0)), 400);
+        // Another child has its own count.
+        assert_eq!(ms(next_restart_delay(&mut r, Child::Intake, t0)), 100);
+        for _ in 0..10 {
+            next_restart_delay(&mut r, Child::Catalog, t0);
+        }
+        assert_eq!(ms(next_restart_delay(&mut r, Child::Catalog, t0)), 25_600);
+        let later = t0 + QUIET_PERIOD;
+        assert_eq!(ms(next_restart_delay(&mut r, Child::Catalog, later)), 100);
     }
 }

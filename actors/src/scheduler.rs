@@ -12,25 +12,12 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::catalog::CatalogMsg;
 use crate::config::RetryConfig;
 use crate::counters::Counters;
-use crate::intake::IntakeMsg;
-use crate::model::{now_ms, DocJob, ErrorInfo};
-use crate::pipeline::{current_routes, tell, RoutesRx};
-use crate::store::db::{self, ReadPool};
-
-pub enum SchedulerMsg {
-    Failed {
-        job: Box<DocJob>,
-        error: ErrorInfo,
-        retryable: bool,
-    },
-    /// A retry at this time (ms since the epoch) is committed.
-    Due(i64),
-    /// The armed timer fired, or the pipeline started.
-    Wake,
-}
+use crate::model::now_ms;
+use crate::routes::{current_routes, tell, CatalogMsg, IntakeMsg, RoutesRx, SchedulerMsg};
+use crate::store::pool::ReadPool;
+use crate::store::queue::earliest_retry;
 
 /// When the next attempt after `attempts` failed ones should run, or None
 /// when the document should be parked.
@@ -125,7 +112,7 @@ impl Actor for Scheduler {
                     IntakeMsg::Rescan,
                     "intake",
                 );
-                if let Some(at) = st.args.db.run(db::earliest_retry).await? {
+                if let Some(at) = st.args.db.run(earliest_retry).await? {
                     if at > now_ms() {
                         arm(&me, st, at);
                     }

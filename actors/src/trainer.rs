@@ -10,48 +10,18 @@
 //! workers at once (they read it through a shared slot).
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::catalog::CatalogMsg;
-use crate::classify::model::{Model, Sample};
+use crate::classifier::bayes::{Model, Sample};
+use crate::classifier::{ModelSlot, Trained};
 use crate::counters::Counters;
 use crate::model::now_ms;
-use crate::pipeline::{current_routes, RoutesRx};
-use crate::store::db::{self, ReadPool};
-
-/// A trained model and when it was trained.
-#[derive(Debug)]
-pub struct Trained {
-    pub model: Model,
-    /// Milliseconds since the epoch.
-    pub trained_at: i64,
-}
-
-/// The model in force, shared by the Classify workers and the API.
-pub type ModelSlot = Arc<RwLock<Option<Arc<Trained>>>>;
-
-/// Loads the stored model (at start).
-pub fn load(conn: &rusqlite::Connection) -> anyhow::Result<Option<Trained>> {
-    Ok(db::read_classifier(conn)?.and_then(|(bytes, trained_at)| {
-        let model = Model::decode(&bytes);
-        if model.is_none() {
-            tracing::warn!(
-                "the stored classifier cannot be read; it is trained again at the next correction"
-            );
-        }
-        model.map(|model| Trained { model, trained_at })
-    }))
-}
-
-pub enum TrainerMsg {
-    /// A user set a document's type.
-    Corrected,
-    /// Internal: train, unless a later correction re-armed the timer.
-    Train(u64),
-}
+use crate::routes::{current_routes, CatalogMsg, RoutesRx, TrainerMsg};
+use crate::store::classifier::read_training_set;
+use crate::store::pool::ReadPool;
 
 pub struct TrainerArgs {
     pub delay: Duration,
@@ -129,7 +99,7 @@ impl Actor for Trainer {
 /// Reads the training set, trains, has the Catalog store the model, and
 /// swaps it in.
 async fn train(args: &TrainerArgs) -> anyhow::Result<()> {
-    let rows = args.db.run(db::read_training_set).await?;
+    let rows = args.db.run(read_training_set).await?;
     let started = std::time::Instant::now();
     let samples = rows.len();
     let model = tokio::task::spawn_blocking(move || {
@@ -154,8 +124,7 @@ async fn train(args: &TrainerArgs) -> anyhow::Result<()> {
         trained_at,
         reply,
     })
-    .map_err(|e| anyhow::anyhow!("the catalog did not store the model: {e}"))?
-    .map_err(|e| anyhow::anyhow!(e))?;
+    .map_err(|e| anyhow::anyhow!("the catalog did not store the model: {e}"))??;
     tracing::info!(
         samples,
         labels = model.labels.len(),

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use crate::classify::rules::RulesClassifier;
+use crate::classifier::rules::RulesClassifier;
 use crate::config::TypeConfig;
-use crate::enrich::fields::{common_fields, FieldSpec, Kind};
+use crate::fields::common_fields;
+use crate::model::{FieldSpec, Kind};
 
 pub struct Types {
     pub list: Vec<TypeConfig>,

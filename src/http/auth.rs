@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use anyhow::{bail, Context, Result};
-use docpipe_actors::model::{valid_workspace, DEFAULT_WORKSPACE};
+use docpipe_actors::{valid_workspace, DEFAULT_WORKSPACE};
 use docpipe_actors::{Origin, Pipeline, Scope, TokenRow};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -132,7 +132,7 @@ impl Auth {
             pipeline: pipeline.clone(),
             live: Arc::new(RwLock::new(HashMap::new())),
         };
-        let rows = pipeline.tokens().await?;
+        let rows = pipeline.reader().tokens().await?;
         {
             let mut live = auth.live.write().expect("token table poisoned");
             for row in rows.iter().filter(|r| r.revoked_at.is_none()) {
@@ -191,7 +191,7 @@ impl Auth {
             workspaces,
             prefix: secret[..11].to_string(),
             hash: hash_secret(&secret),
-            created_at: docpipe_actors::model::format_ms(docpipe_actors::model::now_ms()),
+            created_at: docpipe_actors::format_ms(docpipe_actors::now_ms()),
             revoked_at: None,
         };
         self.pipeline.create_token(row.clone(), origin).await?;

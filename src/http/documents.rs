@@ -7,10 +7,11 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use docpipe_actors::extract::detect::{sniff, Sniffed};
-use docpipe_actors::store::blobs::{Upload, HEAD_BYTES};
-use docpipe_actors::store::db::{self, ListFilter};
+use docpipe_actors::Code;
+use docpipe_actors::{sniff, Sniffed};
+use docpipe_actors::{Flag, ListFilter};
 use docpipe_actors::{NewDocument, RetryOutcome, Stage};
+use docpipe_actors::{Upload, HEAD_BYTES};
 use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -18,8 +19,8 @@ use serde_json::json;
 use super::gateway::Caller;
 use super::problem::Problem;
 use super::AppState;
-use docpipe_actors::model::{clean_filename, valid_workspace};
-use docpipe_actors::store::meta::{Edit, EditResult, UserField};
+use docpipe_actors::{clean_filename, valid_workspace};
+use docpipe_actors::{Edit, EditResult, UserField};
 
 /// Past the limit we keep reading (and discarding) this much more, so that the
 /// client is still listening when the 413 arrives.
@@ -58,8 +59,7 @@ pub async fn upload(
 pub fn upload_slot(app: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
     app.uploads.clone().try_acquire_owned().map_err(|_| {
         Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_uploads",
+            Code::TooManyUploads,
             "the server is reading as many uploads as it may at once (server.max_concurrent_uploads); try again shortly",
         )
     })
@@ -70,13 +70,12 @@ pub fn upload_slot(app: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, 
 pub fn resolve_workspace(caller: &Caller, named: Option<String>) -> Result<String, Problem> {
     match named {
         None => Ok(caller.principal.default_workspace().to_string()),
-        Some(w) if !valid_workspace(&w) => Err(Problem::bad_request(
-            "invalid_workspace",
+        Some(w) if !valid_workspace(&w) => Err(Problem::new(
+            Code::InvalidWorkspace,
             format!("workspace {w:?} is not a valid name (a-z, 0-9, '-' and '_', at most 64)"),
         )),
         Some(w) if !caller.principal.may_use(&w) => Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "workspace_forbidden",
+            Code::WorkspaceForbidden,
             format!("this token may not upload to workspace {w:?}"),
         )),
         Some(w) => Ok(w),
@@ -99,8 +98,7 @@ pub async fn receive(
 ) -> Result<Received, Problem> {
     let mut multipart = multipart.map_err(|e| {
         Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not_multipart",
+            Code::NotMultipart,
             format!("expected multipart/form-data with parts named {file_part:?}: {e}"),
         )
     })?;
@@ -118,14 +116,14 @@ pub async fn receive(
     .await;
     if let Err(problem) = result {
         discard_all(app, &staged).await;
-        if problem.status == StatusCode::PAYLOAD_TOO_LARGE {
+        if problem.code == Code::PayloadTooLarge {
             drain(&mut multipart, total + DRAIN_AFTER_LIMIT_BYTES).await;
         }
         return Err(problem);
     }
     if staged.is_empty() {
-        return Err(Problem::bad_request(
-            "no_file",
+        return Err(Problem::new(
+            Code::NoFile,
             format!("the request has no part named {file_part:?}"),
         ));
     }
@@ -228,7 +226,7 @@ async fn stream_file(
     mut up: Upload,
     filename: &str,
     total: &mut u64,
-) -> Result<(&'static str, docpipe_actors::store::blobs::Staged), Problem> {
+) -> Result<(&'static str, docpipe_actors::Staged), Problem> {
     let max = app.max_upload_bytes;
     let mut mime: Option<&'static str> = None;
     loop {
@@ -244,8 +242,7 @@ async fn stream_file(
         if *total > max {
             up.abort().await;
             return Err(Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                Code::PayloadTooLarge,
                 format!(
                     "the upload is larger than the limit of {max} bytes (server.max_upload_bytes)"
                 ),
@@ -254,8 +251,7 @@ async fn stream_file(
         if let Err(e) = up.write(&chunk).await {
             up.abort().await;
             return Err(Problem::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "storage_failed",
+                Code::StorageFailed,
                 format!("cannot store the upload: {e:#}"),
             ));
         }
@@ -281,8 +277,7 @@ async fn stream_file(
     };
     let staged = up.finish().await.map_err(|e| {
         Problem::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "storage_failed",
+            Code::StorageFailed,
             format!("cannot store the upload: {e:#}"),
         )
     })?;
@@ -293,13 +288,11 @@ fn check_type(head: &[u8], filename: &str) -> Result<&'static str, Problem> {
     match sniff(head, filename) {
         Sniffed::Supported(m) => Ok(m),
         Sniffed::Empty => Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "empty_document",
+            Code::EmptyDocument,
             format!("{filename:?} is empty"),
         )),
         Sniffed::Unsupported(t) => Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             format!("{filename:?} looks like {t}, which docpipe does not read; it reads PDF, Word (DOCX), PowerPoint (PPTX), Excel (XLSX, XLS), OpenDocument (ODT, ODS, ODP), RTF, e-mail (.eml), HTML, Markdown and plain text"),
         )),
     }
@@ -319,8 +312,11 @@ async fn drain(multipart: &mut Multipart, budget: u64) {
 
 fn bad_multipart(e: axum::extract::multipart::MultipartError) -> Problem {
     Problem::new(
-        StatusCode::from_u16(e.status().as_u16()).unwrap_or(StatusCode::BAD_REQUEST),
-        "bad_multipart",
+        if e.status().as_u16() == 413 {
+            Code::PayloadTooLarge
+        } else {
+            Code::BadMultipart
+        },
         format!("the multipart body could not be read: {}", e.body_text()),
     )
 }
@@ -362,6 +358,7 @@ async fn find(
     id: &str,
 ) -> Result<docpipe_actors::Document, Problem> {
     app.pipeline
+        .reader()
         .get(id, &caller.scope())
         .await?
         .ok_or_else(|| Problem::not_found("document"))
@@ -373,8 +370,8 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let doc = find(&app, &caller, &id).await?;
-    let (children, parents) = app.pipeline.links(&id, &caller.scope()).await?;
-    let mut v = serde_json::to_value(&doc).map_err(|e| Problem::internal(e.into()))?;
+    let (children, parents) = app.pipeline.reader().links(&id, &caller.scope()).await?;
+    let mut v = serde_json::to_value(&doc).map_err(Problem::internal)?;
     v["attachments"] = children
         .into_iter()
         .map(|(id, filename)| json!({"id": id, "filename": filename}))
@@ -389,11 +386,10 @@ pub async fn text(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let doc = find(&app, &caller, &id).await?;
-    match app.pipeline.text(&id, &caller.scope()).await? {
+    match app.pipeline.reader().text(&id, &caller.scope()).await? {
         Some(t) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t).into_response()),
         None => Err(Problem::new(
-            StatusCode::CONFLICT,
-            "not_extracted",
+            Code::NotExtracted,
             format!(
                 "the document's text is not extracted yet (stage {})",
                 doc.stage
@@ -408,7 +404,7 @@ pub async fn events(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     find(&app, &caller, &id).await?;
-    let events = app.pipeline.events(&id, &caller.scope()).await?;
+    let events = app.pipeline.reader().events(&id, &caller.scope()).await?;
     Ok(Json(json!({ "events": events })).into_response())
 }
 
@@ -423,15 +419,20 @@ pub async fn similar(
     Path(id): Path<String>,
     params: Result<Query<SimilarParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
     let limit = p.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
-        return Err(Problem::bad_request(
-            "invalid_parameter",
+        return Err(Problem::new(
+            Code::InvalidParameter,
             "limit must be between 1 and 100",
         ));
     }
-    match app.pipeline.similar(&id, limit, &caller.scope()).await? {
+    match app
+        .pipeline
+        .reader()
+        .similar(&id, limit, &caller.scope())
+        .await?
+    {
         Some(hits) => Ok(Json(json!({ "hits": hits })).into_response()),
         None => Err(Problem::not_found("document")),
     }
@@ -453,6 +454,7 @@ pub async fn original(
 ) -> Result<Response, Problem> {
     let (doc, stream) = app
         .pipeline
+        .reader()
         .content(id, scope)
         .await?
         .ok_or_else(|| Problem::not_found("document"))?;
@@ -503,14 +505,14 @@ pub async fn list(
     caller: Caller,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
     let stage = match p.stage.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => match Stage::parse(s).filter(|s| Stage::VISIBLE.contains(s)) {
             Some(stage) => Some(stage),
             None => {
-                return Err(Problem::bad_request(
-                    "invalid_parameter",
+                return Err(Problem::new(
+                    Code::InvalidParameter,
                     format!(
                         "stage {s:?} is not one of queued, extracted, classified, enriched, indexed, failed"
                     ),
@@ -522,9 +524,9 @@ pub async fn list(
     let after_seq = super::problem::cursor_param(p.cursor.as_deref())?;
     let flag = match p.flag.as_deref().filter(|f| !f.is_empty()) {
         None => None,
-        Some(f) => Some(db::Flag::parse(f).ok_or_else(|| {
-            Problem::bad_request(
-                "invalid_parameter",
+        Some(f) => Some(Flag::parse(f).ok_or_else(|| {
+            Problem::new(
+                Code::InvalidParameter,
                 format!("flag {f:?} is not one of needs_review, needs_ocr, needs_llm"),
             )
         })?),
@@ -537,7 +539,7 @@ pub async fn list(
         limit,
         after_seq,
     };
-    let (docs, next) = app.pipeline.list(filter).await?;
+    let (docs, next) = app.pipeline.reader().list(filter).await?;
     Ok(
         Json(json!({ "documents": docs, "next_cursor": next.map(|n| n.to_string()) }))
             .into_response(),
@@ -552,10 +554,10 @@ pub async fn edit(
     Path(id): Path<String>,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Problem> {
-    let Json(body) = body.map_err(|e| Problem::bad_request("invalid_body", e.body_text()))?;
+    let Json(body) = body.map_err(|e| Problem::new(Code::InvalidBody, e.body_text()))?;
     let obj = body
         .as_object()
-        .ok_or_else(|| Problem::bad_request("invalid_body", "expected a JSON object"))?;
+        .ok_or_else(|| Problem::new(Code::InvalidBody, "expected a JSON object"))?;
     let mut e = Edit::default();
     for (k, v) in obj {
         match k.as_str() {
@@ -564,8 +566,8 @@ pub async fn edit(
             "tags" => e.tags = Some(id_list(v, "tags")?),
             "fields" => e.fields = Some(user_fields(&app, v)?),
             other => {
-                return Err(Problem::bad_request(
-                    "invalid_body",
+                return Err(Problem::new(
+                    Code::InvalidBody,
                     format!(
                     "unknown field {other:?}; a document's title, doc_type, tags and fields can be changed"
                 ),
@@ -584,7 +586,7 @@ fn user_fields(
     app: &AppState,
     v: &serde_json::Value,
 ) -> Result<Vec<(String, Option<UserField>)>, Problem> {
-    let bad = |m: String| Problem::bad_request("invalid_field", m);
+    let bad = |m: String| Problem::new(Code::InvalidField, m);
     let obj = v.as_object().ok_or_else(|| {
         bad(
             "fields: expected an object of field names and values, e.g. {\"total\": \"12.50\"}"
@@ -628,10 +630,9 @@ fn user_fields(
                 )))
             }
         };
-        let kind = app.pipeline.field_kind(name);
-        let (value, currency) =
-            docpipe_actors::enrich::fields::normalize(kind, &raw, currency.as_deref())
-                .map_err(|e| bad(format!("fields.{name}: {e}")))?;
+        let kind = app.pipeline.reader().field_kind(name);
+        let (value, currency) = docpipe_actors::normalize(kind, &raw, currency.as_deref())
+            .map_err(|e| bad(format!("fields.{name}: {e}")))?;
         out.push((
             name.clone(),
             Some(UserField {
@@ -653,8 +654,8 @@ pub async fn apply_edit(app: &AppState, caller: &Caller, id: &str, e: Edit) -> R
     {
         EditResult::Edited(_) => Ok(()),
         EditResult::NotFound => Err(Problem::not_found("document")),
-        EditResult::UnknownTag(t) => Err(Problem::bad_request(
-            "invalid_field",
+        EditResult::UnknownTag(t) => Err(Problem::new(
+            Code::InvalidField,
             format!("tags: there is no {t} in this document's workspace"),
         )),
     }
@@ -672,15 +673,15 @@ pub fn optional_text(
             let t: String = s.chars().filter(|c| !c.is_control()).collect();
             let t = t.trim();
             if t.chars().count() > max {
-                return Err(Problem::bad_request(
-                    "invalid_body",
+                return Err(Problem::new(
+                    Code::InvalidBody,
                     format!("{field} is longer than {max} characters"),
                 ));
             }
             Ok(Some(t.to_string()).filter(|t| !t.is_empty()))
         }
-        _ => Err(Problem::bad_request(
-            "invalid_body",
+        _ => Err(Problem::new(
+            Code::InvalidBody,
             format!("{field} must be a string or null"),
         )),
     }
@@ -694,9 +695,7 @@ pub fn id_list(v: &serde_json::Value, field: &str) -> Result<Vec<i64>, Problem> 
                 .map(|x| x.as_i64().filter(|n| *n >= 0))
                 .collect::<Option<Vec<_>>>()
         })
-        .ok_or_else(|| {
-            Problem::bad_request("invalid_body", format!("{field} must be a list of ids"))
-        })
+        .ok_or_else(|| Problem::new(Code::InvalidBody, format!("{field} must be a list of ids")))
 }
 
 #[derive(Deserialize)]
@@ -712,13 +711,13 @@ pub async fn delete(
     Path(id): Path<String>,
     params: Result<Query<DeleteParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
     let with_attachments = match p.attachments.as_deref() {
         None | Some("keep") => false,
         Some("delete") => true,
         Some(other) => {
-            return Err(Problem::bad_request(
-                "invalid_parameter",
+            return Err(Problem::new(
+                Code::InvalidParameter,
                 format!("attachments={other:?}: use keep (the default) or delete"),
             ))
         }
@@ -762,8 +761,7 @@ pub async fn retry(
             .into_response()),
         RetryOutcome::NotFound => Err(Problem::not_found("document")),
         RetryOutcome::NotFailed(stage) => Err(Problem::new(
-            StatusCode::CONFLICT,
-            "not_failed",
+            Code::NotFailed,
             format!("only failed documents can be retried; this one is {stage}"),
         )),
     }
@@ -779,33 +777,31 @@ pub async fn reprocess(
     caller: Caller,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Problem> {
-    let Json(body) = body.map_err(|e| Problem::bad_request("invalid_body", e.body_text()))?;
+    let Json(body) = body.map_err(|e| Problem::new(Code::InvalidBody, e.body_text()))?;
     let flag = body
         .as_object()
         .filter(|o| o.len() == 1)
         .and_then(|o| o.iter().next())
         .filter(|(_, v)| **v == serde_json::Value::Bool(true))
-        .and_then(|(k, _)| db::Flag::parse(if k == "llm" { "needs_llm" } else { k }))
+        .and_then(|(k, _)| Flag::parse(if k == "llm" { "needs_llm" } else { k }))
         .ok_or_else(|| {
-            Problem::bad_request(
-                "invalid_body",
+            Problem::new(
+                Code::InvalidBody,
                 "say which documents to run again: {\"needs_ocr\": true}, {\"needs_llm\": true} \
                  or {\"needs_review\": true}",
             )
         })?;
     match flag {
-        db::Flag::Ocr if !app.pipeline.ocr_available() => {
+        Flag::Ocr if !app.pipeline.reader().ocr_available() => {
             return Err(Problem::new(
-                StatusCode::CONFLICT,
-                "ocr_unavailable",
+                Code::OcrUnavailable,
                 "OCR is not available on this server (see ocr.reason in /api/v1/status); \
                  reading the documents again would change nothing",
             ))
         }
-        db::Flag::Llm if !app.pipeline.llm_configured() => {
+        Flag::Llm if !app.pipeline.reader().llm_configured() => {
             return Err(Problem::new(
-                StatusCode::CONFLICT,
-                "llm_unavailable",
+                Code::LlmUnavailable,
                 "no Ollama endpoint is configured ([ollama] endpoints in config.toml)",
             ))
         }

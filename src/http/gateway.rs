@@ -9,6 +9,7 @@
 //!   per-token and per-client-IP rate limits, and the route's role.
 //! - [`security_headers`]: `nosniff` everywhere, and a strict CSP on HTML.
 
+use docpipe_actors::Code;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, LazyLock};
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -147,8 +148,7 @@ fn check<K: std::hash::Hash + Eq + Clone>(
     l.check_key(key).map_err(|not_until| {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            Code::RateLimited,
             format!("too many requests from this {what}; try again later"),
         )
         .retry_after(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
@@ -208,7 +208,7 @@ pub async fn require(
         } else {
             "this route needs a token: Authorization: Bearer <token>"
         };
-        return Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        return Problem::new(Code::Unauthorized, detail)
             .challenge(challenge)
             .into_response();
     };
@@ -217,8 +217,7 @@ pub async fn require(
     }
     if principal.role < need {
         return Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            Code::Forbidden,
             format!(
                 "this route needs the {} role; the token has {}",
                 need.as_str(),

@@ -11,7 +11,8 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use docpipe_actors::store::meta::{DocExtras, Label, LabelKind};
+use docpipe_actors::Code;
+use docpipe_actors::{DocExtras, Label, LabelKind};
 use docpipe_actors::{Document, Scope, SearchError, Stage, UploadExtras};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -22,7 +23,7 @@ use super::documents::{
 use super::gateway::Caller;
 use super::problem::Problem;
 use super::AppState;
-use docpipe_actors::store::meta::Edit;
+use docpipe_actors::Edit;
 
 /// The API version docpipe answers as (Paperless-ngx's `X-Api-Version`).
 const API_VERSION: u32 = 9;
@@ -106,8 +107,8 @@ async fn upload_extras(
     files: usize,
 ) -> Result<(String, UploadExtras), Problem> {
     if files != 1 {
-        return Err(Problem::bad_request(
-            "one_document",
+        return Err(Problem::new(
+            Code::OneDocument,
             "post_document takes exactly one part named \"document\"",
         ));
     }
@@ -117,6 +118,7 @@ async fn upload_extras(
     for t in &f.tags {
         let id = parse_id(t, "tags")?;
         app.pipeline
+            .reader()
             .label(LabelKind::Tag, id, &here)
             .await?
             .ok_or_else(|| unknown("tags", id))?;
@@ -126,6 +128,7 @@ async fn upload_extras(
         let id = parse_id(t, "document_type")?;
         let label = app
             .pipeline
+            .reader()
             .label(LabelKind::DocType, id, &here)
             .await?
             .ok_or_else(|| unknown("document_type", id))?;
@@ -141,14 +144,15 @@ async fn upload_extras(
 }
 
 fn parse_id(v: &str, field: &str) -> Result<i64, Problem> {
-    v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-        Problem::bad_request("invalid_field", format!("{field}: {v:?} is not an id"))
-    })
+    v.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| Problem::new(Code::InvalidField, format!("{field}: {v:?} is not an id")))
 }
 
 fn unknown(field: &str, id: i64) -> Problem {
-    Problem::bad_request(
-        "invalid_field",
+    Problem::new(
+        Code::InvalidField,
         format!("{field}: there is no {id} in this workspace"),
     )
 }
@@ -160,8 +164,8 @@ fn parse_date(v: &str) -> Result<String, Problem> {
     if date_only || humantime::parse_rfc3339_weak(v).is_ok() || parse_offset_datetime(v) {
         Ok(v.to_string())
     } else {
-        Err(Problem::bad_request(
-            "invalid_field",
+        Err(Problem::new(
+            Code::InvalidField,
             format!("created: {v:?} is not a date (YYYY-MM-DD or an ISO 8601 date-time)"),
         ))
     }
@@ -191,9 +195,10 @@ pub async fn tasks(
     headers: HeaderMap,
     params: Result<Query<TaskParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
     let rows = app
         .pipeline
+        .reader()
         .tasks(p.task_id.filter(|t| !t.is_empty()), &caller.scope(), 100)
         .await?;
     let items: Vec<Value> = rows.iter().map(task_json).collect();
@@ -207,7 +212,7 @@ pub async fn tasks(
     Ok(reply(StatusCode::OK, Value::Array(items)))
 }
 
-fn task_json(t: &docpipe_actors::store::meta::TaskView) -> Value {
+fn task_json(t: &docpipe_actors::TaskView) -> Value {
     let (status, result, related, done) = if t.duplicate {
         (
             "FAILURE",
@@ -292,7 +297,7 @@ async fn with_content(
     d: &Document,
     x: &DocExtras,
 ) -> Result<Value, Problem> {
-    let text = app.pipeline.text(&d.id, scope).await?;
+    let text = app.pipeline.reader().text(&d.id, scope).await?;
     Ok(document_json(d, x, text))
 }
 
@@ -310,7 +315,7 @@ pub async fn documents(
     headers: HeaderMap,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
     let page = p.page.unwrap_or(1).max(1);
     let size = p.page_size.unwrap_or(25).clamp(1, 1000);
     let offset = (page - 1) * size;
@@ -320,16 +325,17 @@ pub async fn documents(
     if let Some(q) = p.query.as_deref().filter(|q| !q.trim().is_empty()) {
         let r = match app
             .pipeline
+            .reader()
             .search(q, size, offset.min(10_000), &scope)
             .await
         {
             Ok(r) => r,
-            Err(SearchError::Query(m)) => return Err(Problem::bad_request("invalid_query", m)),
+            Err(SearchError::Query(m)) => return Err(Problem::new(Code::InvalidQuery, m)),
             Err(SearchError::Internal(e)) => return Err(Problem::internal(e)),
         };
         total = r.total;
         let ids = r.hits.iter().map(|h| h.id.clone()).collect();
-        let docs = app.pipeline.get_many(ids, &scope).await?;
+        let docs = app.pipeline.reader().get_many(ids, &scope).await?;
         for (rank, (d, x)) in docs.iter().enumerate() {
             let hit = r.hits.iter().find(|h| h.id == d.id);
             let mut v = with_content(&app, &scope, d, x).await?;
@@ -342,21 +348,22 @@ pub async fn documents(
             results.push(v);
         }
     } else if let Some(n) = p.more_like_id {
-        let Some((doc, _)) = app.pipeline.get_by_number(n, &scope).await? else {
+        let Some((doc, _)) = app.pipeline.reader().get_by_number(n, &scope).await? else {
             return Err(Problem::not_found("document"));
         };
         let hits = app
             .pipeline
+            .reader()
             .similar(&doc.id, size, &scope)
             .await?
             .unwrap_or_default();
         total = hits.len() as u64;
         let ids = hits.into_iter().map(|h| h.id).collect();
-        for (d, x) in app.pipeline.get_many(ids, &scope).await? {
+        for (d, x) in app.pipeline.reader().get_many(ids, &scope).await? {
             results.push(with_content(&app, &scope, &d, &x).await?);
         }
     } else {
-        let (n, docs) = app.pipeline.page(&scope, offset, size).await?;
+        let (n, docs) = app.pipeline.reader().page(&scope, offset, size).await?;
         total = n;
         for (d, x) in &docs {
             results.push(with_content(&app, &scope, d, x).await?);
@@ -402,6 +409,7 @@ pub async fn document(
     let scope = caller.scope();
     let (d, x) = app
         .pipeline
+        .reader()
         .get_by_number(number(&id)?, &scope)
         .await?
         .ok_or_else(|| Problem::not_found("document"))?;
@@ -419,13 +427,14 @@ pub async fn edit_document(
     Path(id): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    let Json(body) = body.map_err(|e| Problem::bad_request("invalid_body", e.body_text()))?;
+    let Json(body) = body.map_err(|e| Problem::new(Code::InvalidBody, e.body_text()))?;
     let obj = body
         .as_object()
-        .ok_or_else(|| Problem::bad_request("invalid_body", "expected a JSON object"))?;
+        .ok_or_else(|| Problem::new(Code::InvalidBody, "expected a JSON object"))?;
     let scope = caller.scope();
     let (d, _) = app
         .pipeline
+        .reader()
         .get_by_number(number(&id)?, &scope)
         .await?
         .ok_or_else(|| Problem::not_found("document"))?;
@@ -440,13 +449,11 @@ pub async fn edit_document(
                     Value::Null => None,
                     v => {
                         let id = v.as_i64().ok_or_else(|| {
-                            Problem::bad_request(
-                                "invalid_field",
-                                "document_type must be an id or null",
-                            )
+                            Problem::new(Code::InvalidField, "document_type must be an id or null")
                         })?;
                         let l = app
                             .pipeline
+                            .reader()
                             .label(LabelKind::DocType, id, &here)
                             .await?
                             .ok_or_else(|| unknown("document_type", id))?;
@@ -464,10 +471,7 @@ pub async fn edit_document(
                 e.asn = Some(match v {
                     Value::Null => None,
                     v => Some(v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
-                        Problem::bad_request(
-                            "invalid_field",
-                            "archive_serial_number must be a number",
-                        )
+                        Problem::new(Code::InvalidField, "archive_serial_number must be a number")
                     })?),
                 })
             }
@@ -477,6 +481,7 @@ pub async fn edit_document(
     apply_edit(&app, &caller, &d.id, e).await?;
     let (d, x) = app
         .pipeline
+        .reader()
         .get_by_number(d.seq, &scope)
         .await?
         .ok_or_else(|| Problem::not_found("document"))?;
@@ -494,6 +499,7 @@ pub async fn download(
     let scope = caller.scope();
     let (d, _) = app
         .pipeline
+        .reader()
         .get_by_number(number(&id)?, &scope)
         .await?
         .ok_or_else(|| Problem::not_found("document"))?;
@@ -547,11 +553,12 @@ async fn list_labels(
     params: Result<Query<PageParams>, QueryRejection>,
     kind: LabelKind,
 ) -> Result<Response, Problem> {
-    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
     let page = p.page.unwrap_or(1).max(1);
     let size = p.page_size.unwrap_or(25).clamp(1, 1000);
     let (total, labels) = app
         .pipeline
+        .reader()
         .labels(kind, &caller.scope(), (page - 1) * size, size)
         .await?;
     let results: Vec<Value> = labels.iter().map(|l| label_json(kind, l)).collect();
@@ -584,6 +591,7 @@ async fn get_label(
     let id = id.parse::<i64>().map_err(|_| Problem::not_found(what))?;
     let l = app
         .pipeline
+        .reader()
         .label(kind, id, &caller.scope())
         .await?
         .ok_or_else(|| Problem::not_found(what))?;
@@ -606,19 +614,19 @@ async fn create_label(
     body: Result<Json<NewLabel>, JsonRejection>,
     kind: LabelKind,
 ) -> Result<Response, Problem> {
-    let Json(b) = body.map_err(|e| Problem::bad_request("invalid_body", e.body_text()))?;
+    let Json(b) = body.map_err(|e| Problem::new(Code::InvalidBody, e.body_text()))?;
     let name = b.name.trim();
     if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-        return Err(Problem::bad_request(
-            "invalid_body",
+        return Err(Problem::new(
+            Code::InvalidBody,
             "name must be 1 to 128 characters, without control characters",
         ));
     }
     if let Some(c) = &b.color {
         let hex = c.strip_prefix('#').unwrap_or("");
         if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Problem::bad_request(
-                "invalid_body",
+            return Err(Problem::new(
+                Code::InvalidBody,
                 format!("color {c:?} is not like #a6cee3"),
             ));
         }
@@ -629,13 +637,14 @@ async fn create_label(
         .create_label(kind, &workspace, name, b.color, &caller.origin())
         .await?;
     if !new {
-        return Err(Problem::bad_request(
-            "already_exists",
+        return Err(Problem::new(
+            Code::AlreadyExists,
             format!("{} {name:?} exists already (id {id})", resource_of(kind)),
         ));
     }
     let l = app
         .pipeline
+        .reader()
         .label(kind, id, &Scope::only([workspace]))
         .await?
         .ok_or_else(|| Problem::internal(anyhow::anyhow!("label {id} vanished")))?;

@@ -2,12 +2,12 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use docpipe_actors::{Code, EngineError};
 use serde_json::json;
 
 #[derive(Debug)]
 pub struct Problem {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub detail: String,
     /// Seconds, for `Retry-After` (429, 503).
     pub retry_after: Option<u64>,
@@ -16,14 +16,19 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    /// A problem with this code; its HTTP status comes from the registry
+    /// of codes (`docpipe_actors::errors`).
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
         Problem {
-            status,
             code,
             detail: detail.into(),
-            retry_after: (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
+            retry_after: (code.http_status() == 503).then_some(1),
             challenge: None,
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     pub fn retry_after(mut self, secs: u64) -> Self {
@@ -36,24 +41,17 @@ impl Problem {
         self
     }
 
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, detail)
-    }
-
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} does not exist"),
-        )
+        Self::new(Code::NotFound, format!("{what} does not exist"))
     }
 
-    pub fn internal(e: anyhow::Error) -> Self {
-        tracing::error!(error = %format!("{e:#}"), "request failed");
+    /// An internal failure: logged in full (the log line carries the
+    /// request id), answered without its detail.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "request failed");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("{e:#}"),
+            Code::Internal,
+            "an internal error occurred; the server's log has the details under this response's X-Request-Id",
         )
     }
 }
@@ -64,8 +62,8 @@ pub fn limit_param(given: Option<usize>, default: usize, max: usize) -> Result<u
     if (1..=max).contains(&limit) {
         Ok(limit)
     } else {
-        Err(Problem::bad_request(
-            "invalid_parameter",
+        Err(Problem::new(
+            Code::InvalidParameter,
             format!("limit must be between 1 and {max}"),
         ))
     }
@@ -76,24 +74,29 @@ pub fn cursor_param(given: Option<&str>) -> Result<Option<i64>, Problem> {
     match given.filter(|c| !c.is_empty()) {
         None => Ok(None),
         Some(c) => c.parse::<i64>().map(Some).map_err(|_| {
-            Problem::bad_request(
-                "invalid_parameter",
+            Problem::new(
+                Code::InvalidParameter,
                 "cursor is not one this server gave out",
             )
         }),
     }
 }
 
+impl From<EngineError> for Problem {
+    fn from(e: EngineError) -> Self {
+        match e.code {
+            Code::Internal => Problem::internal(e.message),
+            code => Problem::new(code, e.message),
+        }
+    }
+}
+
 impl From<anyhow::Error> for Problem {
     fn from(e: anyhow::Error) -> Self {
-        if e.is::<docpipe_actors::Unavailable>() {
-            return Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            );
+        match e.downcast::<EngineError>() {
+            Ok(e) => e.into(),
+            Err(e) => Problem::internal(format!("{e:#}")),
         }
-        Problem::internal(e)
     }
 }
 
@@ -101,13 +104,13 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let body = json!({
             "type": format!("urn:docpipe:problem:{}", self.code),
-            "title": self.status.canonical_reason().unwrap_or("Error"),
-            "status": self.status.as_u16(),
+            "title": self.status().canonical_reason().unwrap_or("Error"),
+            "status": self.status().as_u16(),
             "code": self.code,
             "detail": self.detail,
         });
         let mut response = (
-            self.status,
+            self.status(),
             [(header::CONTENT_TYPE, "application/problem+json")],
             body.to_string(),
         )

@@ -5,7 +5,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use docpipe_actors::model::valid_workspace;
+use docpipe_actors::valid_workspace;
+use docpipe_actors::Code;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -28,15 +29,15 @@ pub async fn create(
     caller: Caller,
     body: Result<Json<CreateToken>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    let Json(req) = body.map_err(|e| Problem::bad_request("invalid_body", e.body_text()))?;
+    let Json(req) = body.map_err(|e| Problem::new(Code::InvalidBody, e.body_text()))?;
     let role = Role::parse(&req.role).ok_or_else(|| {
-        Problem::bad_request(
-            "invalid_body",
+        Problem::new(
+            Code::InvalidBody,
             format!("role {:?} is not one of admin, editor, reader", req.role),
         )
     })?;
     check_new_token(&req.name, role, &req.workspaces)
-        .map_err(|e| Problem::bad_request("invalid_body", e.to_string()))?;
+        .map_err(|e| Problem::new(Code::InvalidBody, e.to_string()))?;
     let made = app
         .auth
         .create(&req.name, role, req.workspaces, &caller.origin())
@@ -45,7 +46,7 @@ pub async fn create(
 }
 
 pub async fn list(State(app): State<AppState>) -> Result<Response, Problem> {
-    Ok(Json(json!({ "tokens": app.pipeline.tokens().await? })).into_response())
+    Ok(Json(json!({ "tokens": app.pipeline.reader().tokens().await? })).into_response())
 }
 
 pub async fn revoke(
@@ -73,12 +74,12 @@ pub async fn audit(
     State(app): State<AppState>,
     params: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(p) = params.map_err(|e| Problem::bad_request("invalid_parameter", e.body_text()))?;
+    let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
     let workspace = p.workspace.filter(|w| !w.is_empty());
     if let Some(w) = &workspace {
         if !valid_workspace(w) {
-            return Err(Problem::bad_request(
-                "invalid_parameter",
+            return Err(Problem::new(
+                Code::InvalidParameter,
                 format!("workspace {w:?} is not a valid name"),
             ));
         }
@@ -88,8 +89,8 @@ pub async fn audit(
         Some(s) => Some(
             humantime::parse_rfc3339_weak(s)
                 .map_err(|e| {
-                    Problem::bad_request(
-                        "invalid_parameter",
+                    Problem::new(
+                        Code::InvalidParameter,
                         format!("since {s:?} is not an RFC 3339 time: {e}"),
                     )
                 })?
@@ -100,7 +101,11 @@ pub async fn audit(
     };
     let limit = super::problem::limit_param(p.limit, 100, 1000)?;
     let after = super::problem::cursor_param(p.cursor.as_deref())?;
-    let events = app.pipeline.audit(workspace, since, after, limit).await?;
+    let events = app
+        .pipeline
+        .reader()
+        .audit(workspace, since, after, limit)
+        .await?;
     let next = (events.len() == limit).then(|| events.last().map(|e| e.seq.to_string()));
     Ok(Json(json!({ "events": events, "next_cursor": next.flatten() })).into_response())
 }

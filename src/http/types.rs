@@ -6,7 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use docpipe_actors::config::TypeConfig;
+use docpipe_actors::Code;
+use docpipe_actors::TypeConfig;
 use docpipe_actors::TypeError;
 use serde_json::json;
 
@@ -17,7 +18,7 @@ use super::AppState;
 impl From<TypeError> for Problem {
     fn from(e: TypeError) -> Self {
         match e {
-            TypeError::Invalid(m) => Problem::bad_request("invalid_type", m),
+            TypeError::Invalid(m) => Problem::new(Code::InvalidType, m),
             TypeError::NotFound(name) => Problem::not_found(&format!("document type {name:?}")),
             TypeError::Internal(e) => e.into(),
         }
@@ -25,7 +26,7 @@ impl From<TypeError> for Problem {
 }
 
 pub async fn list(State(app): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "types": app.pipeline.types() }))
+    Json(json!({ "types": app.pipeline.reader().types() }))
 }
 
 /// `PUT /api/v1/types/{name}` with the type's definition (its `name`, if
@@ -36,30 +37,31 @@ pub async fn put(
     Path(name): Path<String>,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Problem> {
-    let Json(mut body) = body.map_err(|e| Problem::bad_request("invalid_body", e.body_text()))?;
+    let Json(mut body) = body.map_err(|e| Problem::new(Code::InvalidBody, e.body_text()))?;
     let obj = body
         .as_object_mut()
-        .ok_or_else(|| Problem::bad_request("invalid_body", "expected a JSON object"))?;
+        .ok_or_else(|| Problem::new(Code::InvalidBody, "expected a JSON object"))?;
     match obj.get("name") {
         None => {
             obj.insert("name".into(), json!(name));
         }
         Some(n) if n == &json!(name) => {}
         Some(n) => {
-            return Err(Problem::bad_request(
-                "invalid_type",
+            return Err(Problem::new(
+                Code::InvalidType,
                 format!("the body's name {n} is not the path's {name:?}"),
             ))
         }
     }
-    let def: TypeConfig = serde_json::from_value(body)
-        .map_err(|e| Problem::bad_request("invalid_type", e.to_string()))?;
+    let def: TypeConfig =
+        serde_json::from_value(body).map_err(|e| Problem::new(Code::InvalidType, e.to_string()))?;
     let created = app
         .pipeline
         .put_type(&name, Some(def), &caller.origin())
         .await?;
     let shown = app
         .pipeline
+        .reader()
         .types()
         .into_iter()
         .find(|t| t.def.name == name);

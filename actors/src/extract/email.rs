@@ -8,12 +8,13 @@ use mail_parser::{Address, MessageParser, MimeHeaders};
 use serde_json::json;
 
 use super::{ParseError, ParseLimits};
+use crate::errors::Code;
 use crate::model::{Attachment, Extracted};
 
 pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseError> {
     let msg = MessageParser::default()
         .parse(bytes)
-        .ok_or_else(|| ParseError::new("malformed", "not a readable e-mail message"))?;
+        .ok_or_else(|| ParseError::new(Code::Malformed, "not a readable e-mail message"))?;
     // A bare MIME entity (no From or Subject, only Content-Type and the
     // like) is still a message; text without any header line is not.
     let has_header = msg
@@ -21,7 +22,7 @@ pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseErr
         .any(|(name, _)| !name.is_empty() && !name.contains(char::is_whitespace));
     if !has_header {
         return Err(ParseError::new(
-            "malformed",
+            Code::Malformed,
             "not an e-mail message: it has no header lines",
         ));
     }
@@ -101,7 +102,7 @@ pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseErr
         total = total.saturating_add(data.len() as u64);
         if total > limits.max_zip_bytes {
             return Err(ParseError::new(
-                "too_large",
+                Code::TooLarge,
                 format!(
                     "the attachments add up to more than {} MiB (pipeline.extract.max_zip_mb)",
                     limits.max_zip_bytes / (1024 * 1024)

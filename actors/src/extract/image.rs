@@ -4,19 +4,20 @@
 
 use serde_json::json;
 
+use crate::errors::Code;
 use crate::extract::{ParseError, ParseLimits};
 use crate::model::Extracted;
 
 pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseError> {
     let size = imagesize::blob_size(bytes)
-        .map_err(|e| ParseError::new("malformed", format!("not a readable image: {e}")))?;
+        .map_err(|e| ParseError::new(Code::Malformed, format!("not a readable image: {e}")))?;
     let pixels = size.width as u64 * size.height as u64;
     if pixels == 0 {
-        return Err(ParseError::new("malformed", "the image has no pixels"));
+        return Err(ParseError::new(Code::Malformed, "the image has no pixels"));
     }
     if pixels > u64::from(limits.max_image_megapixels) * 1_000_000 {
         return Err(ParseError::new(
-            "too_large",
+            Code::TooLarge,
             format!(
                 "the image has {}×{} pixels, more than {} megapixels (pipeline.ocr.max_image_megapixels)",
                 size.width, size.height, limits.max_image_megapixels

@@ -27,6 +27,7 @@ use tokio::process::Command;
 use tokio::sync::Semaphore;
 
 use crate::config::OcrConfig;
+use crate::errors::Code;
 use crate::extract::ParseError;
 
 /// What the probe at start found.
@@ -234,7 +235,7 @@ impl Ocr {
             .await
             .map_err(|_| {
                 ParseError::new(
-                    "timeout",
+                    Code::Timeout,
                     format!("pdftotext took longer than {} ms", deadline.as_millis()),
                 )
             })??;
@@ -265,7 +266,7 @@ impl Ocr {
         let out = run(cmd, None).await?;
         if out.is_empty() {
             return Err(ParseError::new(
-                "ocr_failed",
+                Code::OcrFailed,
                 format!("pdftoppm rendered nothing for page {page}"),
             ));
         }
@@ -337,7 +338,7 @@ impl Ocr {
     /// the handle drops, and at the next start after a crash).
     async fn scratch_copy(&self, bytes: &[u8]) -> Result<tempfile::NamedTempFile, ParseError> {
         let storage = |e: std::io::Error| {
-            ParseError::new("storage", format!("cannot write a scratch copy: {e}"))
+            ParseError::new(Code::Storage, format!("cannot write a scratch copy: {e}"))
         };
         tokio::fs::create_dir_all(&self.scratch)
             .await
@@ -355,7 +356,7 @@ impl Ocr {
 
     fn page_timeout(&self) -> ParseError {
         ParseError::new(
-            "timeout",
+            Code::Timeout,
             format!(
                 "OCR of a page took longer than {} ms (pipeline.ocr.page_timeout_ms)",
                 self.cfg.page_timeout_ms
@@ -365,7 +366,7 @@ impl Ocr {
 }
 
 fn closed(_: tokio::sync::AcquireError) -> ParseError {
-    ParseError::new("internal", "the OCR pool is closed")
+    ParseError::new(Code::Internal, "the OCR pool is closed")
 }
 
 /// Runs a prepared command, feeding `input` on its stdin, and returns its
@@ -378,9 +379,9 @@ async fn run(mut cmd: Command, input: Option<&[u8]>) -> Result<Vec<u8>, ParseErr
         Stdio::null()
     });
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| ParseError::new("ocr_unavailable", format!("cannot start {program}: {e}")))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        ParseError::new(Code::OcrUnavailable, format!("cannot start {program}: {e}"))
+    })?;
     let stdin = child.stdin.take();
     let feed = async move {
         if let (Some(mut stdin), Some(input)) = (stdin, input) {
@@ -390,7 +391,7 @@ async fn run(mut cmd: Command, input: Option<&[u8]>) -> Result<Vec<u8>, ParseErr
         }
     };
     let (_, out) = tokio::join!(feed, child.wait_with_output());
-    let out = out.map_err(|e| ParseError::new("ocr_failed", format!("{program}: {e}")))?;
+    let out = out.map_err(|e| ParseError::new(Code::OcrFailed, format!("{program}: {e}")))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: String = stderr
@@ -403,7 +404,7 @@ async fn run(mut cmd: Command, input: Option<&[u8]>) -> Result<Vec<u8>, ParseErr
             .collect::<Vec<_>>()
             .join(" / ");
         return Err(ParseError::new(
-            "ocr_failed",
+            Code::OcrFailed,
             format!("{program} failed ({}): {tail}", out.status),
         ));
     }

@@ -10,6 +10,7 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 
 use super::{detect, ParseError, ParseLimits};
+use crate::errors::Code;
 use crate::model::Extracted;
 
 type Zip<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
@@ -20,7 +21,7 @@ pub fn extract(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extract
         let mut zip = open_zip(bytes, limits)?;
         let kind = container_kind(&mut zip).ok_or_else(|| {
             ParseError::new(
-                "unsupported",
+                Code::Unsupported,
                 "a zip archive that is not an office document; docpipe does not unpack archives",
             )
         })?;
@@ -72,7 +73,7 @@ pub fn extract(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extract
             }
             if slides.is_empty() && zip.index_for_name("ppt/presentation.xml").is_none() {
                 return Err(ParseError::new(
-                    "malformed",
+                    Code::Malformed,
                     "the container holds no presentation",
                 ));
             }
@@ -110,7 +111,7 @@ pub fn extract(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extract
             })
         }
         other => Err(ParseError::new(
-            "unsupported",
+            Code::Unsupported,
             format!("docpipe cannot read {other}"),
         )),
     }
@@ -144,11 +145,15 @@ fn container_kind(zip: &mut Zip<'_>) -> Option<&'static str> {
 
 /// Opens a zip after checking its directory against the limits.
 fn open_zip<'a>(bytes: &'a [u8], limits: &ParseLimits) -> Result<Zip<'a>, ParseError> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| ParseError::new("malformed", format!("not a readable zip container: {e}")))?;
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+        ParseError::new(
+            Code::Malformed,
+            format!("not a readable zip container: {e}"),
+        )
+    })?;
     if zip.len() > limits.max_zip_entries {
         return Err(ParseError::new(
-            "too_large",
+            Code::TooLarge,
             format!(
                 "the container has {} entries, more than the limit of {} (pipeline.extract.max_zip_entries)",
                 zip.len(),
@@ -160,7 +165,7 @@ fn open_zip<'a>(bytes: &'a [u8], limits: &ParseLimits) -> Result<Zip<'a>, ParseE
     for i in 0..zip.len() {
         let f = zip
             .by_index_raw(i)
-            .map_err(|e| ParseError::new("malformed", format!("broken zip entry: {e}")))?;
+            .map_err(|e| ParseError::new(Code::Malformed, format!("broken zip entry: {e}")))?;
         declared = declared.saturating_add(f.size());
     }
     if declared > limits.max_zip_bytes {
@@ -171,7 +176,7 @@ fn open_zip<'a>(bytes: &'a [u8], limits: &ParseLimits) -> Result<Zip<'a>, ParseE
 
 fn zip_too_large(limits: &ParseLimits) -> ParseError {
     ParseError::new(
-        "too_large",
+        Code::TooLarge,
         format!(
             "the container unpacks to more than {} MiB (pipeline.extract.max_zip_mb): a zip bomb, or too big to read",
             limits.max_zip_bytes / (1024 * 1024)
@@ -191,13 +196,13 @@ fn read_entry(
         Err(zip::result::ZipError::FileNotFound) if !required => return Ok(String::new()),
         Err(zip::result::ZipError::FileNotFound) => {
             return Err(ParseError::new(
-                "malformed",
+                Code::Malformed,
                 format!("the container has no {name}"),
             ))
         }
         Err(e) => {
             return Err(ParseError::new(
-                "malformed",
+                Code::Malformed,
                 format!("cannot read {name}: {e}"),
             ))
         }
@@ -205,10 +210,10 @@ fn read_entry(
     let mut out = Vec::new();
     file.take(*budget + 1)
         .read_to_end(&mut out)
-        .map_err(|e| ParseError::new("malformed", format!("cannot inflate {name}: {e}")))?;
+        .map_err(|e| ParseError::new(Code::Malformed, format!("cannot inflate {name}: {e}")))?;
     if out.len() as u64 > *budget {
         return Err(ParseError::new(
-            "too_large",
+            Code::TooLarge,
             format!(
                 "{name} unpacks to more than the container limit (pipeline.extract.max_zip_mb)"
             ),
@@ -216,7 +221,7 @@ fn read_entry(
     }
     *budget -= out.len() as u64;
     String::from_utf8(out)
-        .map_err(|_| ParseError::new("malformed", format!("{name} is not UTF-8 XML")))
+        .map_err(|_| ParseError::new(Code::Malformed, format!("{name} is not UTF-8 XML")))
 }
 
 /// Entry names `prefix<N>suffix`, in the order of N.
@@ -377,7 +382,7 @@ fn xml_text(xml: &str, rules: &TextRules) -> Result<String, ParseError> {
     loop {
         let ev = reader
             .read_event()
-            .map_err(|e| ParseError::new("malformed", format!("broken XML: {e}")))?;
+            .map_err(|e| ParseError::new(Code::Malformed, format!("broken XML: {e}")))?;
         match ev {
             Event::Start(e) => {
                 let name = e.local_name();
@@ -517,7 +522,7 @@ fn spreadsheet(mime: &str, bytes: &[u8], limits: &ParseLimits) -> Result<Extract
             })
         }
         Err(e) => Err(ParseError::new(
-            "malformed",
+            Code::Malformed,
             format!("not a readable spreadsheet: {e}"),
         )),
     }
@@ -566,135 +571,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
-        let mut buf = Cursor::new(Vec::new());
-        {
-            let mut w = zip::ZipWriter::new(&mut buf);
-            let opts = zip::write::SimpleFileOptions::default()
-                .compression_method(zip::CompressionMethod::Deflated);
-            for (name, body) in entries {
-                w.start_file(*name, opts).unwrap();
-                w.write_all(body.as_bytes()).unwrap();
-            }
-            w.finish().unwrap();
-        }
-        buf.into_inner()
-    }
-
-    #[test]
-    fn docx_paragraphs_tables_and_entities() {
-        let doc = r#"<w:document xmlns:w="w"><w:body>
-            <w:p><w:r><w:t>Fish &amp; chips</w:t></w:r><w:r><w:tab/><w:t>£3</w:t></w:r></w:p>
-            <w:tbl><w:tr><w:tc><w:p><w:r><w:t>a</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>b</w:t></w:r></w:p></w:tc></w:tr></w:tbl>
-            <w:p><w:r><w:instrText>PAGE</w:instrText></w:r></w:p>
-        </w:body></w:document>"#;
-        let core = r#"<cp:coreProperties xmlns:cp="c" xmlns:dc="d" xmlns:dcterms="t"><dc:title>Menu &amp; more</dc:title><dc:creator>Ann Smith</dc:creator><cp:keywords>food</cp:keywords><dcterms:created>2024-05-01T10:00:00Z</dcterms:created></cp:coreProperties>"#;
-        let bytes = zip_of(&[("word/document.xml", doc), ("docProps/core.xml", core)]);
-        let out = extract(detect::DOCX, &bytes, &ParseLimits::default()).unwrap();
-        assert!(out.text.contains("Fish & chips\t£3"), "{:?}", out.text);
-        assert!(
-            out.text.ends_with("\na\tb"),
-            "one row per line: {:?}",
-            out.text
-        );
-        assert!(!out.text.contains("PAGE"), "field codes are not text");
-        assert_eq!(out.title.as_deref(), Some("Menu & more"));
-        let f = out.fields.unwrap();
-        assert_eq!(f["author"], "Ann Smith");
-        assert_eq!(f["keywords"], "food");
-        assert_eq!(f["created"], "2024-05-01T10:00:00Z");
-    }
-
-    #[test]
-    fn zip_bombs_and_missing_parts_fail_with_their_codes() {
-        let big = "x".repeat(2 * 1024 * 1024);
-        let bytes = zip_of(&[("word/document.xml", &big)]);
-        let limits = ParseLimits {
-            max_zip_bytes: 1024 * 1024,
-            ..ParseLimits::default()
-        };
-        assert_eq!(
-            extract(detect::DOCX, &bytes, &limits).unwrap_err().code,
-            "too_large"
-        );
-        let many: Vec<(String, &str)> = (0..20).map(|i| (format!("f{i}"), "")).collect();
-        let refs: Vec<(&str, &str)> = many.iter().map(|(n, b)| (n.as_str(), *b)).collect();
-        let limits = ParseLimits {
-            max_zip_entries: 10,
-            ..ParseLimits::default()
-        };
-        assert_eq!(
-            extract(detect::DOCX, &zip_of(&refs), &limits)
-                .unwrap_err()
-                .code,
-            "too_large"
-        );
-        let empty = zip_of(&[("other.xml", "<a/>")]);
-        assert_eq!(
-            extract(detect::DOCX, &empty, &ParseLimits::default())
-                .unwrap_err()
-                .code,
-            "malformed"
-        );
-        assert_eq!(
-            extract(
-                detect::DOCX,
-                b"PK\x03\x04 truncated",
-                &ParseLimits::default()
-            )
-            .unwrap_err()
-            .code,
-            "malformed"
-        );
-    }
-
-    #[test]
-    fn a_zip_the_first_bytes_could_not_tell_is_read_by_its_directory() {
-        let doc = r#"<w:document xmlns:w="w"><w:body><w:p><w:r><w:t>inside</w:t></w:r></w:p></w:body></w:document>"#;
-        let padding = "p".repeat(20_000);
-        let bytes = zip_of(&[
-            ("[Content_Types].xml", &padding),
-            ("word/document.xml", doc),
-        ]);
-        let out = extract(detect::ZIP, &bytes, &ParseLimits::default()).unwrap();
-        assert_eq!(
-            (out.text.as_str(), out.mime.as_deref()),
-            ("inside", Some(detect::DOCX))
-        );
-        let other = zip_of(&[("photos/a.jpg", "jpeg")]);
-        assert_eq!(
-            extract(detect::ZIP, &other, &ParseLimits::default())
-                .unwrap_err()
-                .code,
-            "unsupported"
-        );
-    }
-
-    #[test]
-    fn odf_text_with_spaces_and_slides_with_notes() {
-        let content = r#"<office:document-content xmlns:office="o" xmlns:text="t"><office:body><office:text>
-            <text:h>Title</text:h><text:p>one<text:s/>two<text:tab/>three</text:p>
-        </office:text></office:body></office:document-content>"#;
-        let bytes = zip_of(&[
-            ("mimetype", "application/vnd.oasis.opendocument.text"),
-            ("content.xml", content),
-        ]);
-        let out = extract(detect::ODT, &bytes, &ParseLimits::default()).unwrap();
-        assert_eq!(out.text, "Title\none two\tthree");
-        let slide =
-            r#"<p:sld xmlns:p="p" xmlns:a="a"><a:p><a:r><a:t>Slide text</a:t></a:r></a:p></p:sld>"#;
-        let notes = r#"<p:notes xmlns:p="p" xmlns:a="a"><a:p><a:r><a:t>Speaker note</a:t></a:r></a:p></p:notes>"#;
-        let bytes = zip_of(&[
-            ("ppt/slides/slide2.xml", slide),
-            ("ppt/slides/slide1.xml", slide),
-            ("ppt/notesSlides/notesSlide1.xml", notes),
-        ]);
-        let out = extract(detect::PPTX, &bytes, &ParseLimits::default()).unwrap();
-        assert_eq!(out.pages, Some(2));
-        assert!(out.text.contains("Speaker note"), "{:?}", out.text);
-    }
-}
+mod tests;

@@ -9,6 +9,7 @@
 use pdf_extract::{MediaBox, Object, OutputDev, OutputError, Transform};
 use serde_json::{json, Map, Value};
 
+use crate::errors::Code;
 use crate::extract::{ParseError, ParseLimits};
 use crate::model::Extracted;
 
@@ -17,10 +18,10 @@ pub const PAGE_BREAK: char = '\u{c}';
 
 pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseError> {
     let mut doc = pdf_extract::Document::load_mem(bytes)
-        .map_err(|e| ParseError::new("malformed", format!("not a readable PDF: {e}")))?;
+        .map_err(|e| ParseError::new(Code::Malformed, format!("not a readable PDF: {e}")))?;
     if doc.is_encrypted() && doc.decrypt("").is_err() {
         return Err(ParseError::new(
-            "encrypted",
+            Code::Encrypted,
             "the PDF is encrypted and needs a password",
         ));
     }
@@ -28,7 +29,7 @@ pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseErr
     let counted = doc.page_iter().take(limits.max_pages + 1).count();
     if counted > limits.max_pages {
         return Err(ParseError::new(
-            "too_large",
+            Code::TooLarge,
             format!(
                 "the PDF has more than {} pages (pipeline.extract.max_pages)",
                 limits.max_pages
@@ -40,8 +41,9 @@ pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseErr
         fields.insert("einvoice".into(), invoice);
     }
     let mut out = PageText::default();
-    pdf_extract::output_doc(&doc, &mut out)
-        .map_err(|e| ParseError::new("malformed", format!("cannot read the PDF's text: {e}")))?;
+    pdf_extract::output_doc(&doc, &mut out).map_err(|e| {
+        ParseError::new(Code::Malformed, format!("cannot read the PDF's text: {e}"))
+    })?;
     Ok(Extracted {
         title,
         fields: (!fields.is_empty()).then_some(Value::Object(fields)),

@@ -5,6 +5,7 @@
 //! info, `\*` ones) are skipped, but the info group's `\title` is kept.
 
 use super::ParseError;
+use crate::errors::Code;
 use crate::model::Extracted;
 
 /// Groups whose text is not body text.
@@ -43,7 +44,7 @@ const MAX_DEPTH: usize = 1000;
 
 pub fn extract(bytes: &[u8]) -> Result<Extracted, ParseError> {
     if !bytes.starts_with(b"{\\rtf") {
-        return Err(ParseError::new("malformed", "not an RTF document"));
+        return Err(ParseError::new(Code::Malformed, "not an RTF document"));
     }
     let mut out = String::new();
     let mut title = String::new();
@@ -66,7 +67,7 @@ pub fn extract(bytes: &[u8]) -> Result<Extracted, ParseError> {
             b'{' => {
                 if stack.len() > MAX_DEPTH {
                     return Err(ParseError::new(
-                        "malformed",
+                        Code::Malformed,
                         format!("groups nested more than {MAX_DEPTH} deep"),
                     ));
                 }
@@ -192,7 +193,7 @@ pub fn extract(bytes: &[u8]) -> Result<Extracted, ParseError> {
     }
     if !closed {
         return Err(ParseError::new(
-            "malformed",
+            Code::Malformed,
             "the RTF document ends before its last group closes (truncated?)",
         ));
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+use crate::errors::Code;
 use crate::extract::ParseError;
 use crate::model::Extracted;
 
@@ -93,14 +94,14 @@ impl Sandbox {
             Err(_) => {
                 let _ = self.child.start_kill();
                 Err(ParseError::new(
-                    "timeout",
+                    Code::Timeout,
                     format!(
                         "parsing took longer than {} ms; the parser was stopped",
                         timeout.as_millis()
                     ),
                 ))
             }
-            Ok(Err(_io)) => Err(ParseError::new("crashed", self.describe_death().await)),
+            Ok(Err(_io)) => Err(ParseError::new(Code::Crashed, self.describe_death().await)),
             Ok(Ok(result)) => result,
         }
     }
@@ -134,7 +135,6 @@ pub fn child_main(args: &[String]) -> i32 {
     limit_memory(max_mb);
     // Panics are reported in the answer frame, not on stderr.
     std::panic::set_hook(Box::new(|_| {}));
-    let faults = std::env::var("DOCPIPE_TEST_FAULTS").is_ok_and(|v| v == "1");
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut input = stdin.lock();
@@ -156,13 +156,12 @@ pub fn child_main(args: &[String]) -> i32 {
         let result: Result<Extracted, ParseError> = match serde_json::from_slice::<Request>(&header)
         {
             Err(e) => Err(ParseError::new(
-                "internal",
+                Code::Internal,
                 format!("bad request frame: {e}"),
             )),
             Ok(req) => std::panic::catch_unwind(|| {
-                if faults {
-                    inject_fault(&body);
-                }
+                #[cfg(feature = "failpoints")]
+                crate::faults::parser(&body);
                 super::parse(&req.mime, &body, &req.limits)
             })
             .unwrap_or_else(|panic| {
@@ -172,7 +171,7 @@ pub fn child_main(args: &[String]) -> i32 {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
                 Err(ParseError::new(
-                    "parser_panic",
+                    Code::ParserPanic,
                     format!("the parser panicked: {msg}"),
                 ))
             }),
@@ -204,28 +203,5 @@ fn limit_memory(max_mb: u64) {
     unsafe {
         libc::setrlimit(libc::RLIMIT_AS, &lim);
         libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-    }
-}
-
-/// Test hook, active only with DOCPIPE_TEST_FAULTS=1 in the server's
-/// environment: a document containing a marker makes its parser misbehave,
-/// so the tests can prove that each kind of misbehaviour is contained.
-fn inject_fault(body: &[u8]) {
-    let has = |marker: &[u8]| body.windows(marker.len()).any(|w| w == marker);
-    if has(b"DOCPIPE-FAULT:panic") {
-        panic!("injected fault");
-    }
-    if has(b"DOCPIPE-FAULT:hang") {
-        loop {
-            std::thread::park();
-        }
-    }
-    if has(b"DOCPIPE-FAULT:abort") {
-        std::process::abort();
-    }
-    if has(b"DOCPIPE-FAULT:oom") {
-        // Far more than any sane limit: the allocation fails under RLIMIT_AS.
-        let v: Vec<u8> = vec![1u8; 64 << 30];
-        std::hint::black_box(v);
     }
 }

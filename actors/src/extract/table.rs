@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use crate::errors::Code;
 use crate::extract::{text, ParseError, ParseLimits};
 use crate::model::Extracted;
 
@@ -19,7 +20,8 @@ pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseErr
     let mut rows = 0u64;
     let mut columns = 0usize;
     for record in reader.records() {
-        let record = record.map_err(|e| ParseError::new("malformed", format!("bad CSV: {e}")))?;
+        let record =
+            record.map_err(|e| ParseError::new(Code::Malformed, format!("bad CSV: {e}")))?;
         rows += 1;
         columns = columns.max(record.len());
         let mut first = true;

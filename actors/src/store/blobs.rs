@@ -24,9 +24,8 @@ use sha2::{Digest, Sha256};
 
 /// Uploads smaller than this are written with one `put`; larger ones stream
 /// through a multipart upload in parts of this size.
-const PART_BYTES: usize = 4 * 1024 * 1024;
-/// The largest `inline_max_bytes` allowed: an inline upload is buffered whole.
-pub const MAX_INLINE_BYTES: u64 = PART_BYTES as u64;
+const PART_BYTES: usize = MAX_INLINE_BYTES as usize;
+pub use crate::config::MAX_INLINE_BYTES;
 /// How much of the start of each upload is kept for type sniffing.
 pub const HEAD_BYTES: usize = 8192;
 

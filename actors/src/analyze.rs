@@ -1,0 +1,153 @@
+//! The cheap stages as plain functions: a document's built-in type (rules,
+//! then the learned model) and its built-in fields (rules, and an embedded
+//! e-invoice), and whether the LLM is to be asked for either.
+//!
+//! Shared by the Classify and Enrich workers and by the Extract job: when
+//! no LLM is asked for a document, the Extract job runs both right after
+//! extraction and the Catalog writes the three stages in one transaction
+//! (DESIGN rule 2: cheap, CPU-only stages may share a durable step). With
+//! an LLM, Classify and Enrich stay durable steps of their own.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::classifier::{self, ModelSlot, Trained};
+use crate::fields::{self, Context};
+use crate::llm::Llm;
+use crate::model::{Classification, DocJob, Extracted, FieldSpec, Found};
+use crate::routes::StageOutput;
+use crate::types::{self, Types, TypesSlot};
+
+/// What the cheap stages read: the types and model in force, the LLM.
+pub struct Analyzer {
+    pub types: TypesSlot,
+    pub model: ModelSlot,
+    pub review_threshold: f32,
+    pub llm: Option<Arc<Llm>>,
+}
+
+/// What the field rules read besides the text, from what extraction found.
+pub struct Metadata<'a> {
+    pub language: Option<&'a str>,
+    /// The format's own fields (an e-mail's From, an embedded e-invoice).
+    pub fields: Option<&'a Value>,
+}
+
+impl Analyzer {
+    pub fn types(&self) -> Arc<Types> {
+        types::current(&self.types)
+    }
+
+    pub fn model(&self) -> Option<Arc<Trained>> {
+        classifier::current(&self.model)
+    }
+
+    /// The built-in type: a type's rules, else the learned model.
+    pub fn built_in_type(
+        &self,
+        types: &Types,
+        model: Option<&Trained>,
+        title: &str,
+        text: &str,
+    ) -> Classification {
+        classifier::classify(
+            &types.rules,
+            model.map(|t| &t.model),
+            self.review_threshold,
+            title,
+            text,
+        )
+    }
+
+    /// The type names the LLM would choose from, if it is to be asked for
+    /// this document's type (else empty).
+    pub fn llm_type_names(
+        &self,
+        types: &Types,
+        model: Option<&Trained>,
+        built_in: &Classification,
+    ) -> Vec<(String, String)> {
+        let names = classifier::llm_types(&types.list, model.map(|t| &t.model));
+        if classifier::wants_llm(self.llm.as_deref(), built_in, &names) {
+            names
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The type's own fields, if the LLM is to be asked for them.
+    pub fn llm_field_specs(&self, types: &Types, doc_type: Option<&str>) -> Vec<FieldSpec> {
+        let own: Vec<FieldSpec> = doc_type
+            .and_then(|t| types.get(t))
+            .map(|t| t.fields.clone())
+            .unwrap_or_default();
+        if self.llm.as_ref().is_some_and(|l| l.config().extract) {
+            own
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The built-in fields of a document of this type.
+    pub fn built_in_fields(
+        &self,
+        types: &Types,
+        doc_type: Option<&str>,
+        text: &str,
+        meta: &Metadata<'_>,
+    ) -> Vec<Found> {
+        let specs = types.schema(doc_type);
+        built_in_fields(&specs, text, meta)
+    }
+
+    /// The stages after extraction that need no LLM for this document, run
+    /// now: classified, then enriched. Stops before the first stage the LLM
+    /// is to be asked for (that stage's worker asks it).
+    pub fn cheap_stages(&self, job: &DocJob, out: &Extracted) -> Vec<StageOutput> {
+        let (types, model) = (self.types(), self.model());
+        let title = job.title.as_deref().or(out.title.as_deref()).unwrap_or("");
+        let class = self.built_in_type(&types, model.as_deref(), title, &out.text);
+        if !self
+            .llm_type_names(&types, model.as_deref(), &class)
+            .is_empty()
+        {
+            return Vec::new();
+        }
+        // A type the uploader set stays (the Catalog keeps it), and its
+        // fields are the ones looked for.
+        let doc_type = job.user_doc_type.clone().or_else(|| class.doc_type.clone());
+        let mut stages = vec![StageOutput::Classified(class)];
+        if !self.llm_field_specs(&types, doc_type.as_deref()).is_empty() {
+            return stages;
+        }
+        let meta = Metadata {
+            language: out.language.as_deref(),
+            fields: out.fields.as_ref(),
+        };
+        let fields = self.built_in_fields(&types, doc_type.as_deref(), &out.text, &meta);
+        stages.push(StageOutput::Enriched {
+            fields,
+            needs_llm: false,
+        });
+        stages
+    }
+}
+
+/// The field rules' values, with an embedded e-invoice's in their place.
+pub fn built_in_fields(specs: &[FieldSpec], text: &str, meta: &Metadata<'_>) -> Vec<Found> {
+    let sender = meta.fields.and_then(|m| match &m["from"] {
+        Value::Array(a) => a.first().and_then(|v| v.as_str()),
+        Value::String(s) => Some(s.as_str()),
+        _ => None,
+    });
+    let cx = Context {
+        language: meta.language,
+        sender,
+    };
+    let found = fields::extract(text, specs, &cx);
+    match meta.fields.and_then(|m| m.get("einvoice")) {
+        Some(e) => fields::with_einvoice(found, e, specs),
+        None => found,
+    }
+}

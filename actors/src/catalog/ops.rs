@@ -1,0 +1,183 @@
+//! Every Catalog operation but the stage results (see `stages`): what each
+//! message writes, and what its commit sets off.
+
+use rusqlite::Transaction;
+
+use super::stages::{failure_detail, write_stages};
+use super::Effect;
+use crate::model::{Registered, Stage};
+use crate::routes::{CatalogMsg, StageOutput};
+use crate::store::classifier::{write_classifier, write_type_overlay};
+use crate::store::documents::{write_insert, write_mark_deleting, write_purge, Inserted};
+use crate::store::edits::{write_edit, EditResult};
+use crate::store::events::{write_event, NewEvent};
+use crate::store::labels::write_label;
+use crate::store::queue::{write_failure, write_reprocess_flagged, write_retry};
+use crate::store::tokens::{write_revoke_token, write_token};
+
+pub(super) fn write_one(
+    tx: &Transaction<'_>,
+    op: CatalogMsg,
+    now: i64,
+    fx: &mut Vec<Effect>,
+) -> anyhow::Result<()> {
+    #[cfg(feature = "failpoints")]
+    if let CatalogMsg::Register { docs, .. } = &op {
+        crate::faults::catalog_register(docs)?;
+    }
+    match op {
+        CatalogMsg::Register {
+            docs,
+            origin,
+            reply,
+        } => {
+            let mut out = Vec::with_capacity(docs.len());
+            for d in &docs {
+                out.push(match write_insert(tx, d, &origin, now)? {
+                    Inserted::New => Registered {
+                        id: d.id.clone(),
+                        filename: d.filename.clone(),
+                        sha256: d.sha256.clone(),
+                        stage: Stage::Queued,
+                        duplicate_of: None,
+                    },
+                    Inserted::Duplicate(first) => Registered {
+                        id: first.id.clone(),
+                        filename: first.filename.clone(),
+                        sha256: first.sha256.clone(),
+                        stage: first.stage,
+                        duplicate_of: Some(first.id),
+                    },
+                });
+            }
+            fx.push(Effect::Registered(reply, out));
+            fx.push(Effect::WakeIntake);
+        }
+        CatalogMsg::Advanced { job, outputs } => write_stages(tx, job, outputs, now, fx)?,
+        CatalogMsg::Indexed { jobs } => {
+            for job in jobs {
+                write_stages(tx, job, vec![StageOutput::Indexed], now, fx)?;
+            }
+        }
+        CatalogMsg::Failure {
+            job,
+            attempts,
+            retry_at,
+            error,
+        } => {
+            if write_failure(tx, job.seq, job.stage, attempts, retry_at, &error, now)? {
+                let kind = if retry_at.is_some() {
+                    "attempt_failed"
+                } else {
+                    "failed"
+                };
+                let ev = NewEvent::pipeline(
+                    &job.id,
+                    &job.workspace,
+                    job.request_id.as_deref(),
+                    kind,
+                    Some(job.stage),
+                )
+                .detail(failure_detail(&error, attempts, retry_at));
+                write_event(tx, &ev, now)?;
+                if let Some(at) = retry_at {
+                    fx.push(Effect::RetryDue(at));
+                }
+            }
+            fx.push(Effect::Release(job));
+        }
+        CatalogMsg::Retry {
+            id,
+            scope,
+            origin,
+            reply,
+        } => {
+            let r = write_retry(tx, &id, &scope, &origin, now)?;
+            fx.push(Effect::reply(reply, r));
+            fx.push(Effect::RescanIntake);
+        }
+        CatalogMsg::Reprocess {
+            flag,
+            scope,
+            origin,
+            reply,
+        } => {
+            let ids = write_reprocess_flagged(tx, flag, &scope, &origin, now)?;
+            fx.push(Effect::reply(reply, ids));
+            fx.push(Effect::RescanIntake);
+        }
+        CatalogMsg::MarkDeleting {
+            id,
+            scope,
+            origin,
+            reply,
+        } => {
+            let r = write_mark_deleting(tx, &id, &scope, &origin, now)?;
+            fx.push(Effect::reply(reply, r));
+        }
+        CatalogMsg::Purge { id, origin, reply } => {
+            let r = write_purge(tx, &id, &origin, now)?;
+            fx.push(Effect::reply(reply, r));
+        }
+        CatalogMsg::CreateToken {
+            token,
+            origin,
+            reply,
+        } => {
+            write_token(tx, &token, &origin, now)?;
+            fx.push(Effect::reply(reply, ()));
+        }
+        CatalogMsg::RevokeToken { id, origin, reply } => {
+            let r = write_revoke_token(tx, &id, &origin, now)?;
+            fx.push(Effect::reply(reply, r));
+        }
+        CatalogMsg::Edit {
+            id,
+            scope,
+            edit,
+            origin,
+            reply,
+        } => {
+            let r = write_edit(tx, &id, &scope, &edit, &origin, now)?;
+            if matches!(r, EditResult::Edited(Stage::Classified | Stage::Enriched)) {
+                fx.push(Effect::RescanIntake);
+            }
+            if matches!(r, EditResult::Edited(_)) && edit.doc_type.is_some() {
+                // A correction: training data for the classifier.
+                fx.push(Effect::Retrain);
+            }
+            fx.push(Effect::reply(reply, r));
+        }
+        CatalogMsg::CreateLabel {
+            kind,
+            workspace,
+            name,
+            color,
+            origin,
+            reply,
+        } => {
+            let r = write_label(tx, kind, &workspace, &name, color.as_deref(), &origin, now)?;
+            fx.push(Effect::reply(reply, r));
+        }
+        CatalogMsg::PutType {
+            name,
+            definition,
+            origin,
+            reply,
+        } => {
+            write_type_overlay(tx, &name, definition.as_deref(), &origin, now)?;
+            fx.push(Effect::reply(reply, ()));
+        }
+        CatalogMsg::SaveClassifier {
+            model,
+            trained_at,
+            reply,
+        } => {
+            write_classifier(tx, &model, trained_at)?;
+            fx.push(Effect::reply(reply, ()));
+        }
+        CatalogMsg::Sync(reply) => fx.push(Effect::reply(reply, ())),
+        CatalogMsg::Flush => {}
+    }
+    Ok(())
+}

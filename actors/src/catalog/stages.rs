@@ -1,0 +1,258 @@
+//! The one stage mechanism: a worker's result is written by one code path
+//! for every stage. Each [`StageOutput`] is written in order, each with its
+//! conditional stage advance, its outputs and its event; the job is then
+//! handed to the actor of the stage it reached (or released, once
+//! indexed). A stage the document is no longer in (a stale or duplicate
+//! result) stops the step: nothing of it is written, and the job leaves
+//! the chain.
+
+use std::sync::Arc;
+
+use rusqlite::Transaction;
+use serde_json::json;
+
+use super::Effect;
+use crate::model::{format_ms, DocJob, Origin};
+use crate::routes::StageOutput;
+use crate::store::documents::{write_insert, write_text, Inserted};
+use crate::store::edits::write_found_fields;
+use crate::store::events::{write_event, NewEvent};
+use crate::store::links::write_link;
+use crate::store::queue::{write_advance, write_classification, write_extracted};
+
+/// Writes a document's stage outputs, in order, then hands it on.
+pub(super) fn write_stages(
+    tx: &Transaction<'_>,
+    mut job: DocJob,
+    outputs: Vec<StageOutput>,
+    now: i64,
+    fx: &mut Vec<Effect>,
+) -> anyhow::Result<()> {
+    for out in outputs {
+        if !write_stage(tx, &mut job, out, now, fx)? {
+            fx.push(Effect::Release(job));
+            return Ok(());
+        }
+    }
+    if job.stage.is_active() {
+        fx.push(Effect::Forward(job));
+    } else {
+        fx.push(Effect::Release(job));
+    }
+    Ok(())
+}
+
+/// One stage: the advance (if the document is still where the output
+/// expects it), the outputs and the event. False: stale, nothing written.
+fn write_stage(
+    tx: &Transaction<'_>,
+    job: &mut DocJob,
+    out: StageOutput,
+    now: i64,
+    fx: &mut Vec<Effect>,
+) -> anyhow::Result<bool> {
+    let (from, to) = out.advance();
+    if job.stage != from {
+        return Ok(false); // a result out of order: stale
+    }
+    let detail = match out {
+        StageOutput::Extracted { out, children } => {
+            if !write_extracted(tx, job.seq, &out, now)? {
+                for child in children.iter().filter(|c| c.inline.is_none()) {
+                    fx.push(Effect::Discard(child.id.clone()));
+                }
+                return Ok(false);
+            }
+            let origin = Origin {
+                token_id: None,
+                request_id: job.request_id.clone(),
+            };
+            for child in &children {
+                let staged = child.inline.is_none();
+                match write_insert(tx, child, &origin, now)? {
+                    Inserted::New => {
+                        write_link(tx, job.seq, &child.id, &child.filename)?;
+                        if staged {
+                            fx.push(Effect::Promote(child.id.clone()));
+                        }
+                    }
+                    Inserted::Duplicate(first) => {
+                        // (A message that carries itself is not its own attachment.)
+                        if first.id != job.id {
+                            write_link(tx, job.seq, &first.id, &child.filename)?;
+                        }
+                        if staged {
+                            fx.push(Effect::Discard(child.id.clone()));
+                        }
+                    }
+                }
+            }
+            if !children.is_empty() {
+                fx.push(Effect::WakeIntake);
+            }
+            write_text(tx, job.seq, &out.text, out.title.as_deref(), out.pages)?;
+            if let Some(m) = &out.mime {
+                job.mime = m.clone();
+            }
+            if job.title.is_none() && out.title.is_some() {
+                tx.prepare_cached(
+                    "UPDATE documents SET title = ?2 WHERE seq = ?1 AND title IS NULL",
+                )?
+                .execute(rusqlite::params![job.seq, out.title])?;
+                job.title = out.title.clone();
+            }
+            let detail = json!({"chars": out.text.chars().count(), "pages": out.pages,
+                                "ms": out.elapsed_ms, "needs_ocr": out.needs_ocr});
+            job.text = Some(Arc::from(out.text));
+            Some(detail)
+        }
+        StageOutput::Classified(class) => {
+            if !write_advance(tx, job.seq, from, to, now)? {
+                return Ok(false);
+            }
+            let kept = write_classification(tx, job.seq, &class, now)?;
+            job.doc_type = kept.doc_type.clone();
+            job.confidence = Some(kept.confidence);
+            Some(
+                json!({"doc_type": kept.doc_type, "confidence": kept.confidence,
+                        "source": kept.source, "needs_review": kept.needs_review,
+                        "classifier": {"doc_type": class.doc_type, "confidence": class.confidence,
+                                       "source": class.source}}),
+            )
+        }
+        StageOutput::Enriched { fields, needs_llm } => {
+            if !write_advance(tx, job.seq, from, to, now)? {
+                return Ok(false);
+            }
+            let kept = write_found_fields(tx, job.seq, &fields)?;
+            if needs_llm {
+                tx.prepare_cached("UPDATE documents SET needs_llm = 1 WHERE seq = ?1")?
+                    .execute([job.seq])?;
+            }
+            Some(json!({
+                "fields": fields.iter().map(|f| &f.name).collect::<Vec<_>>(),
+                "kept_user_fields": kept,
+                "needs_llm": needs_llm,
+            }))
+        }
+        StageOutput::Indexed => {
+            if !write_advance(tx, job.seq, from, to, now)? {
+                return Ok(false);
+            }
+            None
+        }
+    };
+    let mut ev = NewEvent::pipeline(
+        &job.id,
+        &job.workspace,
+        job.request_id.as_deref(),
+        to.as_str(),
+        Some(to),
+    );
+    if let Some(d) = detail {
+        ev = ev.detail(d);
+    }
+    write_event(tx, &ev, now)?;
+    job.stage = to;
+    job.attempts = 0;
+    Ok(true)
+}
+
+/// The detail of a failure event.
+pub(super) fn failure_detail(
+    error: &crate::model::ErrorInfo,
+    attempts: u32,
+    retry_at: Option<i64>,
+) -> serde_json::Value {
+    json!({"code": error.code, "message": error.message, "attempt": attempts,
+           "retry_at": retry_at.map(format_ms)})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Scope;
+    use crate::model::{Classification, Extracted, NewDocument, Stage};
+    use crate::store::documents::get_document;
+    use crate::store::events::events_for;
+    use crate::store::schema::open_writer;
+
+    fn job(seq: i64) -> DocJob {
+        DocJob {
+            seq,
+            id: "a".into(),
+            workspace: "default".into(),
+            request_id: None,
+            admission: 1,
+            stage: Stage::Queued,
+            mime: "text/plain".into(),
+            filename: "a.txt".into(),
+            title: None,
+            attempts: 0,
+            text: None,
+            doc_type: None,
+            user_doc_type: None,
+            confidence: None,
+        }
+    }
+
+    #[test]
+    fn one_step_writes_three_stages_with_their_events_and_a_stale_one_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open_writer(&dir.path().join("c.sqlite"), "normal").unwrap();
+        let tx = conn.transaction().unwrap();
+        let doc = NewDocument {
+            id: "a".into(),
+            workspace: "default".into(),
+            filename: "a.txt".into(),
+            title: None,
+            mime: "text/plain".into(),
+            size: 3,
+            sha256: "s".into(),
+            inline: Some(bytes::Bytes::from_static(b"abc")),
+            extra: Default::default(),
+        };
+        write_insert(&tx, &doc, &Origin::default(), 1).unwrap();
+        let seq = get_document(&tx, "a", &Scope::All).unwrap().unwrap().seq;
+        let outputs = || {
+            vec![
+                StageOutput::Extracted {
+                    out: Box::new(Extracted {
+                        text: "abc".into(),
+                        ..Default::default()
+                    }),
+                    children: Vec::new(),
+                },
+                StageOutput::Classified(Classification {
+                    doc_type: Some("note".into()),
+                    confidence: 0.9,
+                    source: Some("rule".into()),
+                    ..Default::default()
+                }),
+                StageOutput::Enriched {
+                    fields: Vec::new(),
+                    needs_llm: false,
+                },
+            ]
+        };
+        let mut fx = Vec::new();
+        write_stages(&tx, job(seq), outputs(), 2, &mut fx).unwrap();
+        let d = get_document(&tx, "a", &Scope::All).unwrap().unwrap();
+        assert_eq!(
+            (d.stage, d.doc_type.as_deref()),
+            (Stage::Enriched, Some("note"))
+        );
+        let kinds: Vec<String> = events_for(&tx, "a", &Scope::All)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["uploaded", "extracted", "classified", "enriched"]);
+        assert!(matches!(&fx[..], [Effect::Forward(j)] if j.stage == Stage::Enriched));
+        // The same result again is stale: nothing is written, the job is released.
+        let mut fx = Vec::new();
+        write_stages(&tx, job(seq), outputs(), 3, &mut fx).unwrap();
+        assert!(matches!(&fx[..], [Effect::Release(_)]));
+        assert_eq!(events_for(&tx, "a", &Scope::All).unwrap().len(), 4);
+    }
+}

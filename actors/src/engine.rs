@@ -1,0 +1,599 @@
+//! The engine's commands: [`Pipeline`] starts the actors, sends them what
+//! users ask for (uploads, edits, deletes, retries, reprocessing, types,
+//! tokens), answers readiness and shuts down. Reads go through
+//! [`Pipeline::reader`]. Every command that an actor answers comes back as
+//! a typed [`EngineError`] when it fails.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
+use tokio::sync::watch;
+
+use crate::analyze::Analyzer;
+use crate::classifier;
+use crate::config::{EngineConfig, TypeConfig};
+use crate::counters::Counters;
+use crate::errors::{Code, EngineError};
+use crate::extract::ocr::Ocr;
+use crate::llm::Llm;
+use crate::model::{NewDocument, Origin, Registered, RetryOutcome, Scope};
+use crate::pipeline::{PipelineSupervisor, Shared, SupervisorMsg};
+use crate::reader::Reader;
+use crate::routes::{current_routes, CatalogMsg, IndexerMsg, IntakeMsg, Reply, Routes, RoutesRx};
+use crate::store::blobs::{Blobs, Upload};
+use crate::store::classifier::read_type_overlays;
+use crate::store::documents::{deleting_ids, exists_id};
+use crate::store::index::SearchIndex;
+use crate::store::links::own_attachments;
+use crate::store::pool::ReadPool;
+use crate::store::queue::requeue_indexed;
+use crate::store::schema::{db_path, open_writer};
+use crate::store::{Edit, EditResult, Flag, LabelKind, TokenRow};
+use crate::types::{self, Types};
+
+/// A running pipeline. Cheap to clone; every clone drives the same engine.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EngineConfig,
+    reader: Reader,
+    counters: Arc<Counters>,
+    routes: RoutesRx,
+    supervisor: ActorRef<SupervisorMsg>,
+    /// One change of the types at a time (write, rebuild, swap).
+    types_lock: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TypeError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("there is no document type {0:?}")]
+    NotFound(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a request waits for a restarting actor before giving up.
+const RESTART_WAIT: Duration = Duration::from_secs(30);
+
+impl Pipeline {
+    /// Opens (or creates) the data directory, recovers from any crash, and
+    /// starts the actors. Documents left mid-pipeline resume on their own.
+    pub async fn start(config: EngineConfig) -> Result<Pipeline> {
+        #[cfg(feature = "failpoints")]
+        crate::faults::setup();
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("data directory {} is not usable", dir.display()))?;
+        let probe = dir.join(".write-probe");
+        std::fs::write(&probe, b"ok")
+            .with_context(|| format!("data directory {} is not writable", dir.display()))?;
+        let _ = std::fs::remove_file(&probe);
+
+        let path = db_path(&dir);
+        drop(open_writer(&path, &config.catalog.synchronous)?); // migrations
+        let db = ReadPool::new(path.clone());
+        let blobs = Blobs::local(
+            &dir.join("blobs"),
+            config.blobs.fsync,
+            config.blobs.inline_max_bytes,
+        )?;
+        {
+            let conn = rusqlite::Connection::open(&path)?;
+            let (promoted, deleted) = blobs.sweep_incoming(|id| exists_id(&conn, id)).await?;
+            if promoted + deleted > 0 {
+                tracing::info!(promoted, deleted, "recovered interrupted uploads");
+            }
+        }
+        let (index, rebuilt) = SearchIndex::open_or_rebuild(&dir.join("index"))?;
+        if rebuilt {
+            let conn = open_writer(&path, &config.catalog.synchronous)?;
+            let n = requeue_indexed(&conn)?;
+            tracing::warn!(
+                documents = n,
+                "the search index was written by another version; rebuilding it from the stored text"
+            );
+        }
+        // Scratch copies (of PDFs for OCR) left by a crash are of no use.
+        let scratch = dir.join("tmp");
+        let _ = std::fs::remove_dir_all(&scratch);
+        let ocr = Arc::new(Ocr::probe(&config.pipeline.ocr, scratch).await);
+        let model: classifier::ModelSlot = Arc::new(std::sync::RwLock::new(
+            db.run(classifier::load).await?.map(Arc::new),
+        ));
+        let llm = Llm::new(&config.ollama)?.map(Arc::new);
+        let overlays = db.run(read_type_overlays).await?;
+        let types: types::TypesSlot = Arc::new(std::sync::RwLock::new(Arc::new(Types::build(
+            &config.types,
+            &overlays,
+        )?)));
+        let counters = Arc::new(Counters::default());
+        let (routes_tx, routes_rx) = watch::channel::<Option<Routes>>(None);
+        let analyzer = Arc::new(Analyzer {
+            types: types.clone(),
+            model: model.clone(),
+            review_threshold: config.pipeline.classify.review_threshold,
+            llm: llm.clone(),
+        });
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            db: db.clone(),
+            blobs: blobs.clone(),
+            index: index.clone(),
+            counters: counters.clone(),
+            routes_tx,
+            ocr: ocr.clone(),
+            analyzer,
+        });
+        let (supervisor, _) = Actor::spawn(None, PipelineSupervisor, shared)
+            .await
+            .map_err(|e| anyhow!("failed to start the pipeline: {e}"))?;
+        let reader = Reader {
+            config: Arc::new(config.clone()),
+            db,
+            index,
+            blobs,
+            counters: counters.clone(),
+            ocr,
+            llm,
+            types,
+            model,
+        };
+        let p = Pipeline {
+            inner: Arc::new(Inner {
+                config,
+                reader,
+                counters,
+                routes: routes_rx,
+                supervisor,
+                types_lock: tokio::sync::Mutex::new(()),
+            }),
+        };
+        for id in p.inner.reader.db.run(deleting_ids).await? {
+            p.finish_delete(&id, &Origin::default()).await?;
+        }
+        Ok(p)
+    }
+
+    fn routes(&self) -> Result<Routes> {
+        current_routes(&self.inner.routes).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Calls an actor and waits for its answer. A message that could not be
+    /// delivered (the actor had died and is being restarted) is sent once more
+    /// to its successor: nothing was processed, so that is safe. An actor that
+    /// dies holding the message gives `unavailable`.
+    async fn ask<M, T>(
+        &self,
+        pick: impl Fn(&Routes) -> ActorRef<M>,
+        make: impl Fn(Reply<T>) -> M,
+    ) -> Result<T>
+    where
+        M: ractor::Message,
+        T: Send + 'static,
+    {
+        for attempt in 0..2 {
+            let actor = pick(&self.routes()?);
+            match actor.call(&make, Some(CALL_TIMEOUT)).await {
+                Ok(CallResult::Success(Ok(v))) => return Ok(v),
+                Ok(CallResult::Success(Err(e))) => return Err(e.into()),
+                Ok(CallResult::Timeout) => bail!(
+                    "the pipeline did not answer in {} s",
+                    CALL_TIMEOUT.as_secs()
+                ),
+                Ok(CallResult::SenderError) => return Err(EngineError::unavailable().into()),
+                Err(_not_delivered) if attempt == 0 => {
+                    self.wait_for_successor(actor.get_id()).await
+                }
+                Err(_) => break,
+            }
+        }
+        Err(EngineError::unavailable().into())
+    }
+
+    /// Waits until the supervisor has published a replacement for `dead`.
+    async fn wait_for_successor(&self, dead: ractor::ActorId) {
+        let mut rx = self.inner.routes.clone();
+        let replaced = |r: &Option<Routes>| {
+            r.as_ref().is_some_and(|r| {
+                ![
+                    r.catalog.get_id(),
+                    r.intake.get_id(),
+                    r.scheduler.get_id(),
+                    r.indexer.get_id(),
+                ]
+                .contains(&dead)
+            })
+        };
+        let _ = tokio::time::timeout(RESTART_WAIT, rx.wait_for(replaced)).await;
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// The read side: documents, search, status and the rest.
+    pub fn reader(&self) -> &Reader {
+        &self.inner.reader
+    }
+
+    /// Starts streaming a new original into the blob store. Returns the id the
+    /// document will have if it is not a duplicate.
+    pub fn begin_upload(&self) -> (String, Upload) {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let up = self.inner.reader.blobs.begin(&id);
+        (id, up)
+    }
+
+    /// Drops a staged upload that will not be registered.
+    pub async fn discard_upload(&self, id: &str) {
+        self.inner.reader.blobs.discard(id).await;
+    }
+
+    /// Registers staged uploads in one transaction. Returns after the rows are
+    /// committed and the blobs moved into place: the documents are durable.
+    /// Duplicates come back as the first document, and their bytes are dropped.
+    pub async fn register(
+        &self,
+        docs: Vec<NewDocument>,
+        origin: &Origin,
+    ) -> Result<Vec<Registered>> {
+        // (id, staged in the blob store); inline originals travel with their row.
+        let staged: Vec<(String, bool)> = docs
+            .iter()
+            .map(|d| (d.id.clone(), d.inline.is_none()))
+            .collect();
+        let out = match self
+            .ask(
+                |r| r.catalog.clone(),
+                |reply| CatalogMsg::Register {
+                    docs: docs.clone(),
+                    origin: origin.clone(),
+                    reply,
+                },
+            )
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                // A staged blob may only go when its row cannot appear any
+                // more: the Catalog died with the request (unavailable) and
+                // did not commit it. After a timeout the request may still be
+                // committed, so the blob stays; the boot sweep decides then.
+                if !e
+                    .downcast_ref::<EngineError>()
+                    .is_some_and(|e| e.code == Code::Unavailable)
+                {
+                    return Err(e);
+                }
+                for (id, _) in staged.iter().filter(|(_, in_store)| *in_store) {
+                    if !self
+                        .inner
+                        .reader
+                        .db
+                        .run({
+                            let id = id.clone();
+                            move |c| exists_id(c, &id)
+                        })
+                        .await
+                        .unwrap_or(true)
+                    {
+                        self.inner.reader.blobs.discard(id).await;
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let mut out = out;
+        for ((id, in_store), r) in staged.iter().zip(out.iter_mut()) {
+            if r.duplicate_of.as_deref() == Some(id.as_str()) {
+                // A registration sent again after a restart finds its own
+                // committed row: that is this upload, not a duplicate.
+                r.duplicate_of = None;
+            }
+            if !in_store {
+                continue;
+            }
+            if r.duplicate_of.is_some() {
+                self.inner.reader.blobs.discard(id).await;
+            } else if let Err(e) = self.inner.reader.blobs.promote(id).await {
+                // The row and the bytes are durable; the next start finishes the move.
+                tracing::error!(doc_id = %id, error = %format!("{e:#}"), "blob not moved into place");
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a document: row marked, index entry removed, blob removed, row
+    /// removed. An interrupted delete is finished at the next start.
+    pub async fn delete(&self, id: &str, scope: &Scope, origin: &Origin) -> Result<bool> {
+        let id_owned = id.to_string();
+        if !self
+            .ask(
+                |r| r.catalog.clone(),
+                |reply| CatalogMsg::MarkDeleting {
+                    id: id_owned.clone(),
+                    scope: scope.clone(),
+                    origin: origin.clone(),
+                    reply,
+                },
+            )
+            .await?
+        {
+            return Ok(false);
+        }
+        self.finish_delete(id, origin).await?;
+        Ok(true)
+    }
+
+    async fn finish_delete(&self, id: &str, origin: &Origin) -> Result<()> {
+        let owned = id.to_string();
+        self.ask(
+            |r| r.indexer.clone(),
+            |reply| IndexerMsg::Delete {
+                id: owned.clone(),
+                reply,
+            },
+        )
+        .await?;
+        self.inner.reader.blobs.delete(id).await?;
+        let owned = id.to_string();
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::Purge {
+                id: owned.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Re-admits a failed document of the scope at the stage it failed in.
+    pub async fn retry(&self, id: &str, scope: &Scope, origin: &Origin) -> Result<RetryOutcome> {
+        let owned = id.to_string();
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::Retry {
+                id: owned.clone(),
+                scope: scope.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
+    /// Sends the scope's indexed documents carrying `flag` back to the stage
+    /// that redoes that work: read again (`needs_ocr`), or typed and enriched
+    /// again (`needs_llm`, `needs_review`; values users set stay). Returns
+    /// their ids.
+    pub async fn reprocess(
+        &self,
+        flag: Flag,
+        scope: &Scope,
+        origin: &Origin,
+    ) -> Result<Vec<String>> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::Reprocess {
+                flag,
+                scope: scope.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
+    /// Creates or replaces a type (true: it is new); or deletes one
+    /// (`def` None). Stored in the catalog, then in force for the next
+    /// documents.
+    pub async fn put_type(
+        &self,
+        name: &str,
+        def: Option<TypeConfig>,
+        origin: &Origin,
+    ) -> std::result::Result<bool, TypeError> {
+        let _one = self.inner.types_lock.lock().await;
+        let existed = types::current(&self.inner.reader.types).get(name).is_some();
+        let json = match &def {
+            Some(d) => {
+                types::check(d).map_err(TypeError::Invalid)?;
+                Some(serde_json::to_string(d).map_err(anyhow::Error::from)?)
+            }
+            None if !existed => return Err(TypeError::NotFound(name.to_string())),
+            None => None,
+        };
+        let (name2, origin2) = (name.to_string(), origin.clone());
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::PutType {
+                name: name2.clone(),
+                definition: json.clone(),
+                origin: origin2.clone(),
+                reply,
+            },
+        )
+        .await?;
+        let overlays = self.inner.reader.db.run(read_type_overlays).await?;
+        let built = Types::build(&self.inner.config.types, &overlays)?;
+        *self
+            .inner
+            .reader
+            .types
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(built);
+        Ok(!existed)
+    }
+
+    /// Creates a tag or document type in `workspace` (or finds the one of
+    /// that name): its id, and whether it is new.
+    pub async fn create_label(
+        &self,
+        kind: LabelKind,
+        workspace: &str,
+        name: &str,
+        color: Option<String>,
+        origin: &Origin,
+    ) -> Result<(i64, bool)> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::CreateLabel {
+                kind,
+                workspace: workspace.to_string(),
+                name: name.to_string(),
+                color: color.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
+    /// Changes a document's metadata (see [`Edit`]); an indexed
+    /// document is indexed again.
+    pub async fn edit(
+        &self,
+        id: &str,
+        scope: &Scope,
+        edit: Edit,
+        origin: &Origin,
+    ) -> Result<EditResult> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::Edit {
+                id: id.to_string(),
+                scope: scope.clone(),
+                edit: edit.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
+    /// Deletes a document and the attachments that no other document holds.
+    /// Returns the ids deleted, the document's first; empty if it is not in
+    /// the scope.
+    pub async fn delete_with_attachments(
+        &self,
+        id: &str,
+        scope: &Scope,
+        origin: &Origin,
+    ) -> Result<Vec<String>> {
+        if self.inner.reader.get(id, scope).await?.is_none() {
+            return Ok(Vec::new());
+        }
+        let owned = id.to_string();
+        let children = self
+            .inner
+            .reader
+            .db
+            .run(move |c| own_attachments(c, &owned))
+            .await?;
+        let mut deleted = Vec::new();
+        if self.delete(id, scope, origin).await? {
+            deleted.push(id.to_string());
+        }
+        for child in children {
+            // Attachments of attachments go too (their own, again).
+            for d in Box::pin(self.delete_with_attachments(&child, scope, origin)).await? {
+                deleted.push(d);
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Stores a token (only its hash is in `token`), recording who made it.
+    pub async fn create_token(&self, token: TokenRow, origin: &Origin) -> Result<()> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::CreateToken {
+                token: token.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
+    /// Revokes a token; false if there is none with this id or it is revoked.
+    pub async fn revoke_token(&self, id: &str, origin: &Origin) -> Result<bool> {
+        let owned = id.to_string();
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::RevokeToken {
+                id: owned.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
+    /// Checks that SQLite, the index and the blob store answer.
+    pub async fn ready(&self) -> Result<()> {
+        self.inner
+            .reader
+            .db
+            .run(|c| {
+                Ok(
+                    c.query_row("SELECT COUNT(*) FROM documents WHERE 0", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?,
+                )
+            })
+            .await
+            .context("SQLite is not usable")?;
+        self.inner.reader.index.reader.searcher();
+        self.inner
+            .reader
+            .blobs
+            .probe()
+            .await
+            .context("the blob store is not usable")?;
+        self.routes()?;
+        Ok(())
+    }
+
+    /// Stops admitting, lets what is in flight finish (up to `drain`), commits
+    /// the index and the catalog, and stops every actor.
+    pub async fn shutdown(&self, drain: Duration) -> Result<()> {
+        let routes = self.routes()?;
+        let drained = routes.intake.call(IntakeMsg::Drain, Some(drain)).await;
+        if !matches!(drained, Ok(CallResult::Success(()))) {
+            tracing::warn!(
+                in_flight = self.inner.counters.num_in_flight.load(Relaxed),
+                "drain timed out; the rest resumes at next start"
+            );
+        }
+        let _ = self.ask(|r| r.indexer.clone(), IndexerMsg::CommitNow).await;
+        let _ = self.ask(|r| r.catalog.clone(), CatalogMsg::Sync).await;
+        let _ = self
+            .inner
+            .supervisor
+            .call(SupervisorMsg::Shutdown, Some(Duration::from_secs(60)))
+            .await;
+        self.inner
+            .supervisor
+            .stop_and_wait(None, Some(Duration::from_secs(10)))
+            .await
+            .map_err(|e| anyhow!("supervisor did not stop: {e}"))?;
+        Ok(())
+    }
+}

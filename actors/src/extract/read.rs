@@ -1,0 +1,302 @@
+//! What an Extract worker does with a document: read its original, parse
+//! it (in-process or in the parser process), fall back to pdftotext, read
+//! scanned pages by OCR, and stage the attachments found in it.
+
+use std::time::Duration;
+
+use super::parse::{
+    detect_language, needs_sandbox, parse, truncate_chars, ParseError, ParseLimits,
+};
+use super::{detect, pdf, sandbox, ExtractCtx, ExtractorState};
+use crate::errors::Code;
+use crate::model::{Attachment, DocJob, Extracted, NewDocument, UploadExtras};
+
+impl ExtractCtx {
+    /// Reads a stored original into text: in-process or in the parser
+    /// process, then OCR for the pages without text, then the cut to
+    /// `max_text_chars`.
+    pub(super) async fn read(
+        &self,
+        job: &DocJob,
+        state: &mut ExtractorState,
+    ) -> Result<Extracted, ParseError> {
+        let started = std::time::Instant::now();
+        let cfg = &self.config;
+        let bytes = crate::store::read_original(&self.db, &self.blobs, &job.id)
+            .await
+            .map_err(|e| {
+                ParseError::new(Code::Storage, format!("cannot read the original: {e:#}"))
+            })?;
+        // Test builds: the worker actor itself may die with the job, which
+        // only the Intake's lease can notice.
+        #[cfg(feature = "failpoints")]
+        crate::faults::extract_worker(&bytes);
+        let timeout = Duration::from_millis(cfg.timeout_ms);
+        let mut out = if needs_sandbox(&job.mime) {
+            let sb = match state.sandbox.as_mut() {
+                Some(sb) => sb,
+                None => state.sandbox.insert(
+                    sandbox::Sandbox::spawn(&self.parser_command, cfg.max_memory_mb).map_err(
+                        |e| {
+                            ParseError::new(
+                                Code::ParserUnavailable,
+                                format!("cannot start a parser process: {e}"),
+                            )
+                        },
+                    )?,
+                ),
+            };
+            let limits = ParseLimits::new(cfg, self.ocr.config());
+            let result = sb.parse(&job.mime, &bytes, &limits, timeout).await;
+            if matches!(&result, Err(e) if matches!(e.code, Code::Timeout | Code::Crashed)) {
+                // The process is dead or stuck: replace it for the next document.
+                state.sandbox = None;
+            }
+            let mut out = match result {
+                Err(e)
+                    if job.mime == detect::PDF
+                        && matches!(e.code, Code::Malformed | Code::ParserPanic)
+                        && self.ocr.status().pdftotext =>
+                {
+                    self.second_pdf_reader(&bytes, e, timeout).await?
+                }
+                other => other?,
+            };
+            if !out.ocr_pages.is_empty() {
+                self.read_scans(&job.mime, &bytes, &mut out).await?;
+            }
+            out
+        } else {
+            let mime = job.mime.clone();
+            let limits = ParseLimits::new(cfg, self.ocr.config());
+            let task = tokio::task::spawn_blocking(move || parse(&mime, &bytes, &limits));
+            match tokio::time::timeout(timeout, task).await {
+                Err(_) => {
+                    return Err(ParseError::new(
+                        Code::Timeout,
+                        format!("parsing took longer than {} ms", cfg.timeout_ms),
+                    ))
+                }
+                Ok(Err(join)) => {
+                    return Err(ParseError::new(
+                        Code::ParserPanic,
+                        format!("the parser panicked: {join}"),
+                    ))
+                }
+                Ok(Ok(r)) => r?,
+            }
+        };
+        if truncate_chars(&mut out.text, cfg.max_text_chars) {
+            // Recorded, so nobody takes the cut text for the whole.
+            let fields = out.fields.get_or_insert_with(|| serde_json::json!({}));
+            fields["text_truncated_at_chars"] = serde_json::json!(cfg.max_text_chars);
+        }
+        out.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(out)
+    }
+    /// A PDF the built-in reader could not parse gets a second reader,
+    /// poppler's pdftotext, when it is installed. If that fails too, the
+    /// first reader's error stands.
+    pub(super) async fn second_pdf_reader(
+        &self,
+        bytes: &[u8],
+        first: ParseError,
+        timeout: Duration,
+    ) -> Result<Extracted, ParseError> {
+        let pages = match self
+            .ocr
+            .pdf_text(bytes, self.config.max_pages, timeout)
+            .await
+        {
+            Ok(pages) if pages.iter().any(|p| !p.is_empty()) => pages,
+            _ => return Err(first),
+        };
+        tracing::debug!(error = %first, "the built-in PDF reader failed; pdftotext read the file");
+        let mut out = pdf::from_pages(pages);
+        out.language = detect_language(&out.text);
+        out.fields = Some(serde_json::json!({
+            "text_reader": "pdftotext",
+            "builtin_reader_error": first.message,
+        }));
+        Ok(out)
+    }
+
+    /// Reads the pages without a text layer (or the image) by OCR and puts
+    /// their text in its place. Without OCR the document keeps the text it
+    /// has and is flagged `needs_ocr`; so is one whose OCR failed on some
+    /// pages (noted in its fields). If every page failed and there is no
+    /// text at all, the document fails with the first page's error.
+    pub(super) async fn read_scans(
+        &self,
+        mime: &str,
+        bytes: &[u8],
+        out: &mut Extracted,
+    ) -> Result<(), ParseError> {
+        let ocr = &self.ocr;
+        let mut pages = std::mem::take(&mut out.ocr_pages);
+        if !ocr.available() {
+            out.needs_ocr = true;
+            return Ok(());
+        }
+        let cfg = ocr.config();
+        let fields = out.fields.get_or_insert_with(|| serde_json::json!({}));
+        if pages.len() > cfg.max_pages {
+            fields["ocr_skipped_pages"] = serde_json::json!(pages.split_off(cfg.max_pages));
+        }
+        let deadline = Duration::from_millis(cfg.timeout_ms);
+        let work = async {
+            if mime == detect::PDF {
+                ocr.pdf_pages(bytes, &pages).await
+            } else {
+                Ok(vec![ocr.image(bytes).await])
+            }
+        };
+        let results = tokio::time::timeout(deadline, work).await.map_err(|_| {
+            ParseError::new(
+                Code::Timeout,
+                format!(
+                    "OCR of the document took longer than {} ms (pipeline.ocr.timeout_ms)",
+                    cfg.timeout_ms
+                ),
+            )
+        })??;
+        let mut page_texts: Vec<String> = if mime == detect::PDF {
+            let n = out.pages.unwrap_or(0) as usize;
+            let mut v: Vec<String> = out
+                .text
+                .split(pdf::PAGE_BREAK)
+                .map(str::to_string)
+                .collect();
+            v.resize(n.max(v.len()), String::new());
+            v
+        } else {
+            vec![String::new()]
+        };
+        let mut failed = Vec::new();
+        let mut first_error = None;
+        let mut reread = Vec::new();
+        let mut confidences = Vec::new();
+        for (&page, result) in pages.iter().zip(results) {
+            match result {
+                Ok(read) => {
+                    if read.reread {
+                        reread.push(page);
+                    }
+                    confidences.extend(read.confidence);
+                    if let Some(slot) = page_texts.get_mut(page as usize - 1) {
+                        *slot = read.text;
+                    }
+                }
+                Err(e) => {
+                    failed.push(
+                        serde_json::json!({"page": page, "code": e.code, "message": e.message}),
+                    );
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let text = page_texts.join(&pdf::PAGE_BREAK.to_string());
+        let has_text = text.chars().any(char::is_alphanumeric);
+        if let Some(e) = first_error {
+            if failed.len() == pages.len() && !has_text {
+                return Err(e);
+            }
+            out.needs_ocr = true;
+            fields["ocr_failed_pages"] = serde_json::Value::Array(failed);
+        }
+        fields["ocr_pages"] = serde_json::json!(pages);
+        if !confidences.is_empty() {
+            let mean = confidences.iter().sum::<f32>() / confidences.len() as f32;
+            fields["ocr_confidence"] = serde_json::json!(mean.round());
+        }
+        if !reread.is_empty() {
+            fields["ocr_reread_pages"] = serde_json::json!(reread);
+        }
+        out.text = if has_text { text } else { String::new() };
+        out.language = detect_language(&out.text);
+        Ok(())
+    }
+
+    /// Stages the attachments a parser found as uploads of the document's
+    /// workspace (blobs written like any upload's, registered by the Catalog
+    /// with the parent's stage advance). Too deep, empty or unreadable ones
+    /// are noted in the parent's fields instead.
+    pub(super) async fn stage_children(
+        &self,
+        parent: &DocJob,
+        attachments: Vec<Attachment>,
+        out: &mut Extracted,
+    ) -> Result<Vec<NewDocument>, ParseError> {
+        if attachments.is_empty() {
+            return Ok(Vec::new());
+        }
+        let storage = |e: anyhow::Error| ParseError::new(Code::Storage, format!("{e:#}"));
+        let max_depth = self.config.max_attachment_depth;
+        let id = parent.id.clone();
+        let depth = self
+            .db
+            .run(move |c| crate::store::links::attachment_depth(c, &id))
+            .await
+            .map_err(storage)?;
+        let mut skipped = Vec::new();
+        let mut children: Vec<NewDocument> = Vec::new();
+        if depth >= max_depth {
+            skipped.push(serde_json::json!({
+                "files": attachments.iter().map(|a| a.filename.clone()).collect::<Vec<_>>(),
+                "reason": format!("attachments {max_depth} levels deep are not unpacked (pipeline.extract.max_attachment_depth)"),
+            }));
+        } else {
+            for a in attachments {
+                let filename = crate::model::clean_filename(&a.filename);
+                let head = &a.bytes[..a.bytes.len().min(crate::store::blobs::HEAD_BYTES)];
+                let mime = match detect::sniff(head, &filename) {
+                    detect::Sniffed::Supported(m) => m,
+                    detect::Sniffed::Empty => continue,
+                    detect::Sniffed::Unsupported(t) => {
+                        skipped.push(serde_json::json!({"files": [filename], "reason": format!("{t} is not a format docpipe reads")}));
+                        continue;
+                    }
+                };
+                let id = uuid::Uuid::now_v7().simple().to_string();
+                let mut up = self.blobs.begin(&id);
+                let written = match up.write(&a.bytes).await {
+                    Ok(()) => up.finish().await,
+                    Err(e) => {
+                        up.abort().await;
+                        Err(e)
+                    }
+                };
+                let staged = match written {
+                    Ok(staged) => staged,
+                    Err(e) => {
+                        // Nothing of this document's attachments is kept:
+                        // the attempt is retried whole.
+                        for c in children.iter().filter(|c| c.inline.is_none()) {
+                            self.blobs.discard(&c.id).await;
+                        }
+                        return Err(storage(e));
+                    }
+                };
+                children.push(NewDocument {
+                    id,
+                    workspace: parent.workspace.clone(),
+                    filename,
+                    title: None,
+                    mime: mime.to_string(),
+                    size: staged.size,
+                    sha256: staged.sha256,
+                    inline: staged.inline,
+                    extra: UploadExtras {
+                        parent: Some(parent.id.clone()),
+                        ..Default::default()
+                    },
+                });
+            }
+        }
+        if !skipped.is_empty() {
+            let fields = out.fields.get_or_insert_with(|| serde_json::json!({}));
+            fields["attachments_not_unpacked"] = serde_json::Value::Array(skipped);
+        }
+        Ok(children)
+    }
+}

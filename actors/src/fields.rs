@@ -1,0 +1,389 @@
+//! Built-in field extraction: values of a document type's fields found next
+//! to their labels, in English, German and French.
+//!
+//! One mechanism for every field: each field has a kind (how its value is
+//! read: a date, an amount, an IBAN…) and labels in priority order ("amount
+//! due" before "total"). The value is the first one of its kind after the
+//! label on the same line (confidence 0.9), in the cell right below it when
+//! labels head columns (0.7), or on the next two lines when the label ends
+//! its line (0.75).
+//! A few kinds stand on their own when no label is found: an IBAN whose
+//! checksum holds, e-mail addresses, URLs, VAT ids, the document's first
+//! date, and the issuer (the e-mail's sender, else the letterhead's first
+//! line), at lower confidence.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::model::{FieldSpec, Found, Kind};
+
+mod llm;
+#[cfg(test)]
+mod tests;
+mod values;
+
+pub use llm::{ask_llm, with_einvoice};
+use values::*;
+pub use values::{amounts, dates, decimal, iban_valid, normalize};
+
+/// What the extraction reads besides the text.
+#[derive(Default)]
+pub struct Context<'a> {
+    /// The text's ISO 639-3 language (`eng`, `deu`, `fra`): tells 03/08 apart.
+    pub language: Option<&'a str>,
+    /// An e-mail's sender (`From`).
+    pub sender: Option<&'a str>,
+}
+
+/// Fields every document gets when found, whatever its type.
+pub fn common_fields() -> Vec<FieldSpec> {
+    [
+        ("date", Kind::Date),
+        ("issuer", Kind::Party),
+        ("iban", Kind::Iban),
+        ("vat_id", Kind::Identifier),
+        ("email", Kind::Email),
+        ("url", Kind::Url),
+        ("phone", Kind::Phone),
+    ]
+    .into_iter()
+    .map(|(name, kind)| FieldSpec {
+        name: name.into(),
+        kind,
+        required: false,
+        labels: Vec::new(),
+    })
+    .collect()
+}
+
+/// The built-in labels of the well-known field names.
+fn builtin_labels(name: &str) -> &'static [&'static str] {
+    match name {
+        "invoice_number" => &[
+            "invoice number",
+            "invoice no",
+            "invoice #",
+            "invoice nr",
+            "invoice",
+            "rechnungsnummer",
+            "rechnungs-nr",
+            "rechnung nr",
+            "rechnung",
+            "numéro de facture",
+            "facture n°",
+            "facture no",
+            "facture",
+        ],
+        "order_number" => &[
+            "order number",
+            "order no",
+            "order #",
+            "purchase order",
+            "po number",
+            "bestellnummer",
+            "bestell-nr",
+            "auftragsnummer",
+            "bon de commande",
+            "commande n°",
+            "n° de commande",
+        ],
+        "customer_number" => &[
+            "customer number",
+            "customer no",
+            "customer id",
+            "account number",
+            "kundennummer",
+            "kunden-nr",
+            "n° de client",
+            "numéro client",
+        ],
+        "date" => &[
+            "invoice date",
+            "date of issue",
+            "issue date",
+            "date",
+            "dated",
+            "rechnungsdatum",
+            "datum",
+            "date de facture",
+            "date d'émission",
+        ],
+        "due_date" => &[
+            "due date",
+            "payment due",
+            "due by",
+            "due",
+            "pay by",
+            "fälligkeitsdatum",
+            "fällig am",
+            "fällig",
+            "zahlbar bis",
+            "date d'échéance",
+            "échéance",
+            "payable avant",
+        ],
+        "total" => &[
+            "amount due",
+            "total due",
+            "balance due",
+            "grand total",
+            "total amount",
+            "amount payable",
+            "net à payer",
+            "net a payer",
+            "total ttc",
+            "montant ttc",
+            "gesamtbetrag",
+            "rechnungsbetrag",
+            "zu zahlen",
+            "endbetrag",
+            "total",
+            "summe",
+            "betrag",
+            "montant",
+        ],
+        "net_amount" => &[
+            "subtotal",
+            "net amount",
+            "total ht",
+            "nettobetrag",
+            "netto",
+            "sous-total",
+        ],
+        "tax_amount" => &[
+            "vat amount",
+            "total vat",
+            "tax",
+            "mwst",
+            "ust",
+            "tva",
+            "montant tva",
+        ],
+        "vat_id" => &[
+            "vat id",
+            "vat no",
+            "vat number",
+            "vat reg",
+            "ust-idnr",
+            "ust-id",
+            "ust id",
+            "umsatzsteuer-id",
+            "n° tva intra",
+            "n° tva",
+            "tva intracommunautaire",
+            "tva",
+        ],
+        "iban" => &["iban"],
+        "issuer" => &[
+            "from",
+            "issued by",
+            "seller",
+            "vendor",
+            "supplier",
+            "verkäufer",
+            "fournisseur",
+        ],
+        "employer" => &["employer", "arbeitgeber", "employeur"],
+        "net_pay" => &[
+            "net pay",
+            "netto-verdienst",
+            "auszahlungsbetrag",
+            "net à payer",
+        ],
+        "period" => &[
+            "period",
+            "pay period",
+            "zeitraum",
+            "abrechnungszeitraum",
+            "période",
+        ],
+        "email" => &["e-mail", "email"],
+        "phone" => &["phone", "tel", "telephone", "telefon", "téléphone"],
+        "url" => &["web", "website", "internet"],
+        _ => &[],
+    }
+}
+
+/// After a `total` label, these words mean a different amount ("Total VAT",
+/// "Total HT" is before tax).
+/// `label` as a whole-word, any-case pattern, compiled once per label.
+fn label_regex(label: &str) -> Regex {
+    static CACHE: LazyLock<std::sync::RwLock<std::collections::HashMap<String, Regex>>> =
+        LazyLock::new(Default::default);
+    if let Some(re) = CACHE.read().unwrap_or_else(|e| e.into_inner()).get(label) {
+        return re.clone();
+    }
+    let re = compile_label(label);
+    let mut cache = CACHE.write().unwrap_or_else(|e| e.into_inner());
+    // Labels come from the configuration: a bounded set.
+    if cache.len() < 10_000 {
+        cache.insert(label.to_string(), re.clone());
+    }
+    re
+}
+
+fn compile_label(label: &str) -> Regex {
+    let escaped = regex::escape(label.trim());
+    let start = if label.starts_with(|c: char| c.is_alphanumeric()) {
+        r"\b"
+    } else {
+        ""
+    };
+    let end = if label.ends_with(|c: char| c.is_alphanumeric()) {
+        r"\b"
+    } else {
+        ""
+    };
+    Regex::new(&format!("(?i){start}{escaped}{end}")).expect("escaped label")
+}
+
+/// The fields of `specs` found in the text.
+pub fn extract(text: &str, specs: &[FieldSpec], cx: &Context) -> Vec<Found> {
+    let lines: Vec<&str> = text.lines().take(5_000).collect();
+    // Most labels are not in a document at all: a plain search of the
+    // lower-cased text rules them out before any regex runs.
+    let lower = text.to_lowercase();
+    let mut out: Vec<Found> = Vec::new();
+    for spec in specs {
+        if out.iter().any(|f| f.name == spec.name) {
+            continue;
+        }
+        let labels: Vec<String> = if !spec.labels.is_empty() {
+            spec.labels.clone()
+        } else if !builtin_labels(&spec.name).is_empty() {
+            builtin_labels(&spec.name)
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            vec![spec.name.replace('_', " ")]
+        };
+        let labels: Vec<String> = labels
+            .into_iter()
+            .filter(|l| lower.contains(&l.trim().to_lowercase()))
+            .collect();
+        let found = by_label(&lines, spec, &labels, cx).or_else(|| standalone(text, spec, cx));
+        if let Some((value, currency, confidence)) = found {
+            out.push(Found {
+                name: spec.name.clone(),
+                kind: spec.kind,
+                value,
+                currency,
+                confidence,
+                source: "rule",
+            });
+        }
+    }
+    out
+}
+
+type Value = (String, Option<String>, f32);
+
+/// The value after the most telling label found. Totals are read at their
+/// last occurrence (the column header "Total" comes first, the sum last).
+fn by_label(lines: &[&str], spec: &FieldSpec, labels: &[String], cx: &Context) -> Option<Value> {
+    let last = spec.kind == Kind::Money;
+    for label in labels {
+        let re = label_regex(label);
+        let mut hits: Vec<Value> = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            for m in re.find_iter(line) {
+                let rest = &line[m.end()..];
+                if spec.name == "total" {
+                    let next = rest.trim_start_matches([' ', ':', '(', '-']).to_lowercase();
+                    if NOT_TOTAL.iter().any(|w| {
+                        next.starts_with(w)
+                            && !next[w.len()..].starts_with(|c: char| c.is_alphabetic())
+                    }) {
+                        continue;
+                    }
+                }
+                let found = read(spec.kind, rest, cx)
+                    .map(|(v, c)| (v, c, 0.9))
+                    .or_else(|| {
+                        // A header row: the value is in the cell right below.
+                        let col = line[..m.start()].chars().count();
+                        if col == 0 && rest.trim().len() <= 2 {
+                            return None; // a label alone on its line
+                        }
+                        let width = m.as_str().chars().count();
+                        let below: String = lines.get(i + 1)?.chars().skip(col).collect();
+                        let cell = below.trim_start();
+                        if below.len() - cell.len() > width + 2 {
+                            return None;
+                        }
+                        let cell = cell.split("  ").next()?;
+                        read(spec.kind, cell, cx).map(|(v, c)| (v, c, 0.7))
+                    })
+                    .or_else(|| {
+                        // A label at the end of its line: the value is below it.
+                        rest.trim().len().le(&2).then(|| {
+                            lines[i + 1..]
+                                .iter()
+                                .take(2)
+                                .find_map(|l| read(spec.kind, l, cx))
+                                .map(|(v, c)| (v, c, 0.75))
+                        })?
+                    });
+                if let Some(f) = found {
+                    if !last {
+                        return Some(f);
+                    }
+                    hits.push(f);
+                }
+            }
+        }
+        if let Some(f) = hits.pop() {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// Values of some kinds that need no label.
+fn standalone(text: &str, spec: &FieldSpec, cx: &Context) -> Option<Value> {
+    match (spec.name.as_str(), spec.kind) {
+        (_, Kind::Iban) => ibans(text).into_iter().next().map(|i| (i.1, None, 0.9)),
+        (_, Kind::Email) => EMAIL
+            .find(text)
+            .map(|m| (m.as_str().to_string(), None, 0.6)),
+        (_, Kind::Url) => URL.find(text).map(|m| (m.as_str().to_string(), None, 0.6)),
+        // Without a label only the international form: "03.08.2014" is a
+        // date, not a number to call.
+        (_, Kind::Phone) => PHONE
+            .find_iter(text)
+            .find(|m| {
+                m.as_str().starts_with('+')
+                    && m.as_str().chars().filter(char::is_ascii_digit).count() >= 7
+            })
+            .map(|m| (m.as_str().trim().to_string(), None, 0.6)),
+        ("vat_id", _) => VAT_ID
+            .find(text)
+            .map(|m| (m.as_str().replace(' ', ""), None, 0.7)),
+        ("date", Kind::Date) => dates(text, cx.language)
+            .into_iter()
+            .next()
+            .map(|d| (d.1, None, 0.5)),
+        ("issuer", _) => {
+            if let Some(sender) = cx.sender {
+                return Some((sender.to_string(), None, 0.8));
+            }
+            // The letterhead: the first line that reads like a name (a few
+            // words, not a sentence).
+            text.lines()
+                .map(str::trim)
+                .take(5)
+                .find(|l| {
+                    l.len() >= 3
+                        && l.len() <= 80
+                        && l.split_whitespace().count() <= 6
+                        && l.chars().filter(|c| c.is_alphabetic()).count() * 2 > l.len()
+                        && !l.contains([':', ';'])
+                        && !l.ends_with(['.', '!', '?', ','])
+                })
+                .map(|l| (l.to_string(), None, 0.4))
+        }
+        _ => None,
+    }
+}

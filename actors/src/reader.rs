@@ -1,0 +1,126 @@
+//! The read side of the engine: documents, text, events, lists, search,
+//! similar documents, status, tokens, labels, tasks. Reads go straight to
+//! SQLite read connections, the Tantivy reader and the blob store; they
+//! never queue behind the pipeline's actors. Split by concern into
+//! `reader/`.
+
+mod admin;
+mod documents;
+mod search;
+mod status;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::classifier::ModelSlot;
+use crate::config::{EngineConfig, TypeConfig};
+use crate::counters::{ActorSnapshot, Counters};
+use crate::extract::ocr::{Ocr, OcrStatus};
+use crate::llm::{Llm, LlmStatus};
+use crate::store::blobs::Blobs;
+use crate::store::index::SearchIndex;
+use crate::store::pool::ReadPool;
+use crate::types::TypesSlot;
+
+/// Cheap to clone; every clone reads the same engine.
+#[derive(Clone)]
+pub struct Reader {
+    pub(crate) config: Arc<EngineConfig>,
+    pub(crate) db: ReadPool,
+    pub(crate) index: SearchIndex,
+    pub(crate) blobs: Blobs,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) ocr: Arc<Ocr>,
+    pub(crate) llm: Option<Arc<Llm>>,
+    pub(crate) types: TypesSlot,
+    pub(crate) model: ModelSlot,
+}
+
+/// A document's original, as it streams out of SQLite or the blob store.
+pub type Original =
+    futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>;
+
+/// A document type as `GET /api/v1/types` shows it.
+#[derive(Debug, Serialize)]
+pub struct TypeInfo {
+    #[serde(flatten)]
+    pub def: TypeConfig,
+    /// "config" (from config.toml) or "api".
+    pub origin: &'static str,
+}
+
+/// What `GET /api/v1/classifier` reports about the learned classifier.
+#[derive(Debug, Serialize)]
+pub struct ClassifierInfo {
+    /// "naive_bayes" once trained; null before the first correction.
+    pub model: Option<&'static str>,
+    pub trained_at: Option<String>,
+    /// Documents learned from (those whose type a user set), per type.
+    pub labels: BTreeMap<String, u32>,
+    pub samples: u32,
+    /// Accuracy in stratified cross-validation on those documents (null with
+    /// fewer than two documents of some type).
+    pub accuracy: Option<f32>,
+    pub review_threshold: f32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("{0}")]
+    Query(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchResults {
+    pub total: u64,
+    pub hits: Vec<SearchHit>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchHit {
+    pub id: String,
+    pub title: String,
+    pub doc_type: Option<String>,
+    pub score: f32,
+    pub snippet: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StageStatus {
+    pub documents: u64,
+    pub in_flight: u64,
+    pub processed: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub stages: BTreeMap<&'static str, StageStatus>,
+    pub actors: Vec<ActorSnapshot>,
+    pub in_flight: u64,
+    pub max_in_flight: usize,
+    pub commits: Commits,
+    pub retries_scheduled: u64,
+    pub parked: u64,
+    pub leases_expired: u64,
+    pub index_docs: u64,
+    /// Documents whose scanned pages wait for OCR.
+    pub needs_ocr: u64,
+    pub ocr: OcrStatus,
+    /// Documents typed and enriched without the LLM while it was down.
+    pub needs_llm: u64,
+    pub llm: LlmStatus,
+    /// Documents typed by the classifier below `review_threshold`.
+    pub needs_review: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Commits {
+    pub catalog: u64,
+    pub index: u64,
+}

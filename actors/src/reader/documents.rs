@@ -1,0 +1,111 @@
+//! Reads of documents: one by id or number, their text, events, original
+//! and links; lists and pages.
+
+use anyhow::Result;
+use bytes::Bytes;
+
+use super::{Original, Reader};
+use crate::model::{Document, Scope};
+use crate::store::documents::{
+    extras_of, get_by_seq, get_document, get_inline_original, get_text, list_documents,
+    page_documents,
+};
+use crate::store::events::events_for;
+use crate::store::links::links;
+use crate::store::{DocExtras, Event, Links, ListFilter};
+
+impl Reader {
+    pub async fn get(&self, id: &str, scope: &Scope) -> Result<Option<Document>> {
+        let (id, scope) = (id.to_string(), scope.clone());
+        self.db.run(move |c| get_document(c, &id, &scope)).await
+    }
+
+    pub async fn text(&self, id: &str, scope: &Scope) -> Result<Option<String>> {
+        let (id, scope) = (id.to_string(), scope.clone());
+        self.db.run(move |c| get_text(c, &id, &scope)).await
+    }
+
+    pub async fn events(&self, id: &str, scope: &Scope) -> Result<Vec<Event>> {
+        let (id, scope) = (id.to_string(), scope.clone());
+        self.db.run(move |c| events_for(c, &id, &scope)).await
+    }
+
+    pub async fn content(&self, id: &str, scope: &Scope) -> Result<Option<(Document, Original)>> {
+        use futures::StreamExt;
+        let Some(doc) = self.get(id, scope).await? else {
+            return Ok(None);
+        };
+        let owned = id.to_string();
+        if let Some(bytes) = self.db.run(move |c| get_inline_original(c, &owned)).await? {
+            let stream = futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed();
+            return Ok(Some((doc, stream)));
+        }
+        Ok(Some((doc, self.blobs.stream(id).await?)))
+    }
+
+    pub async fn links(&self, id: &str, scope: &Scope) -> Result<Links> {
+        let (id, scope) = (id.to_string(), scope.clone());
+        self.db.run(move |c| links(c, &id, &scope)).await
+    }
+
+    pub async fn list(&self, filter: ListFilter) -> Result<(Vec<Document>, Option<i64>)> {
+        self.db.run(move |c| list_documents(c, &filter)).await
+    }
+
+    pub async fn get_by_number(
+        &self,
+        number: i64,
+        scope: &Scope,
+    ) -> Result<Option<(Document, DocExtras)>> {
+        let scope = scope.clone();
+        self.db
+            .run(move |c| {
+                let Some(d) = get_by_seq(c, number, &scope)? else {
+                    return Ok(None);
+                };
+                let x = extras_of(c, &d)?;
+                Ok(Some((d, x)))
+            })
+            .await
+    }
+
+    pub async fn get_many(
+        &self,
+        ids: Vec<String>,
+        scope: &Scope,
+    ) -> Result<Vec<(Document, DocExtras)>> {
+        let scope = scope.clone();
+        self.db
+            .run(move |c| {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    if let Some(d) = get_document(c, id, &scope)? {
+                        let x = extras_of(c, &d)?;
+                        out.push((d, x));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    pub async fn page(
+        &self,
+        scope: &Scope,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<(Document, DocExtras)>)> {
+        let scope = scope.clone();
+        self.db
+            .run(move |c| {
+                let (total, docs) = page_documents(c, &scope, offset, limit)?;
+                let mut out = Vec::with_capacity(docs.len());
+                for d in docs {
+                    let x = extras_of(c, &d)?;
+                    out.push((d, x));
+                }
+                Ok((total, out))
+            })
+            .await
+    }
+}

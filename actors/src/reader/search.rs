@@ -1,0 +1,83 @@
+//! Search: the query parser and the index's top hits, with titles and
+//! snippets from SQLite; and documents like a given one.
+
+use anyhow::Result;
+
+use super::{Reader, SearchError, SearchHit, SearchResults};
+use crate::model::Scope;
+use crate::store::documents::{get_document, get_text};
+use crate::store::index::QueryError;
+
+impl Reader {
+    pub async fn search(
+        &self,
+        q: &str,
+        limit: usize,
+        offset: usize,
+        scope: &Scope,
+    ) -> Result<SearchResults, SearchError> {
+        let index = self.index.clone();
+        let q = q.to_string();
+        let scope = scope.clone();
+        let r = self
+            .db
+            .run(move |conn| {
+                let raw = match index.search(&q, limit, offset, &scope) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let mut hits = Vec::with_capacity(raw.hits.len());
+                for (id, score) in raw.hits {
+                    let Some(doc) = get_document(conn, &id, &scope)? else {
+                        continue;
+                    };
+                    let text = get_text(conn, &id, &scope)?.unwrap_or_default();
+                    hits.push(SearchHit {
+                        title: doc.title.unwrap_or(doc.filename),
+                        doc_type: doc.doc_type,
+                        id,
+                        score,
+                        snippet: raw.snippets.snippet(&text).to_html(),
+                    });
+                }
+                Ok(Ok(SearchResults {
+                    total: raw.total,
+                    hits,
+                }))
+            })
+            .await?;
+        r.map_err(|QueryError(m)| SearchError::Query(m))
+    }
+
+    pub async fn similar(
+        &self,
+        id: &str,
+        limit: usize,
+        scope: &Scope,
+    ) -> Result<Option<Vec<SearchHit>>> {
+        let Some(text) = self.text(id, scope).await? else {
+            return Ok(self.get(id, scope).await?.map(|_| Vec::new()));
+        };
+        let index = self.index.clone();
+        let (id, scope) = (id.to_string(), scope.clone());
+        let hits = self
+            .db
+            .run(move |conn| {
+                let mut hits = Vec::new();
+                for (hit_id, score) in index.similar(&text, &id, limit, &scope)? {
+                    if let Some(doc) = get_document(conn, &hit_id, &scope)? {
+                        hits.push(SearchHit {
+                            title: doc.title.unwrap_or(doc.filename),
+                            doc_type: doc.doc_type,
+                            id: hit_id,
+                            score,
+                            snippet: String::new(),
+                        });
+                    }
+                }
+                Ok(hits)
+            })
+            .await?;
+        Ok(Some(hits))
+    }
+}

@@ -1,0 +1,121 @@
+//! The pipeline's status: documents per stage, what each actor is doing,
+//! what waits for a person or a service.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+use anyhow::Result;
+
+use super::{Commits, Reader, StageStatus, Status};
+use crate::counters::ActorCounters;
+use crate::llm::LlmStatus;
+use crate::model::{Scope, Stage};
+use crate::store::documents::stage_counts;
+use crate::store::queue::count_flagged;
+use crate::store::Flag;
+
+impl Reader {
+    pub async fn status(&self, scope: &Scope) -> Result<Status> {
+        let owned = scope.clone();
+        let counts: BTreeMap<Stage, u64> = self
+            .db
+            .run(move |c| stage_counts(c, &owned))
+            .await?
+            .into_iter()
+            .collect();
+        let owned = scope.clone();
+        let [needs_ocr, needs_llm, needs_review] = self
+            .db
+            .run(move |c| {
+                let count = |f| count_flagged(c, f, &owned);
+                Ok([count(Flag::Ocr)?, count(Flag::Llm)?, count(Flag::Review)?])
+            })
+            .await?;
+        let c = &self.counters;
+        let n = |s: Stage| counts.get(&s).copied().unwrap_or(0);
+        let busy =
+            |a: &ActorCounters| a.num_busy.load(Relaxed) + a.num_queued.load(Relaxed).max(0) as u64;
+        let mut stages = BTreeMap::new();
+        // Each stage reports the actor that takes documents out of it.
+        let pairs = [
+            (Stage::Queued, Some(&c.extract)),
+            (Stage::Extracted, Some(&c.classify)),
+            (Stage::Classified, Some(&c.enrich)),
+            (Stage::Enriched, Some(&c.indexer)),
+            (Stage::Indexed, None),
+            (Stage::Failed, None),
+        ];
+        for (stage, actor) in pairs {
+            let (in_flight, processed, failed) = match actor {
+                Some(a) => (
+                    busy(a),
+                    a.num_processed.load(Relaxed),
+                    a.num_failed.load(Relaxed),
+                ),
+                None if stage == Stage::Failed => (0, c.num_parked.load(Relaxed), 0),
+                None => (0, c.indexer.num_processed.load(Relaxed), 0),
+            };
+            stages.insert(
+                stage.as_str(),
+                StageStatus {
+                    documents: n(stage),
+                    in_flight,
+                    processed,
+                    failed,
+                },
+            );
+        }
+        let mut status = Status {
+            stages,
+            actors: c.actors(),
+            in_flight: c.num_in_flight.load(Relaxed),
+            max_in_flight: self.config.pipeline.max_in_flight,
+            commits: Commits {
+                catalog: c.num_commits_catalog.load(Relaxed),
+                index: c.num_commits_index.load(Relaxed),
+            },
+            retries_scheduled: c.num_retries_scheduled.load(Relaxed),
+            parked: c.num_parked.load(Relaxed),
+            leases_expired: c.num_leases_expired.load(Relaxed),
+            index_docs: self.index.num_docs(),
+            needs_ocr,
+            ocr: self.ocr.status().clone(),
+            needs_llm,
+            needs_review,
+            llm: match &self.llm {
+                Some(l) => l.status(),
+                None => LlmStatus {
+                    configured: false,
+                    model: None,
+                    endpoints: Vec::new(),
+                },
+            },
+        };
+        if *scope != Scope::All {
+            for s in status.stages.values_mut() {
+                (s.in_flight, s.processed, s.failed) = (0, 0, 0);
+            }
+            status.actors.clear();
+            status.in_flight = 0;
+            status.commits = Commits {
+                catalog: 0,
+                index: 0,
+            };
+            (
+                status.retries_scheduled,
+                status.parked,
+                status.leases_expired,
+            ) = (0, 0, 0);
+            status.index_docs = 0;
+        }
+        Ok(status)
+    }
+
+    pub fn ocr_available(&self) -> bool {
+        self.ocr.available()
+    }
+
+    pub fn llm_configured(&self) -> bool {
+        self.llm.is_some()
+    }
+}

@@ -1,0 +1,458 @@
+//! Documents: their rows, texts and inline originals; reads by id, number
+//! and page; registration, deletion.
+
+use super::events::{write_event, NewEvent};
+use super::labels::doc_type_id;
+use super::schema::workspace_filter;
+use super::tasks::write_task;
+use crate::model::{format_ms, Document, ErrorInfo, NewDocument, Origin, Scope, Stage};
+use anyhow::Result;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use serde::Serialize;
+
+pub(crate) const DOC_COLUMNS: &str =
+    "seq, id, filename, title, mime, size, sha256, stage, doc_type, confidence, \
+     created_at, updated_at, attempts, error_code, error_message, workspace, language, fields, \
+     needs_ocr, (SELECT pages FROM texts WHERE texts.seq = documents.seq), type_source, needs_review, \
+     (SELECT json_group_array(json_object('name', name, 'kind', kind, 'value', value, \
+        'currency', currency, 'confidence', confidence, 'source', source)) \
+      FROM (SELECT * FROM doc_fields WHERE doc_fields.doc_seq = documents.seq ORDER BY name)), \
+     needs_llm";
+
+pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
+    let stage: String = r.get(7)?;
+    let code: Option<String> = r.get(13)?;
+    let message: Option<String> = r.get(14)?;
+    Ok(Document {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        workspace: r.get(15)?,
+        language: r.get(16)?,
+        needs_ocr: r.get::<_, i64>(18)? != 0,
+        pages: r.get::<_, Option<i64>>(19)?.map(|p| p as u32),
+        type_source: r.get(20)?,
+        needs_review: r.get::<_, i64>(21)? != 0,
+        metadata: r
+            .get::<_, Option<String>>(17)?
+            .and_then(|f| serde_json::from_str(&f).ok()),
+        fields: r
+            .get::<_, Option<String>>(22)?
+            .and_then(|f| serde_json::from_str(&f).ok())
+            .unwrap_or_default(),
+        needs_llm: r.get::<_, i64>(23)? != 0,
+        filename: r.get(2)?,
+        title: r.get(3)?,
+        mime: r.get(4)?,
+        size: r.get::<_, i64>(5)? as u64,
+        sha256: r.get(6)?,
+        stage: Stage::parse(&stage).unwrap_or(Stage::Failed),
+        doc_type: r.get(8)?,
+        confidence: r.get::<_, Option<f64>>(9)?,
+        created_at: format_ms(r.get(10)?),
+        updated_at: format_ms(r.get(11)?),
+        attempts: r.get::<_, i64>(12)? as u32,
+        error: code.map(|code| ErrorInfo {
+            code,
+            message: message.unwrap_or_default(),
+        }),
+    })
+}
+
+/// A visible document by id, if it is in the scope (`deleting` ones are gone
+/// already, as far as users are concerned).
+pub fn get_document(conn: &Connection, id: &str, scope: &Scope) -> Result<Option<Document>> {
+    let sql = format!(
+        "SELECT {DOC_COLUMNS} FROM documents WHERE id = ?1 AND stage != 'deleting' AND {}",
+        workspace_filter("workspace", 2)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![id, scope.sql_param()], doc_from_row)
+        .optional()?)
+}
+
+/// The document of this workspace with these bytes, if there is one.
+pub fn get_by_sha(conn: &Connection, workspace: &str, sha256: &str) -> Result<Option<Document>> {
+    let sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE workspace = ?1 AND sha256 = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([workspace, sha256], doc_from_row)
+        .optional()?)
+}
+
+pub fn exists_id(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM documents WHERE id = ?1", [id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+pub fn get_text(conn: &Connection, id: &str, scope: &Scope) -> Result<Option<String>> {
+    let sql = format!(
+        "SELECT t.text FROM texts t JOIN documents d ON d.seq = t.seq \
+         WHERE d.id = ?1 AND d.stage != 'deleting' AND {}",
+        workspace_filter("d.workspace", 2)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![id, scope.sql_param()], |r| r.get(0))
+        .optional()?)
+}
+
+/// The original of a document whose bytes live in SQLite, if they do.
+pub fn get_inline_original(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT o.bytes FROM originals o JOIN documents d ON d.seq = o.seq WHERE d.id = ?1",
+        )?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn get_text_by_seq(conn: &Connection, seq: i64) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT text FROM texts WHERE seq = ?1")?
+        .query_row([seq], |r| r.get(0))
+        .optional()?)
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub scope: Option<Scope>,
+    pub stage: Option<Stage>,
+    pub doc_type: Option<String>,
+    /// Only documents carrying this flag.
+    pub flag: Option<Flag>,
+    pub limit: usize,
+    /// Keyset cursor: the `seq` of the last document of the previous page.
+    pub after_seq: Option<i64>,
+}
+
+/// Newest first, keyset-paginated. Returns the page and the cursor of the next page.
+pub fn list_documents(conn: &Connection, f: &ListFilter) -> Result<(Vec<Document>, Option<i64>)> {
+    let mut sql = format!("SELECT {DOC_COLUMNS} FROM documents WHERE stage != 'deleting'");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(Scope::Only(w)) = &f.scope {
+        sql.push_str(" AND workspace IN (SELECT value FROM json_each(?))");
+        args.push(serde_json::to_string(&**w)?.into());
+    }
+    if let Some(stage) = f.stage {
+        sql.push_str(" AND stage = ?");
+        args.push(stage.as_str().to_string().into());
+    }
+    if let Some(t) = &f.doc_type {
+        sql.push_str(" AND doc_type = ?");
+        args.push(t.clone().into());
+    }
+    if let Some(flag) = f.flag {
+        sql.push_str(&format!(" AND {} = 1", flag.column()));
+    }
+    if let Some(after) = f.after_seq {
+        sql.push_str(" AND seq < ?");
+        args.push(after.into());
+    }
+    sql.push_str(" ORDER BY seq DESC LIMIT ?");
+    args.push(((f.limit + 1) as i64).into());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut docs = stmt
+        .query_map(rusqlite::params_from_iter(args), doc_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next = if docs.len() > f.limit {
+        docs.truncate(f.limit);
+        docs.last().map(|d| d.seq)
+    } else {
+        None
+    };
+    Ok((docs, next))
+}
+
+/// Number of documents per stage, in the scope.
+pub fn stage_counts(conn: &Connection, scope: &Scope) -> Result<Vec<(Stage, u64)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT stage, COUNT(*) FROM documents WHERE {} GROUP BY stage",
+        workspace_filter("workspace", 1)
+    ))?;
+    let rows = stmt.query_map([scope.sql_param()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (s, n) = row?;
+        if let Some(stage) = Stage::parse(&s) {
+            out.push((stage, n as u64));
+        }
+    }
+    Ok(out)
+}
+
+/// Ids of documents whose delete was interrupted.
+pub fn deleting_ids(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT id FROM documents WHERE stage = 'deleting'")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub enum Inserted {
+    New,
+    Duplicate(Box<Document>),
+}
+
+/// Inserts a new document in `queued`, unless its workspace has one with the
+/// same bytes.
+pub fn write_insert(
+    tx: &Transaction<'_>,
+    d: &NewDocument,
+    origin: &Origin,
+    now: i64,
+) -> Result<Inserted> {
+    if let Some(existing) = get_by_sha(tx, &d.workspace, &d.sha256)? {
+        if let Some(task) = &d.extra.task_id {
+            write_task(tx, task, &d.workspace, &existing.id, &d.filename, true, now)?;
+        }
+        return Ok(Inserted::Duplicate(Box::new(existing)));
+    }
+    let x = &d.extra;
+    tx.prepare_cached(
+        "INSERT INTO documents (id, workspace, filename, title, mime, size, sha256, stage, request_id,
+           doc_date, asn, user_doc_type, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?11, ?12, ?12)",
+    )?
+    .execute(params![
+        d.id,
+        d.workspace,
+        d.filename,
+        d.title,
+        d.mime,
+        d.size as i64,
+        d.sha256,
+        origin.request_id,
+        x.doc_date,
+        x.asn,
+        x.doc_type,
+        now
+    ])?;
+    let seq = tx.last_insert_rowid();
+    if let Some(bytes) = &d.inline {
+        tx.prepare_cached("INSERT INTO originals (seq, bytes) VALUES (?1, ?2)")?
+            .execute(params![seq, &bytes[..]])?;
+    }
+    for tag in &x.tags {
+        tx.prepare_cached("INSERT OR IGNORE INTO document_tags (doc_seq, tag_id) VALUES (?1, ?2)")?
+            .execute(params![seq, tag])?;
+    }
+    if let Some(task) = &x.task_id {
+        write_task(tx, task, &d.workspace, &d.id, &d.filename, false, now)?;
+    }
+    let (kind, detail) = match &x.parent {
+        Some(parent) => (
+            "attached",
+            serde_json::json!({"filename": d.filename, "size": d.size, "sha256": d.sha256, "parent": parent}),
+        ),
+        None => (
+            "uploaded",
+            serde_json::json!({"filename": d.filename, "size": d.size, "sha256": d.sha256}),
+        ),
+    };
+    let ev = NewEvent::action(origin, kind, Some(&d.workspace))
+        .doc(&d.id)
+        .stage(Stage::Queued)
+        .detail(detail);
+    write_event(tx, &ev, now)?;
+    Ok(Inserted::New)
+}
+
+pub fn write_text(
+    tx: &Transaction<'_>,
+    seq: i64,
+    text: &str,
+    title: Option<&str>,
+    pages: Option<u32>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO texts (seq, text, title, pages) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![seq, text, title, pages])?;
+    Ok(())
+}
+
+/// The seq and workspace of a document in the scope (any stage but `deleting`).
+pub(crate) fn find_in_scope(
+    tx: &Transaction<'_>,
+    id: &str,
+    scope: &Scope,
+) -> Result<Option<(i64, String)>> {
+    let sql = format!(
+        "SELECT seq, workspace FROM documents WHERE id = ?1 AND stage != 'deleting' AND {}",
+        workspace_filter("workspace", 2)
+    );
+    Ok(tx
+        .prepare_cached(&sql)?
+        .query_row(params![id, scope.sql_param()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?)
+}
+
+/// Marks a document of the scope for deletion; false if there is none.
+pub fn write_mark_deleting(
+    tx: &Transaction<'_>,
+    id: &str,
+    scope: &Scope,
+    origin: &Origin,
+    now: i64,
+) -> Result<bool> {
+    let Some((seq, workspace)) = find_in_scope(tx, id, scope)? else {
+        return Ok(false);
+    };
+    tx.execute(
+        "UPDATE documents SET stage = 'deleting', updated_at = ?2 WHERE seq = ?1",
+        params![seq, now],
+    )?;
+    let ev = NewEvent::action(origin, "delete_requested", Some(&workspace))
+        .doc(id)
+        .stage(Stage::Deleting);
+    write_event(tx, &ev, now)?;
+    Ok(true)
+}
+
+pub fn write_purge(tx: &Transaction<'_>, id: &str, origin: &Origin, now: i64) -> Result<bool> {
+    let workspace: Option<String> = tx
+        .query_row(
+            "SELECT workspace FROM documents WHERE id = ?1 AND stage = 'deleting'",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(workspace) = workspace else {
+        return Ok(false);
+    };
+    tx.execute(
+        "DELETE FROM documents WHERE id = ?1 AND stage = 'deleting'",
+        [id],
+    )?;
+    let ev = NewEvent::action(origin, "deleted", Some(&workspace)).doc(id);
+    write_event(tx, &ev, now)?;
+    Ok(true)
+}
+
+/// What a document carries besides its row: tag ids, document-type id, the
+/// uploader's date and archive serial number.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DocExtras {
+    pub tags: Vec<i64>,
+    pub doc_type_id: Option<i64>,
+    pub doc_date: Option<String>,
+    pub asn: Option<i64>,
+}
+
+pub fn extras_of(conn: &Connection, doc: &Document) -> Result<DocExtras> {
+    let mut stmt =
+        conn.prepare_cached("SELECT tag_id FROM document_tags WHERE doc_seq = ?1 ORDER BY tag_id")?;
+    let tags = stmt
+        .query_map([doc.seq], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let (doc_date, asn): (Option<String>, Option<i64>) = conn
+        .prepare_cached("SELECT doc_date, asn FROM documents WHERE seq = ?1")?
+        .query_row([doc.seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let doc_type_id = match &doc.doc_type {
+        Some(t) => doc_type_id(conn, &doc.workspace, t)?,
+        None => None,
+    };
+    Ok(DocExtras {
+        tags,
+        doc_type_id,
+        doc_date,
+        asn,
+    })
+}
+
+/// A document by its number (`seq`, the Paperless id), if in the scope.
+pub fn get_by_seq(conn: &Connection, seq: i64, scope: &Scope) -> Result<Option<Document>> {
+    let sql = format!(
+        "SELECT {DOC_COLUMNS} FROM documents WHERE seq = ?1 AND stage != 'deleting' AND {}",
+        workspace_filter("workspace", 2)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![seq, scope.sql_param()], doc_from_row)
+        .optional()?)
+}
+
+/// A page of the scope's documents, newest first, and how many there are.
+pub fn page_documents(
+    conn: &Connection,
+    scope: &Scope,
+    offset: usize,
+    limit: usize,
+) -> Result<(u64, Vec<Document>)> {
+    let filter = workspace_filter("workspace", 1);
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM documents WHERE stage != 'deleting' AND {filter}"),
+        params![scope.sql_param()],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {DOC_COLUMNS} FROM documents WHERE stage != 'deleting' AND {filter}
+         ORDER BY seq DESC LIMIT ?2 OFFSET ?3"
+    ))?;
+    let docs = stmt
+        .query_map(
+            params![scope.sql_param(), limit as i64, offset as i64],
+            doc_from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((total as u64, docs))
+}
+
+/// A document's language and the fields its format carries (for Enrich).
+pub fn get_language_and_metadata(
+    conn: &Connection,
+    seq: i64,
+) -> Result<(Option<String>, Option<serde_json::Value>)> {
+    let (language, metadata): (Option<String>, Option<String>) = conn
+        .prepare_cached("SELECT language, fields FROM documents WHERE seq = ?1")?
+        .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((None, None));
+    Ok((
+        language,
+        metadata.and_then(|m| serde_json::from_str(&m).ok()),
+    ))
+}
+
+/// What a document waits for, to be run again once it is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// OCR: read again from the original (stage `queued`).
+    Ocr,
+    /// The LLM: typed and enriched again (stage `extracted`; the text
+    /// stays, values users set stay).
+    Llm,
+    /// A type the classifier was unsure of: typed again (stage `extracted`)
+    /// by the model in force, which may have learnt from corrections since.
+    Review,
+}
+
+impl Flag {
+    /// The flag's column; it is also the flag's name in the API.
+    pub fn column(self) -> &'static str {
+        match self {
+            Flag::Ocr => "needs_ocr",
+            Flag::Llm => "needs_llm",
+            Flag::Review => "needs_review",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Flag> {
+        [Flag::Ocr, Flag::Llm, Flag::Review]
+            .into_iter()
+            .find(|f| f.column() == name)
+    }
+
+    pub(crate) fn restart(self) -> Stage {
+        match self {
+            Flag::Ocr => Stage::Queued,
+            Flag::Llm | Flag::Review => Stage::Extracted,
+        }
+    }
+}

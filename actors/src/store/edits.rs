@@ -1,0 +1,214 @@
+//! Edits and fields: a user's changes to a document, and the fields Enrich
+//! found (a value a user set stays).
+
+use super::events::{write_event, NewEvent};
+use super::labels::ensure_doc_type;
+use super::schema::workspace_filter;
+use crate::model::{Found, Kind, Origin, Scope, Stage};
+use anyhow::Result;
+use rusqlite::{params, OptionalExtension, Transaction};
+
+/// A change to a document's metadata; `None` leaves a field as it is, and
+/// `Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct Edit {
+    pub title: Option<Option<String>>,
+    /// A type set by hand: the classifier does not override it.
+    pub doc_type: Option<Option<String>>,
+    pub tags: Option<Vec<i64>>,
+    pub doc_date: Option<Option<String>>,
+    pub asn: Option<Option<i64>>,
+    /// Field values set by hand (already checked against their kind); None
+    /// removes the user's value, and the next enrichment fills it again.
+    pub fields: Option<Vec<(String, Option<UserField>)>>,
+}
+
+/// A field value a user set.
+#[derive(Clone, Debug)]
+pub struct UserField {
+    pub kind: Kind,
+    pub value: String,
+    pub currency: Option<String>,
+}
+
+/// Stores the fields Enrich found, in place of the ones found before; a
+/// value a user set stays (whatever was found for that name). Returns the
+/// names of the user's values kept.
+pub fn write_found_fields(tx: &Transaction<'_>, seq: i64, found: &[Found]) -> Result<Vec<String>> {
+    tx.prepare_cached("DELETE FROM doc_fields WHERE doc_seq = ?1 AND source != 'user'")?
+        .execute([seq])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO doc_fields (doc_seq, name, kind, value, currency, confidence, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (doc_seq, name) DO NOTHING",
+    )?;
+    for f in found {
+        insert.execute(params![
+            seq,
+            f.name,
+            f.kind.as_str(),
+            f.value,
+            f.currency,
+            (f.confidence as f64 * 1000.0).round() / 1000.0,
+            f.source
+        ])?;
+    }
+    let kept = tx
+        .prepare_cached(
+            "SELECT name FROM doc_fields WHERE doc_seq = ?1 AND source = 'user' ORDER BY name",
+        )?
+        .query_map([seq], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(kept)
+}
+
+#[derive(Debug)]
+pub enum EditResult {
+    Edited(Stage),
+    NotFound,
+    /// A tag id that the document's workspace does not have.
+    UnknownTag(i64),
+}
+
+/// Applies an edit to a document of the scope. A document already indexed
+/// goes back to `classified`, so the pipeline indexes it again with the new
+/// title and type (from its stored text).
+pub fn write_edit(
+    tx: &Transaction<'_>,
+    id: &str,
+    scope: &Scope,
+    edit: &Edit,
+    origin: &Origin,
+    now: i64,
+) -> Result<EditResult> {
+    let found: Option<(i64, String, String)> = tx
+        .query_row(
+            &format!(
+                "SELECT seq, workspace, stage FROM documents WHERE id = ?1 AND stage != 'deleting' AND {}",
+                workspace_filter("workspace", 2)
+            ),
+            params![id, scope.sql_param()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((seq, workspace, stage)) = found else {
+        return Ok(EditResult::NotFound);
+    };
+    if let Some(tags) = &edit.tags {
+        for t in tags {
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM tags WHERE id = ?1 AND workspace = ?2",
+                    params![t, workspace],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if known.is_none() {
+                return Ok(EditResult::UnknownTag(*t));
+            }
+        }
+        tx.execute("DELETE FROM document_tags WHERE doc_seq = ?1", [seq])?;
+        for t in tags {
+            tx.execute(
+                "INSERT OR IGNORE INTO document_tags (doc_seq, tag_id) VALUES (?1, ?2)",
+                params![seq, t],
+            )?;
+        }
+    }
+    if let Some(t) = &edit.title {
+        tx.execute(
+            "UPDATE documents SET title = ?2 WHERE seq = ?1",
+            params![seq, t],
+        )?;
+    }
+    if let Some(t) = &edit.doc_type {
+        tx.execute(
+            "UPDATE documents SET user_doc_type = ?2, doc_type = ?2,
+               confidence = CASE WHEN ?2 IS NULL THEN NULL ELSE 1.0 END,
+               type_source = CASE WHEN ?2 IS NULL THEN NULL ELSE 'user' END,
+               needs_review = 0 WHERE seq = ?1",
+            params![seq, t],
+        )?;
+        if let Some(name) = t {
+            ensure_doc_type(tx, &workspace, name, now)?;
+        }
+    }
+    if let Some(d) = &edit.doc_date {
+        tx.execute(
+            "UPDATE documents SET doc_date = ?2 WHERE seq = ?1",
+            params![seq, d],
+        )?;
+    }
+    if let Some(a) = &edit.asn {
+        tx.execute(
+            "UPDATE documents SET asn = ?2 WHERE seq = ?1",
+            params![seq, a],
+        )?;
+    }
+    if let Some(fields) = &edit.fields {
+        for (name, value) in fields {
+            match value {
+                Some(f) => tx.execute(
+                    "INSERT INTO doc_fields (doc_seq, name, kind, value, currency, confidence, source)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 1.0, 'user')
+                     ON CONFLICT (doc_seq, name) DO UPDATE SET kind = excluded.kind,
+                       value = excluded.value, currency = excluded.currency,
+                       confidence = 1.0, source = 'user'",
+                    params![seq, name, f.kind.as_str(), f.value, f.currency],
+                )?,
+                None => tx.execute(
+                    "DELETE FROM doc_fields WHERE doc_seq = ?1 AND name = ?2",
+                    params![seq, name],
+                )?,
+            };
+        }
+    }
+    let mut stage = Stage::parse(&stage).unwrap_or(Stage::Failed);
+    // A new type has other fields: enrich again (values set by hand stay).
+    // A new title only needs indexing again.
+    let back_to = if edit.doc_type.is_some() {
+        Some(Stage::Classified)
+    } else if edit.title.is_some() {
+        Some(Stage::Enriched)
+    } else {
+        None
+    };
+    if let (Stage::Indexed, Some(to)) = (stage, back_to) {
+        tx.execute(
+            "UPDATE documents SET stage = ?2 WHERE seq = ?1",
+            params![seq, to.as_str()],
+        )?;
+        stage = to;
+    }
+    tx.execute(
+        "UPDATE documents SET updated_at = ?2 WHERE seq = ?1",
+        params![seq, now],
+    )?;
+    let mut changed = serde_json::Map::new();
+    if let Some(t) = &edit.title {
+        changed.insert("title".into(), serde_json::json!(t));
+    }
+    if let Some(t) = &edit.doc_type {
+        changed.insert("doc_type".into(), serde_json::json!(t));
+    }
+    if let Some(t) = &edit.tags {
+        changed.insert("tags".into(), serde_json::json!(t));
+    }
+    if let Some(d) = &edit.doc_date {
+        changed.insert("created".into(), serde_json::json!(d));
+    }
+    if let Some(a) = &edit.asn {
+        changed.insert("archive_serial_number".into(), serde_json::json!(a));
+    }
+    if let Some(fields) = &edit.fields {
+        let values: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(n, v)| (n.clone(), serde_json::json!(v.as_ref().map(|f| &f.value))))
+            .collect();
+        changed.insert("fields".into(), serde_json::Value::Object(values));
+    }
+    let ev = NewEvent::action(origin, "edited", Some(&workspace))
+        .doc(id)
+        .detail(serde_json::Value::Object(changed));
+    write_event(tx, &ev, now)?;
+    Ok(EditResult::Edited(stage))
+}

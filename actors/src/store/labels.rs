@@ -1,0 +1,172 @@
+//! Labels: tags and document types, per workspace.
+
+use super::events::{write_event, NewEvent};
+use super::schema::workspace_filter;
+use crate::model::{Origin, Scope};
+use anyhow::Result;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelKind {
+    Tag,
+    DocType,
+}
+
+impl LabelKind {
+    fn table(self) -> &'static str {
+        match self {
+            LabelKind::Tag => "tags",
+            LabelKind::DocType => "doc_types",
+        }
+    }
+
+    /// How many documents of the label, as SQL over the label row `l`.
+    fn count_sql(self) -> &'static str {
+        match self {
+            LabelKind::Tag => "(SELECT COUNT(*) FROM document_tags dt WHERE dt.tag_id = l.id)",
+            LabelKind::DocType => {
+                "(SELECT COUNT(*) FROM documents d WHERE d.workspace = l.workspace AND d.doc_type = l.name AND d.stage != 'deleting')"
+            }
+        }
+    }
+}
+
+/// A tag or a document type.
+#[derive(Clone, Debug, Serialize)]
+pub struct Label {
+    pub id: i64,
+    pub workspace: String,
+    pub name: String,
+    pub color: Option<String>,
+    pub document_count: i64,
+}
+
+pub const DEFAULT_TAG_COLOR: &str = "#a6cee3";
+
+/// Lists a document type in its workspace, if it is not listed yet (types
+/// come from the classifier and from edits as well as from the API).
+pub fn ensure_doc_type(tx: &Transaction<'_>, workspace: &str, name: &str, now: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO doc_types (workspace, name, created_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![workspace, name, now])?;
+    Ok(())
+}
+
+/// Creates a label unless the workspace has one of that name. Returns its id
+/// and whether it is new.
+pub fn write_label(
+    tx: &Transaction<'_>,
+    kind: LabelKind,
+    workspace: &str,
+    name: &str,
+    color: Option<&str>,
+    origin: &Origin,
+    now: i64,
+) -> Result<(i64, bool)> {
+    let table = kind.table();
+    let existing: Option<i64> = tx
+        .query_row(
+            &format!("SELECT id FROM {table} WHERE workspace = ?1 AND name = ?2"),
+            params![workspace, name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok((id, false));
+    }
+    match kind {
+        LabelKind::Tag => tx.execute(
+            "INSERT INTO tags (workspace, name, color, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![workspace, name, color.unwrap_or(DEFAULT_TAG_COLOR), now],
+        )?,
+        LabelKind::DocType => tx.execute(
+            "INSERT INTO doc_types (workspace, name, created_at) VALUES (?1, ?2, ?3)",
+            params![workspace, name, now],
+        )?,
+    };
+    let id = tx.last_insert_rowid();
+    let kind_name = match kind {
+        LabelKind::Tag => "tag_created",
+        LabelKind::DocType => "doc_type_created",
+    };
+    let ev = NewEvent::action(origin, kind_name, Some(workspace))
+        .detail(serde_json::json!({"id": id, "name": name}));
+    write_event(tx, &ev, now)?;
+    Ok((id, true))
+}
+
+pub fn list_labels(
+    conn: &Connection,
+    kind: LabelKind,
+    scope: &Scope,
+    offset: usize,
+    limit: usize,
+) -> Result<(u64, Vec<Label>)> {
+    let table = kind.table();
+    let filter = workspace_filter("l.workspace", 1);
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM {table} l WHERE {filter}"),
+        params![scope.sql_param()],
+        |r| r.get(0),
+    )?;
+    let color = if kind == LabelKind::Tag {
+        "l.color"
+    } else {
+        "NULL"
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT l.id, l.workspace, l.name, {color}, {} FROM {table} l WHERE {filter}
+         ORDER BY l.name, l.id LIMIT ?2 OFFSET ?3",
+        kind.count_sql()
+    ))?;
+    let rows = stmt.query_map(
+        params![scope.sql_param(), limit as i64, offset as i64],
+        label_from_row,
+    )?;
+    Ok((total as u64, rows.collect::<rusqlite::Result<Vec<_>>>()?))
+}
+
+fn label_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Label> {
+    Ok(Label {
+        id: r.get(0)?,
+        workspace: r.get(1)?,
+        name: r.get(2)?,
+        color: r.get(3)?,
+        document_count: r.get(4)?,
+    })
+}
+
+pub fn get_label(
+    conn: &Connection,
+    kind: LabelKind,
+    id: i64,
+    scope: &Scope,
+) -> Result<Option<Label>> {
+    let table = kind.table();
+    let color = if kind == LabelKind::Tag {
+        "l.color"
+    } else {
+        "NULL"
+    };
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT l.id, l.workspace, l.name, {color}, {} FROM {table} l WHERE l.id = ?1 AND {}",
+                kind.count_sql(),
+                workspace_filter("l.workspace", 2)
+            ),
+            params![id, scope.sql_param()],
+            label_from_row,
+        )
+        .optional()?)
+}
+
+/// The document-type id of `name` in `workspace`.
+pub fn doc_type_id(conn: &Connection, workspace: &str, name: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM doc_types WHERE workspace = ?1 AND name = ?2")?
+        .query_row(params![workspace, name], |r| r.get(0))
+        .optional()?)
+}

@@ -1,0 +1,293 @@
+//! The queue: which documents are due, stage advances with their outputs,
+//! failures, retries and the flags that send documents round again.
+
+use super::documents::{find_in_scope, Flag};
+use super::events::{write_event, NewEvent};
+use super::labels::ensure_doc_type;
+use super::schema::workspace_filter;
+use crate::model::{Classification, ErrorInfo, Origin, RetryOutcome, Scope, Stage};
+use anyhow::Result;
+use rusqlite::{params, Connection, Transaction};
+
+/// A document waiting in SQLite for admission.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub seq: i64,
+    pub id: String,
+    pub workspace: String,
+    pub request_id: Option<String>,
+    pub stage: Stage,
+    pub mime: String,
+    pub filename: String,
+    pub title: Option<String>,
+    pub attempts: u32,
+    pub doc_type: Option<String>,
+    pub user_doc_type: Option<String>,
+    pub confidence: Option<f32>,
+}
+
+/// Up to `limit` active documents that are due now, oldest first.
+pub fn ready_documents(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<Pending>> {
+    ready_documents_after(conn, 0, now_ms, limit)
+}
+
+/// Like [`ready_documents`], for documents after `after_seq` only.
+pub fn ready_documents_after(
+    conn: &Connection,
+    after_seq: i64,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<Pending>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, stage, mime, filename, title, attempts, doc_type, confidence, workspace, request_id, user_doc_type FROM documents
+         WHERE stage IN ('queued', 'extracted', 'classified', 'enriched') AND seq > ?1 AND (retry_at IS NULL OR retry_at <= ?2)
+         ORDER BY seq LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![after_seq, now_ms, limit as i64], |r| {
+        let stage: String = r.get(2)?;
+        Ok(Pending {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            stage: Stage::parse(&stage).unwrap_or(Stage::Queued),
+            mime: r.get(3)?,
+            filename: r.get(4)?,
+            title: r.get(5)?,
+            attempts: r.get::<_, i64>(6)? as u32,
+            doc_type: r.get(7)?,
+            confidence: r.get::<_, Option<f64>>(8)?.map(|c| c as f32),
+            workspace: r.get(9)?,
+            request_id: r.get(10)?,
+            user_doc_type: r.get(11)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Sends every indexed document back to `classified`, so that the pipeline
+/// indexes it again from its stored text (after the index was rebuilt).
+/// Run at start, before the Catalog exists. Returns how many.
+pub fn requeue_indexed(conn: &Connection) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE documents SET stage = 'enriched' WHERE stage = 'indexed'",
+        [],
+    )?)
+}
+
+/// The earliest pending retry time, if any document waits for one.
+pub fn earliest_retry(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn.query_row(
+        "SELECT MIN(retry_at) FROM documents WHERE stage IN ('queued', 'extracted', 'classified', 'enriched') AND retry_at IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Moves a document from `from` to `to` if it is still at `from` (a stale or
+/// duplicate completion changes nothing). Clears retry state.
+pub fn write_advance(
+    tx: &Transaction<'_>,
+    seq: i64,
+    from: Stage,
+    to: Stage,
+    now: i64,
+) -> Result<bool> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE documents SET stage = ?3, attempts = 0, retry_at = NULL, error_code = NULL,
+             error_message = NULL, updated_at = ?4 WHERE seq = ?1 AND stage = ?2",
+        )?
+        .execute(params![seq, from.as_str(), to.as_str(), now])?;
+    Ok(n == 1)
+}
+
+/// `queued → extracted`, with what extraction learnt about the document
+/// (language, fields, a precise type) in the same row write.
+pub fn write_extracted(
+    tx: &Transaction<'_>,
+    seq: i64,
+    out: &crate::model::Extracted,
+    now: i64,
+) -> Result<bool> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE documents SET stage = 'extracted', attempts = 0, retry_at = NULL, error_code = NULL,
+               error_message = NULL, updated_at = ?2, language = ?3, fields = ?4,
+               mime = COALESCE(?5, mime), needs_ocr = ?6
+             WHERE seq = ?1 AND stage = 'queued'",
+        )?
+        .execute(params![
+            seq,
+            now,
+            out.language,
+            out.fields.as_ref().map(|f| f.to_string()),
+            out.mime,
+            out.needs_ocr
+        ])?;
+    Ok(n == 1)
+}
+
+/// Stores the classifier's verdict, unless a user set the type (then that
+/// stays, with confidence 1 and source `user`). Returns the verdict in
+/// force, and makes sure the type is listed among the workspace's document
+/// types.
+pub fn write_classification(
+    tx: &Transaction<'_>,
+    seq: i64,
+    class: &Classification,
+    now: i64,
+) -> Result<Classification> {
+    let (doc_type, confidence, source, review, workspace): (
+        Option<String>,
+        f64,
+        Option<String>,
+        bool,
+        String,
+    ) = tx
+        .prepare_cached(
+            "UPDATE documents SET doc_type = COALESCE(user_doc_type, ?2),
+               confidence = CASE WHEN user_doc_type IS NULL THEN ?3 ELSE 1.0 END,
+               type_source = CASE WHEN user_doc_type IS NULL THEN ?4 ELSE 'user' END,
+               needs_review = CASE WHEN user_doc_type IS NULL THEN ?5 ELSE 0 END,
+               needs_llm = ?6
+             WHERE seq = ?1 RETURNING doc_type, confidence, type_source, needs_review, workspace",
+        )?
+        .query_row(
+            params![
+                seq,
+                class.doc_type,
+                (class.confidence as f64 * 1000.0).round() / 1000.0,
+                class.source,
+                class.needs_review,
+                class.needs_llm
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+    if let Some(t) = &doc_type {
+        ensure_doc_type(tx, &workspace, t, now)?;
+    }
+    Ok(Classification {
+        doc_type,
+        confidence: confidence as f32,
+        source,
+        needs_review: review,
+        needs_llm: class.needs_llm,
+    })
+}
+
+/// Records a failed attempt at `stage`: either schedule the next attempt at
+/// `retry_at`, or (None) park the document as `failed`.
+pub fn write_failure(
+    tx: &Transaction<'_>,
+    seq: i64,
+    stage: Stage,
+    attempts: u32,
+    retry_at: Option<i64>,
+    error: &ErrorInfo,
+    now: i64,
+) -> Result<bool> {
+    let n = match retry_at {
+        Some(at) => tx
+            .prepare_cached(
+                "UPDATE documents SET attempts = ?3, retry_at = ?4, error_code = ?5, error_message = ?6,
+                 updated_at = ?7 WHERE seq = ?1 AND stage = ?2",
+            )?
+            .execute(params![seq, stage.as_str(), attempts, at, error.code, error.message, now])?,
+        None => tx
+            .prepare_cached(
+                "UPDATE documents SET stage = 'failed', failed_stage = ?2, attempts = ?3, retry_at = NULL,
+                 error_code = ?4, error_message = ?5, updated_at = ?6 WHERE seq = ?1 AND stage = ?2",
+            )?
+            .execute(params![seq, stage.as_str(), attempts, error.code, error.message, now])?,
+    };
+    Ok(n == 1)
+}
+
+/// Puts a failed document back at the stage it failed in, with fresh attempts.
+pub fn write_retry(
+    tx: &Transaction<'_>,
+    id: &str,
+    scope: &Scope,
+    origin: &Origin,
+    now: i64,
+) -> Result<RetryOutcome> {
+    let Some((seq, workspace)) = find_in_scope(tx, id, scope)? else {
+        return Ok(RetryOutcome::NotFound);
+    };
+    let (stage, failed_stage): (String, Option<String>) = tx.query_row(
+        "SELECT stage, failed_stage FROM documents WHERE seq = ?1",
+        [seq],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let stage = Stage::parse(&stage).unwrap_or(Stage::Failed);
+    if stage != Stage::Failed {
+        return Ok(RetryOutcome::NotFailed(stage));
+    }
+    let to = failed_stage
+        .as_deref()
+        .and_then(Stage::parse)
+        .unwrap_or(Stage::Queued);
+    tx.execute(
+        "UPDATE documents SET stage = ?2, failed_stage = NULL, attempts = 0, retry_at = NULL,
+         error_code = NULL, error_message = NULL, updated_at = ?3 WHERE seq = ?1",
+        params![seq, to.as_str(), now],
+    )?;
+    let ev = NewEvent::action(origin, "retried", Some(&workspace))
+        .doc(id)
+        .stage(to);
+    write_event(tx, &ev, now)?;
+    Ok(RetryOutcome::Requeued(to))
+}
+
+/// Sends the scope's indexed documents flagged for `flag` back to the
+/// stage that redoes that work, with an audit event each; returns their
+/// ids.
+pub fn write_reprocess_flagged(
+    tx: &Transaction<'_>,
+    flag: Flag,
+    scope: &Scope,
+    origin: &Origin,
+    now: i64,
+) -> Result<Vec<String>> {
+    let col = flag.column();
+    let sql = format!(
+        "SELECT seq, id, workspace FROM documents WHERE {col} = 1 AND stage = 'indexed' AND {}",
+        workspace_filter("workspace", 1)
+    );
+    let docs: Vec<(i64, String, String)> = tx
+        .prepare_cached(&sql)?
+        .query_map([scope.sql_param()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let stage = flag.restart();
+    for (seq, id, workspace) in &docs {
+        tx.prepare_cached(&format!(
+            "UPDATE documents SET stage = ?3, attempts = 0, retry_at = NULL, updated_at = ?2{}
+             WHERE seq = ?1",
+            if flag == Flag::Llm {
+                ", needs_llm = 0"
+            } else {
+                ""
+            }
+        ))?
+        .execute(params![seq, now, stage.as_str()])?;
+        let ev = NewEvent::action(origin, "reprocess_requested", Some(workspace))
+            .doc(id)
+            .stage(stage)
+            .detail(serde_json::json!({"reason": col}));
+        write_event(tx, &ev, now)?;
+    }
+    Ok(docs.into_iter().map(|(_, id, _)| id).collect())
+}
+
+/// Documents of the scope flagged for `flag`.
+pub fn count_flagged(conn: &Connection, flag: Flag, scope: &Scope) -> Result<u64> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM documents WHERE {} = 1 AND stage != 'deleting' AND {}",
+        flag.column(),
+        workspace_filter("workspace", 1)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([scope.sql_param()], |r| r.get::<_, i64>(0))? as u64)
+}
