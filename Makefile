@@ -86,12 +86,14 @@ $(CORPUS_ROOT)/labeled/spamassassin/labels.csv:
 ## Benchmarks: extraction per format (PDFs beside pdftotext, OCR similarity), the
 ## classifier's accuracy on the labelled sets through the API, field extraction
 ## precision and recall, then the
-## end-to-end load bench (20,000 uploads over HTTP) beside a bare baseline.
+## end-to-end load bench (20,000 uploads over HTTP) beside a bare and a
+## same-work baseline, and the memory bench (the corpus's PDFs and text files).
 bench: corpus deps labeled
 	$(CARGO) bench --bench extract
 	$(CARGO) bench --bench classify
 	$(CARGO) bench --bench fields
 	$(CARGO) bench --bench load
+	$(CARGO) bench --bench memory
 
 clean:
 	$(CARGO) clean

@@ -36,6 +36,9 @@ pub struct ExtractConfig {
     pub timeout_ms: u64,
     /// Address-space limit of a parser process (setrlimit RLIMIT_AS).
     pub max_memory_mb: u64,
+    /// A parser process left larger than this (MiB resident) after a
+    /// document is replaced by a fresh one for the next document.
+    pub recycle_parser_above_mb: u64,
     /// Extracted text beyond this many characters is cut off.
     pub max_text_chars: usize,
     /// Zip containers (DOCX, XLSX, PPTX, ODF) with more entries fail `too_large`.
@@ -247,6 +250,7 @@ impl Default for ExtractConfig {
             workers: 2,
             timeout_ms: 30_000,
             max_memory_mb: 1024,
+            recycle_parser_above_mb: 64,
             max_text_chars: 5_000_000,
             max_zip_entries: 10_000,
             max_zip_mb: 256,

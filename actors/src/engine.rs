@@ -71,6 +71,7 @@ impl Pipeline {
     pub async fn start(config: EngineConfig) -> Result<Pipeline> {
         #[cfg(feature = "failpoints")]
         crate::faults::setup();
+        crate::memory::limit_arenas();
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("data directory {} is not usable", dir.display()))?;

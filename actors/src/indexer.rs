@@ -157,6 +157,9 @@ async fn commit_always(st: &mut IndexerState) -> Result<(), ActorProcessingErr> 
     st.writer = Some(writer);
     result?;
     st.args.index.reader.reload()?;
+    // The writer's indexing memory is free again after a commit: hand it
+    // back to the system (the allocator keeps it otherwise).
+    crate::memory::release_free_memory();
     hand_off(st)?;
     let c = &st.args.counters;
     c.num_commits_index.fetch_add(1, Relaxed);

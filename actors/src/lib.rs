@@ -44,6 +44,7 @@ pub mod fields;
 pub mod indexer;
 pub mod intake;
 pub mod llm;
+pub mod memory;
 pub mod model;
 pub mod pipeline;
 pub mod reader;

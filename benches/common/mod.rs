@@ -58,3 +58,15 @@ pub fn serve(configure: impl FnOnce(&mut Command)) -> Served {
         client,
     }
 }
+
+/// `GET /api/v1/status` of a served binary.
+pub async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
+    client
+        .get(format!("{base}/api/v1/status"))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()
+}

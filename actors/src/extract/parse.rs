@@ -143,12 +143,15 @@ pub fn truncate_chars(text: &mut String, max_chars: usize) -> bool {
     }
 }
 
+/// How much of the text language detection reads.
+pub const LANGUAGE_WINDOW_CHARS: usize = 500;
+
 /// The ISO 639-3 code of the text's language, when whatlang is confident.
 /// It runs on every document, so it is kept cheap: the first 500 characters
 /// (a language shows in far fewer) against the languages people file
 /// documents in most. Measured on 2 KB of English: all 69 languages and the
-/// whole text 59 µs a call, this 20–25 µs; under the load bench the whole
-/// text cost ~0.2 ms of CPU per document.
+/// whole text 59 µs a call, 500 characters 20–25 µs; `make bench` (load)
+/// prints the cost of this window.
 pub fn detect_language(text: &str) -> Option<String> {
     use std::sync::LazyLock;
     use whatlang::Lang::*;
@@ -158,8 +161,11 @@ pub fn detect_language(text: &str) -> Option<String> {
             Rus, Ukr, Ell, Ara, Heb, Hin, Cmn, Jpn, Kor,
         ])
     });
-    let sample: String = text.chars().take(500).collect();
-    let info = DETECTOR.detect(&sample)?;
+    let end = text
+        .char_indices()
+        .nth(LANGUAGE_WINDOW_CHARS)
+        .map_or(text.len(), |(i, _)| i);
+    let info = DETECTOR.detect(&text[..end])?;
     info.is_reliable().then(|| info.lang().code().to_string())
 }
 

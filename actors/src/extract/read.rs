@@ -48,8 +48,11 @@ impl ExtractCtx {
             };
             let limits = ParseLimits::new(cfg, self.ocr.config());
             let result = sb.parse(&job.mime, &bytes, &limits, timeout).await;
-            if matches!(&result, Err(e) if matches!(e.code, Code::Timeout | Code::Crashed)) {
-                // The process is dead or stuck: replace it for the next document.
+            if matches!(&result, Err(e) if matches!(e.code, Code::Timeout | Code::Crashed))
+                || sb.rss_mb() > cfg.recycle_parser_above_mb
+            {
+                // The process is dead or stuck, or a document left it large:
+                // replace it for the next document.
                 state.sandbox = None;
             }
             let mut out = match result {

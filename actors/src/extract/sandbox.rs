@@ -62,6 +62,17 @@ impl Sandbox {
 
     /// Parses one document. On `timeout` or `crashed` the caller must drop
     /// this sandbox (dropping kills the process).
+    /// The process's resident memory in MiB (0 if it cannot be read).
+    pub fn rss_mb(&self) -> u64 {
+        let Some(pid) = self.child.id() else {
+            return 0;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/statm"))
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| pages * 4096 / (1024 * 1024))
+    }
+
     pub async fn parse(
         &mut self,
         mime: &str,
@@ -131,6 +142,7 @@ impl Sandbox {
 /// Entry point of the parser mode. `args` holds the memory limit in MiB.
 /// Returns the process exit code.
 pub fn child_main(args: &[String]) -> i32 {
+    crate::memory::limit_arenas();
     let max_mb: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(1024);
     limit_memory(max_mb);
     // Panics are reported in the answer frame, not on stderr.
@@ -178,6 +190,10 @@ pub fn child_main(args: &[String]) -> i32 {
         };
         drop(body);
         let answer = serde_json::to_vec(&result).unwrap_or_default();
+        drop(result);
+        // What one document's parse allocated goes back to the system, so
+        // an idle parser process stays small.
+        crate::memory::release_free_memory();
         if output
             .write_all(&(answer.len() as u32).to_le_bytes())
             .is_err()
