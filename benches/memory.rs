@@ -101,7 +101,7 @@ fn main() {
         .build()
         .unwrap();
     let (base, client) = (served.base.clone(), served.client.clone());
-    let status = |client: &reqwest::Client| common::status(client, &base);
+    let status = |client: &reqwest::Client| common::status(client.clone(), base.clone());
     rt.block_on(status(&client));
     std::thread::sleep(Duration::from_secs(2));
     let at_start = tree_rss_kb(pid);
