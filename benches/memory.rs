@@ -51,13 +51,13 @@ fn tree_rss_kb(pid: u32) -> u64 {
     total
 }
 
-/// Resident set of `pid` alone, in KiB.
-fn tree_rss_kb_own(pid: u32) -> u64 {
+/// A `/proc/PID/status` field of `pid` alone, in KiB.
+fn own_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
@@ -156,7 +156,8 @@ fn main() {
     // Idle: 30 s after the last document finished.
     std::thread::sleep(Duration::from_secs(30));
     let after = tree_rss_kb(pid);
-    let own = tree_rss_kb_own(pid);
+    let own = own_kb(pid, "VmRSS:");
+    let (anon, file) = (own_kb(pid, "RssAnon:"), own_kb(pid, "RssFile:"));
 
     let mb = |kb: u64| kb as f64 / 1024.0;
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
@@ -176,8 +177,10 @@ fn main() {
         verdict(mb(after) <= 60.0),
     );
     println!(
-        "  of which idle after: the server process {:.0} MiB, its parser processes {:.0} MiB",
+        "  of which idle after: the server process {:.0} MiB ({:.0} heap and stacks, {:.0} mapped files: the binary, the index), its parser processes {:.0} MiB",
         mb(own),
+        mb(anon),
+        mb(file),
         mb(after.saturating_sub(own))
     );
 }

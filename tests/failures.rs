@@ -28,7 +28,7 @@ fn misbehaving_parsers_fail_only_their_document() {
         &cfg,
         &[(
             "FAILPOINTS",
-            "parser=return;extract-worker=return(FAULT:worker-panic)",
+            "parser=return;extract-worker=return(worker.pdf)",
         )],
     );
 

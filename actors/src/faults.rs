@@ -8,8 +8,8 @@
 //! - `catalog-register=return(panic|error:FILENAME)`: registering an
 //!   upload of that name makes the Catalog panic mid-batch, or fails that
 //!   one operation.
-//! - `extract-worker=return(MARKER)`: an Extract worker that reads a
-//!   document containing MARKER dies holding it (only its lease notices).
+//! - `extract-worker=return(FILENAME)`: an Extract worker that takes the
+//!   document of that name dies holding it (only its lease notices).
 //! - `parser=return`: in the parser process, a document containing
 //!   `FAULT:panic`, `FAULT:hang`, `FAULT:abort` or `FAULT:oom` (after any
 //!   prefix) makes the parser misbehave that way.
@@ -37,9 +37,9 @@ pub fn catalog_register(docs: &[NewDocument]) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn extract_worker(bytes: &[u8]) {
-    fail::fail_point!("extract-worker", |marker: Option<String>| {
-        if marker.is_some_and(|m| contains(bytes, m.as_bytes())) {
+pub fn extract_worker(filename: &str) {
+    fail::fail_point!("extract-worker", |name: Option<String>| {
+        if name.as_deref() == Some(filename) {
             panic!("injected worker fault");
         }
     });

@@ -10,6 +10,21 @@ use super::parse::{
 use super::{detect, pdf, sandbox, ExtractCtx, ExtractorState};
 use crate::errors::Code;
 use crate::model::{Attachment, DocJob, Extracted, NewDocument, UploadExtras};
+use crate::routes::StageOutput;
+use crate::store::documents::get_inline_original;
+
+fn storage_error(e: anyhow::Error) -> ParseError {
+    ParseError::new(Code::Storage, format!("cannot read the original: {e:#}"))
+}
+
+/// Cuts the text at `max_chars`, and records the cut, so nobody takes the
+/// cut text for the whole.
+fn cut(out: &mut Extracted, max_chars: usize) {
+    if truncate_chars(&mut out.text, max_chars) {
+        let fields = out.fields.get_or_insert_with(|| serde_json::json!({}));
+        fields["text_truncated_at_chars"] = serde_json::json!(max_chars);
+    }
+}
 
 impl ExtractCtx {
     /// Reads a stored original into text: in-process or in the parser
@@ -24,26 +39,26 @@ impl ExtractCtx {
         let cfg = &self.config;
         let bytes = crate::store::read_original(&self.db, &self.blobs, &job.id)
             .await
-            .map_err(|e| {
-                ParseError::new(Code::Storage, format!("cannot read the original: {e:#}"))
-            })?;
-        // Test builds: the worker actor itself may die with the job, which
-        // only the Intake's lease can notice.
-        #[cfg(feature = "failpoints")]
-        crate::faults::extract_worker(&bytes);
+            .map_err(storage_error)?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
         let mut out = if needs_sandbox(&job.mime) {
+            if state.sandbox.as_ref().is_some_and(|sb| sb.is_stale()) {
+                state.sandbox = None;
+            }
             let sb = match state.sandbox.as_mut() {
                 Some(sb) => sb,
                 None => state.sandbox.insert(
-                    sandbox::Sandbox::spawn(&self.parser_command, cfg.max_memory_mb).map_err(
-                        |e| {
-                            ParseError::new(
-                                Code::ParserUnavailable,
-                                format!("cannot start a parser process: {e}"),
-                            )
-                        },
-                    )?,
+                    sandbox::Sandbox::spawn(
+                        &self.parser_command,
+                        cfg.max_memory_mb,
+                        Duration::from_millis(cfg.parser_idle_exit_ms),
+                    )
+                    .map_err(|e| {
+                        ParseError::new(
+                            Code::ParserUnavailable,
+                            format!("cannot start a parser process: {e}"),
+                        )
+                    })?,
                 ),
             };
             let limits = ParseLimits::new(cfg, self.ocr.config());
@@ -70,32 +85,78 @@ impl ExtractCtx {
             }
             out
         } else {
-            let mime = job.mime.clone();
-            let limits = ParseLimits::new(cfg, self.ocr.config());
-            let task = tokio::task::spawn_blocking(move || parse(&mime, &bytes, &limits));
-            match tokio::time::timeout(timeout, task).await {
-                Err(_) => {
-                    return Err(ParseError::new(
-                        Code::Timeout,
-                        format!("parsing took longer than {} ms", cfg.timeout_ms),
-                    ))
-                }
-                Ok(Err(join)) => {
-                    return Err(ParseError::new(
-                        Code::ParserPanic,
-                        format!("the parser panicked: {join}"),
-                    ))
-                }
-                Ok(Ok(r)) => r?,
-            }
+            let (mime, limits) = (job.mime.clone(), ParseLimits::new(cfg, self.ocr.config()));
+            self.in_blocking_task(move || parse(&mime, &bytes, &limits))
+                .await??
         };
-        if truncate_chars(&mut out.text, cfg.max_text_chars) {
-            // Recorded, so nobody takes the cut text for the whole.
-            let fields = out.fields.get_or_insert_with(|| serde_json::json!({}));
-            fields["text_truncated_at_chars"] = serde_json::json!(cfg.max_text_chars);
-        }
+        cut(&mut out, cfg.max_text_chars);
         out.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(out)
+    }
+
+    /// Reads a document of a format parsed in-process (text, Markdown,
+    /// HTML, CSV) and runs the cheap stages on it, in one blocking task
+    /// when its original is inline in SQLite: one thread hop per document
+    /// instead of three.
+    pub(super) async fn read_in_process(
+        &self,
+        job: &DocJob,
+    ) -> Result<(Extracted, Vec<StageOutput>), ParseError> {
+        let started = std::time::Instant::now();
+        let cfg = &self.config;
+        let limits = ParseLimits::new(cfg, self.ocr.config());
+        let (analyzer, job2, pool) = (self.analyzer.clone(), job.clone(), self.db.clone());
+        let max_chars = cfg.max_text_chars;
+        let work = move |bytes: &[u8]| -> Result<(Extracted, Vec<StageOutput>), ParseError> {
+            let mut out = parse(&job2.mime, bytes, &limits)?;
+            cut(&mut out, max_chars);
+            let cheap = analyzer.cheap_stages(&job2, &out);
+            Ok((out, cheap))
+        };
+        let id = job.id.clone();
+        let (mut out, cheap) = match self
+            .in_blocking_task(move || {
+                let inline = pool.with(|c| get_inline_original(c, &id))?;
+                Ok::<_, anyhow::Error>(match inline {
+                    Some(bytes) => Ok(work(&bytes)),
+                    None => Err(work), // in the blob store: read it first
+                })
+            })
+            .await?
+            .map_err(storage_error)?
+        {
+            Ok(done) => done?,
+            Err(work) => {
+                let bytes = self.blobs.get(&job.id).await.map_err(storage_error)?;
+                self.in_blocking_task(move || work(&bytes)).await??
+            }
+        };
+        out.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok((out, cheap))
+    }
+
+    /// Runs `f` on the blocking pool within the parse time limit.
+    async fn in_blocking_task<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ParseError> {
+        let limit_ms = self.config.timeout_ms;
+        match tokio::time::timeout(
+            Duration::from_millis(limit_ms),
+            tokio::task::spawn_blocking(f),
+        )
+        .await
+        {
+            Err(_) => Err(ParseError::new(
+                Code::Timeout,
+                format!("parsing took longer than {limit_ms} ms"),
+            )),
+            Ok(Err(join)) => Err(ParseError::new(
+                Code::ParserPanic,
+                format!("the parser panicked: {join}"),
+            )),
+            Ok(Ok(r)) => Ok(r),
+        }
     }
     /// A PDF the built-in reader could not parse gets a second reader,
     /// poppler's pdftotext, when it is installed. If that fails too, the

@@ -28,18 +28,27 @@ pub struct Sandbox {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    /// The process exits by itself after this long without a document.
+    idle_exit: Duration,
+    last_used: std::time::Instant,
 }
 
 impl Sandbox {
     /// Starts `command` (the docpipe binary and its parser-mode argument) with
-    /// the memory limit as its last argument.
-    pub fn spawn(command: &[String], max_memory_mb: u64) -> std::io::Result<Sandbox> {
+    /// the memory limit and the idle time after which it exits as its last
+    /// arguments.
+    pub fn spawn(
+        command: &[String],
+        max_memory_mb: u64,
+        idle_exit: Duration,
+    ) -> std::io::Result<Sandbox> {
         let (program, args) = command
             .split_first()
             .ok_or_else(|| std::io::Error::other("no parser command configured"))?;
         let mut child = Command::new(program)
             .args(args)
             .arg(max_memory_mb.to_string())
+            .arg(idle_exit.as_millis().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -57,11 +66,17 @@ impl Sandbox {
             child,
             stdin,
             stdout: BufReader::new(stdout),
+            idle_exit,
+            last_used: std::time::Instant::now(),
         })
     }
 
-    /// Parses one document. On `timeout` or `crashed` the caller must drop
-    /// this sandbox (dropping kills the process).
+    /// Idle for half its exit time: it may be exiting, so the next document
+    /// goes to a fresh process instead.
+    pub fn is_stale(&self) -> bool {
+        !self.idle_exit.is_zero() && self.last_used.elapsed() >= self.idle_exit / 2
+    }
+
     /// The process's resident memory in MiB (0 if it cannot be read).
     pub fn rss_mb(&self) -> u64 {
         let Some(pid) = self.child.id() else {
@@ -73,6 +88,8 @@ impl Sandbox {
             .map_or(0, |pages| pages * 4096 / (1024 * 1024))
     }
 
+    /// Parses one document. On `timeout` or `crashed` the caller must drop
+    /// this sandbox (dropping kills the process).
     pub async fn parse(
         &mut self,
         mime: &str,
@@ -80,6 +97,7 @@ impl Sandbox {
         limits: &super::ParseLimits,
         timeout: Duration,
     ) -> Result<Extracted, ParseError> {
+        self.last_used = std::time::Instant::now();
         let exchange = async {
             let header = serde_json::to_vec(&Request {
                 mime: mime.to_string(),
@@ -139,8 +157,9 @@ impl Sandbox {
     }
 }
 
-/// Entry point of the parser mode. `args` holds the memory limit in MiB.
-/// Returns the process exit code.
+/// Entry point of the parser mode. `args` holds the memory limit in MiB and
+/// the idle time in ms after which the process exits (0: never). Returns the
+/// process exit code.
 pub fn child_main(args: &[String]) -> i32 {
     crate::memory::limit_arenas();
     let max_mb: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(1024);
@@ -151,7 +170,14 @@ pub fn child_main(args: &[String]) -> i32 {
     let stdout = std::io::stdout();
     let mut input = stdin.lock();
     let mut output = stdout.lock();
+    let idle_ms: i32 = args
+        .get(1)
+        .and_then(|a| a.parse::<u64>().ok())
+        .map_or(0, |ms| ms.min(i32::MAX as u64) as i32);
     loop {
+        if idle_ms > 0 && !input_within(idle_ms) {
+            return 0; // idle: give the memory back by exiting
+        }
         let mut len4 = [0u8; 4];
         if input.read_exact(&mut len4).is_err() {
             return 0; // parent closed the pipe: done
@@ -219,5 +245,22 @@ fn limit_memory(max_mb: u64) {
     unsafe {
         libc::setrlimit(libc::RLIMIT_AS, &lim);
         libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+    }
+}
+
+/// Whether standard input has something to read (or is closed) within
+/// `ms` milliseconds.
+fn input_within(ms: i32) -> bool {
+    let mut fd = libc::pollfd {
+        fd: 0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut fd, 1, ms) };
+        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return n != 0;
+        }
     }
 }

@@ -52,6 +52,14 @@ impl ReadPool {
         }
     }
 
+    /// Runs `f` on a pooled connection on this thread (a blocking one).
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.take()?;
+        let out = f(&conn);
+        self.give_back(conn);
+        out
+    }
+
     /// Runs `f` on a pooled connection in a blocking task.
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
