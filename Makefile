@@ -6,7 +6,7 @@ export CORPUS_ROOT ?= /tmp/docpipe-corpus
 ## English OCR data that also holds tesseract's legacy engine (see deps).
 export OCR_TESSDATA_DIR ?= $(CURDIR)/.deps/tessdata
 
-.PHONY: run build test unit e2e lint fmt corpus labeled deps bench clean
+.PHONY: run build test unit e2e lint fmt corpus labeled deps bench clean release-check
 
 ## Build and start the server on the embedded default (./data, 127.0.0.1:8750).
 run:
@@ -20,6 +20,15 @@ build:
 ## see actors/src/faults.rs); `make build`, `make run` and the benchmarks do not.
 test: lint deps corpus
 	$(CARGO) test --release --features failpoints --workspace --lib --bins --tests  # benches: make bench (clippy still builds them)
+	@$(MAKE) --no-print-directory release-check
+
+## The release binary has no test hooks: built without the failure points,
+## it holds none of their names, nor the old fault markers.
+release-check:
+	$(CARGO) build --release
+	@if grep -a -q -e DOCPIPE-FAULT -e DOCPIPE_TEST_FAULTS -e catalog-register -e extract-worker target/release/docpipe; then \
+		echo "target/release/docpipe holds test-only fault hooks"; exit 1; \
+	else echo "release-check: target/release/docpipe has no fault hooks"; fi
 
 ## Formatting, clippy (with and without the failure points), and no import
 ## loops between the engine's modules.

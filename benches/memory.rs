@@ -157,6 +157,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(30));
     let after = tree_rss_kb(pid);
     let own = own_kb(pid, "VmRSS:");
+    let own_peak = own_kb(pid, "VmHWM:");
     let (anon, file) = (own_kb(pid, "RssAnon:"), own_kb(pid, "RssFile:"));
 
     let mb = |kb: u64| kb as f64 / 1024.0;
@@ -182,5 +183,9 @@ fn main() {
         mb(anon),
         mb(file),
         mb(after.saturating_sub(own))
+    );
+    println!(
+        "  the server process's own peak: {:.0} MiB (the rest of the peak is parser processes)",
+        mb(own_peak)
     );
 }

@@ -366,3 +366,76 @@ fn a_long_queue_before_a_slow_llm_costs_time_not_attempts() {
     assert_eq!(st["leases_expired"], 0, "{st}");
     assert_eq!(st["retries_scheduled"], 0, "{st}");
 }
+
+/// The actor of the status named `name`.
+fn actor(st: &Value, name: &str) -> Value {
+    st["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The kinds and times of a document's pipeline events.
+fn stage_events(s: &Server, id: &str) -> Vec<(String, String)> {
+    let (_, ev) = get_json(&s.url(&format!("/api/v1/documents/{id}/events")));
+    ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["token_id"].is_null())
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or_default().to_string(),
+                e["at"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn without_an_llm_the_cheap_stages_share_one_durable_step_and_with_one_they_do_not() {
+    // No LLM: the Extract job types the document and finds its fields; the
+    // three stages are written in one transaction (one time), and the
+    // Classify and Enrich workers take nothing.
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &config(&[]), &[]);
+    let d = upload_text(&s, "zzz-car-1.txt", &format!("zzz-car {CAR}"));
+    assert_eq!(
+        (d["doc_type"].as_str(), d["type_source"].as_str()),
+        (Some("car"), Some("rule"))
+    );
+    let ev = stage_events(&s, d["id"].as_str().unwrap());
+    let kinds: Vec<&str> = ev.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["extracted", "classified", "enriched", "indexed"],
+        "{ev:?}"
+    );
+    assert!(
+        ev[..3].iter().all(|(_, at)| *at == ev[0].1),
+        "one transaction: {ev:?}"
+    );
+    let st = status(&s);
+    assert_eq!(actor(&st, "classify")["processed"], 0, "{st}");
+    assert_eq!(actor(&st, "enrich")["processed"], 0, "{st}");
+    drop(s);
+
+    // With the LLM: Classify and Enrich are durable steps of their own.
+    let fake = FakeOllama::start(Behaviour::Good);
+    fake.set_fields(&[("plate", "AB-123")]);
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &config(&[fake.url()]), &[]);
+    let d = upload_text(&s, "car-2.txt", CAR);
+    assert_eq!(d["type_source"], "llm", "{d}");
+    let st = status(&s);
+    assert_eq!(actor(&st, "classify")["processed"], 1, "{st}");
+    assert_eq!(actor(&st, "enrich")["processed"], 1, "{st}");
+    let kinds: Vec<String> = stage_events(&s, d["id"].as_str().unwrap())
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(kinds, ["extracted", "classified", "enriched", "indexed"]);
+}

@@ -39,6 +39,10 @@ pub struct ExtractConfig {
     /// A parser process left larger than this (MiB resident) after a
     /// document is replaced by a fresh one for the next document.
     pub recycle_parser_above_mb: u64,
+    /// With poppler's `pdftotext` installed, the built-in PDF reader gets
+    /// this much memory (MiB) for a PDF; one that needs more is read by
+    /// pdftotext instead, which streams it page by page.
+    pub pdf_memory_mb: u64,
     /// A parser process without a document for this long exits (its memory
     /// goes back to the system); the next document starts a fresh one.
     /// 0: never.
@@ -255,6 +259,7 @@ impl Default for ExtractConfig {
             timeout_ms: 30_000,
             max_memory_mb: 1024,
             recycle_parser_above_mb: 64,
+            pdf_memory_mb: 96,
             parser_idle_exit_ms: 10_000,
             max_text_chars: 5_000_000,
             max_zip_entries: 10_000,

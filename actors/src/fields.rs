@@ -12,7 +12,7 @@
 //! date, and the issuer (the e-mail's sender, else the letterhead's first
 //! line), at lower confidence.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
 
@@ -208,13 +208,14 @@ fn builtin_labels(name: &str) -> &'static [&'static str] {
 /// After a `total` label, these words mean a different amount ("Total VAT",
 /// "Total HT" is before tax).
 /// `label` as a whole-word, any-case pattern, compiled once per label.
-fn label_regex(label: &str) -> Regex {
-    static CACHE: LazyLock<std::sync::RwLock<std::collections::HashMap<String, Regex>>> =
+/// The compiled regex of a label, shared (so its match caches are too).
+fn label_regex(label: &str) -> Arc<Regex> {
+    static CACHE: LazyLock<std::sync::RwLock<std::collections::HashMap<String, Arc<Regex>>>> =
         LazyLock::new(Default::default);
     if let Some(re) = CACHE.read().unwrap_or_else(|e| e.into_inner()).get(label) {
         return re.clone();
     }
-    let re = compile_label(label);
+    let re = Arc::new(compile_label(label));
     let mut cache = CACHE.write().unwrap_or_else(|e| e.into_inner());
     // Labels come from the configuration: a bounded set.
     if cache.len() < 10_000 {
@@ -238,30 +239,77 @@ fn compile_label(label: &str) -> Regex {
     Regex::new(&format!("(?i){start}{escaped}{end}")).expect("escaped label")
 }
 
+/// The labels of a field, most telling first.
+fn labels_of(spec: &FieldSpec) -> Vec<String> {
+    if !spec.labels.is_empty() {
+        spec.labels.clone()
+    } else if !builtin_labels(&spec.name).is_empty() {
+        builtin_labels(&spec.name)
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        vec![spec.name.replace('_', " ")]
+    }
+}
+
+/// The labels of a schema's fields, and one automaton that finds them all
+/// in one pass over a document's lower-cased text. Built once per schema
+/// (schemas come from the types in force: a bounded set).
+struct SchemaLabels {
+    /// Per field, its labels, each with its pattern number.
+    labels: Vec<Vec<(String, usize)>>,
+    finder: aho_corasick::AhoCorasick,
+}
+
+fn schema_labels(specs: &[FieldSpec]) -> Arc<SchemaLabels> {
+    type Cache = std::collections::HashMap<Vec<FieldSpec>, Arc<SchemaLabels>>;
+    static CACHE: LazyLock<std::sync::RwLock<Cache>> = LazyLock::new(Default::default);
+    if let Some(s) = CACHE.read().unwrap_or_else(|e| e.into_inner()).get(specs) {
+        return s.clone();
+    }
+    let mut patterns: Vec<String> = Vec::new();
+    let labels = specs
+        .iter()
+        .map(|spec| {
+            labels_of(spec)
+                .into_iter()
+                .map(|l| {
+                    patterns.push(l.trim().to_lowercase());
+                    (l, patterns.len() - 1)
+                })
+                .collect()
+        })
+        .collect();
+    let finder = aho_corasick::AhoCorasick::new(&patterns).expect("literal labels");
+    let built = Arc::new(SchemaLabels { labels, finder });
+    let mut cache = CACHE.write().unwrap_or_else(|e| e.into_inner());
+    if cache.len() < 1_000 {
+        cache.insert(specs.to_vec(), built.clone());
+    }
+    built
+}
+
 /// The fields of `specs` found in the text.
 pub fn extract(text: &str, specs: &[FieldSpec], cx: &Context) -> Vec<Found> {
     let lines: Vec<&str> = text.lines().take(5_000).collect();
-    // Most labels are not in a document at all: a plain search of the
-    // lower-cased text rules them out before any regex runs.
+    // Most labels are not in a document at all: one pass of a literal
+    // search over the lower-cased text rules them out before any regex runs.
     let lower = text.to_lowercase();
+    let schema = schema_labels(specs);
+    let mut present = vec![false; schema.finder.patterns_len()];
+    for m in schema.finder.find_overlapping_iter(&lower) {
+        present[m.pattern().as_usize()] = true;
+    }
     let mut out: Vec<Found> = Vec::new();
-    for spec in specs {
+    for (spec, labels) in specs.iter().zip(&schema.labels) {
         if out.iter().any(|f| f.name == spec.name) {
             continue;
         }
-        let labels: Vec<String> = if !spec.labels.is_empty() {
-            spec.labels.clone()
-        } else if !builtin_labels(&spec.name).is_empty() {
-            builtin_labels(&spec.name)
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        } else {
-            vec![spec.name.replace('_', " ")]
-        };
         let labels: Vec<String> = labels
-            .into_iter()
-            .filter(|l| lower.contains(&l.trim().to_lowercase()))
+            .iter()
+            .filter(|(_, p)| present[*p])
+            .map(|(l, _)| l.clone())
             .collect();
         let found = by_label(&lines, spec, &labels, cx).or_else(|| standalone(text, spec, cx));
         if let Some((value, currency, confidence)) = found {

@@ -47,6 +47,10 @@ pub struct ParseLimits {
     pub max_attachments: usize,
     pub max_pages: usize,
     pub max_image_megapixels: u32,
+    /// The parser process's memory for this document, in MiB (its soft
+    /// address-space limit; the hard one is `pipeline.extract.max_memory_mb`).
+    #[serde(default)]
+    pub memory_mb: u64,
 }
 
 impl Default for ParseLimits {
@@ -64,6 +68,7 @@ impl ParseLimits {
             max_attachments: c.max_attachments,
             max_pages: c.max_pages,
             max_image_megapixels: ocr.max_image_megapixels,
+            memory_mb: c.max_memory_mb,
         }
     }
 }

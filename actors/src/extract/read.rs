@@ -13,6 +13,11 @@ use crate::model::{Attachment, DocJob, Extracted, NewDocument, UploadExtras};
 use crate::routes::StageOutput;
 use crate::store::documents::get_inline_original;
 
+/// In-process documents up to this size are parsed and typed on the
+/// worker's own thread (well under a millisecond); larger ones on the
+/// blocking pool.
+const WORK_IN_PLACE_MAX_BYTES: usize = 16 * 1024;
+
 fn storage_error(e: anyhow::Error) -> ParseError {
     ParseError::new(Code::Storage, format!("cannot read the original: {e:#}"))
 }
@@ -42,41 +47,35 @@ impl ExtractCtx {
             .map_err(storage_error)?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
         let mut out = if needs_sandbox(&job.mime) {
-            if state.sandbox.as_ref().is_some_and(|sb| sb.is_stale()) {
-                state.sandbox = None;
+            let mut limits = ParseLimits::new(cfg, self.ocr.config());
+            // With poppler's pdftotext to fall back on (it reads a 1,000-page
+            // manual in ~35 MB), the built-in PDF reader gets less memory.
+            let small_pdf_budget = job.mime == detect::PDF
+                && self.ocr.status().pdftotext
+                && cfg.pdf_memory_mb < cfg.max_memory_mb;
+            if small_pdf_budget {
+                limits.memory_mb = cfg.pdf_memory_mb;
             }
-            let sb = match state.sandbox.as_mut() {
-                Some(sb) => sb,
-                None => state.sandbox.insert(
-                    sandbox::Sandbox::spawn(
-                        &self.parser_command,
-                        cfg.max_memory_mb,
-                        Duration::from_millis(cfg.parser_idle_exit_ms),
-                    )
-                    .map_err(|e| {
-                        ParseError::new(
-                            Code::ParserUnavailable,
-                            format!("cannot start a parser process: {e}"),
-                        )
-                    })?,
-                ),
-            };
-            let limits = ParseLimits::new(cfg, self.ocr.config());
-            let result = sb.parse(&job.mime, &bytes, &limits, timeout).await;
-            if matches!(&result, Err(e) if matches!(e.code, Code::Timeout | Code::Crashed))
-                || sb.rss_mb() > cfg.recycle_parser_above_mb
-            {
-                // The process is dead or stuck, or a document left it large:
-                // replace it for the next document.
-                state.sandbox = None;
-            }
+            let result = self.in_sandbox(state, &job.mime, &bytes, &limits).await;
             let mut out = match result {
                 Err(e)
                     if job.mime == detect::PDF
-                        && matches!(e.code, Code::Malformed | Code::ParserPanic)
-                        && self.ocr.status().pdftotext =>
+                        && self.ocr.status().pdftotext
+                        && (matches!(e.code, Code::Malformed | Code::ParserPanic)
+                            || (small_pdf_budget && e.code == Code::Crashed)) =>
                 {
-                    self.second_pdf_reader(&bytes, e, timeout).await?
+                    let out_of_budget = e.code == Code::Crashed;
+                    match self.second_pdf_reader(&bytes, e, timeout).await {
+                        // Neither fitted the smaller budget nor did pdftotext
+                        // read it: the built-in reader tries again with the
+                        // whole of it, and its answer stands (a PDF of too
+                        // many pages still fails `too_large`).
+                        Err(_) if out_of_budget => {
+                            limits.memory_mb = cfg.max_memory_mb;
+                            self.in_sandbox(state, &job.mime, &bytes, &limits).await?
+                        }
+                        other => other?,
+                    }
                 }
                 other => other?,
             };
@@ -94,6 +93,46 @@ impl ExtractCtx {
         Ok(out)
     }
 
+    /// Parses in this worker's parser process (started, or replaced when it
+    /// may be exiting). A process that died or hangs, or that a document
+    /// left large, is replaced for the next document.
+    async fn in_sandbox(
+        &self,
+        state: &mut ExtractorState,
+        mime: &str,
+        bytes: &[u8],
+        limits: &ParseLimits,
+    ) -> Result<Extracted, ParseError> {
+        let cfg = &self.config;
+        if state.sandbox.as_ref().is_some_and(|sb| sb.is_stale()) {
+            state.sandbox = None;
+        }
+        let sb = match state.sandbox.as_mut() {
+            Some(sb) => sb,
+            None => state.sandbox.insert(
+                sandbox::Sandbox::spawn(
+                    &self.parser_command,
+                    cfg.max_memory_mb,
+                    Duration::from_millis(cfg.parser_idle_exit_ms),
+                )
+                .map_err(|e| {
+                    ParseError::new(
+                        Code::ParserUnavailable,
+                        format!("cannot start a parser process: {e}"),
+                    )
+                })?,
+            ),
+        };
+        let timeout = Duration::from_millis(cfg.timeout_ms);
+        let result = sb.parse(mime, bytes, limits, timeout).await;
+        if matches!(&result, Err(e) if matches!(e.code, Code::Timeout | Code::Crashed))
+            || sb.rss_mb() > cfg.recycle_parser_above_mb
+        {
+            state.sandbox = None;
+        }
+        result
+    }
+
     /// Reads a document of a format parsed in-process (text, Markdown,
     /// HTML, CSV) and runs the cheap stages on it, in one blocking task
     /// when its original is inline in SQLite: one thread hop per document
@@ -105,7 +144,7 @@ impl ExtractCtx {
         let started = std::time::Instant::now();
         let cfg = &self.config;
         let limits = ParseLimits::new(cfg, self.ocr.config());
-        let (analyzer, job2, pool) = (self.analyzer.clone(), job.clone(), self.db.clone());
+        let (analyzer, job2) = (self.analyzer.clone(), job.clone());
         let max_chars = cfg.max_text_chars;
         let work = move |bytes: &[u8]| -> Result<(Extracted, Vec<StageOutput>), ParseError> {
             let mut out = parse(&job2.mime, bytes, &limits)?;
@@ -113,20 +152,20 @@ impl ExtractCtx {
             let cheap = analyzer.cheap_stages(&job2, &out);
             Ok((out, cheap))
         };
-        let id = job.id.clone();
-        let (mut out, cheap) = match self
-            .in_blocking_task(move || {
-                let inline = pool.with(|c| get_inline_original(c, &id))?;
-                Ok::<_, anyhow::Error>(match inline {
-                    Some(bytes) => Ok(work(&bytes)),
-                    None => Err(work), // in the blob store: read it first
-                })
-            })
-            .await?
-            .map_err(storage_error)?
-        {
-            Ok(done) => done?,
-            Err(work) => {
+        // An inline original is one indexed read, quick enough for this
+        // thread; so is the work on a small one, which then costs no hop
+        // to the blocking pool at all (a panic is still contained).
+        let inline = self
+            .db
+            .with(|c| get_inline_original(c, &job.id))
+            .map_err(storage_error)?;
+        let (mut out, cheap) = match inline {
+            Some(bytes) if bytes.len() <= WORK_IN_PLACE_MAX_BYTES => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&bytes)))
+                    .map_err(|_| ParseError::new(Code::ParserPanic, "the parser panicked"))??
+            }
+            Some(bytes) => self.in_blocking_task(move || work(&bytes)).await??,
+            None => {
                 let bytes = self.blobs.get(&job.id).await.map_err(storage_error)?;
                 self.in_blocking_task(move || work(&bytes)).await??
             }

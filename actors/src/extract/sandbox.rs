@@ -198,6 +198,10 @@ pub fn child_main(args: &[String]) -> i32 {
                 format!("bad request frame: {e}"),
             )),
             Ok(req) => std::panic::catch_unwind(|| {
+                limit_memory_soft(match req.limits.memory_mb {
+                    0 => max_mb,
+                    mb => mb.min(max_mb),
+                });
                 #[cfg(feature = "failpoints")]
                 crate::faults::parser(&body);
                 super::parse(&req.mime, &body, &req.limits)
@@ -227,6 +231,23 @@ pub fn child_main(args: &[String]) -> i32 {
             || output.flush().is_err()
         {
             return 1;
+        }
+    }
+}
+
+/// This document's memory: the soft address-space limit, under the hard
+/// one set at start.
+fn limit_memory_soft(mb: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain libc calls with a valid pointer to an initialised struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_AS, &mut lim) == 0 {
+            lim.rlim_cur =
+                (mb.max(1).saturating_mul(1024 * 1024) as libc::rlim_t).min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_AS, &lim);
         }
     }
 }
