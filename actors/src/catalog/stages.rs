@@ -1,10 +1,11 @@
 //! The one stage mechanism: a worker's result is written by one code path
-//! for every stage. Each [`StageOutput`] is written in order, each with its
-//! conditional stage advance, its outputs and its event; the job is then
-//! handed to the actor of the stage it reached (or released, once
-//! indexed). A stage the document is no longer in (a stale or duplicate
-//! result) stops the step: nothing of it is written, and the job leaves
-//! the chain.
+//! for every stage. A step of one or more consecutive [`StageOutput`]s
+//! advances the document once, conditionally, from the first output's stage
+//! to the last one's; then each output writes its outputs and its event, in
+//! order; then the job is handed to the actor of the stage it reached (or
+//! released, once indexed). A document no longer at the step's first stage
+//! (a stale or duplicate result) writes nothing, and the job leaves the
+//! chain.
 
 use std::sync::Arc;
 
@@ -28,11 +29,32 @@ pub(super) fn write_stages(
     now: i64,
     fx: &mut Vec<Effect>,
 ) -> anyhow::Result<()> {
-    for out in outputs {
-        if !write_stage(tx, &mut job, out, now, fx)? {
-            fx.push(Effect::Release(job));
-            return Ok(());
+    let consecutive = outputs
+        .windows(2)
+        .all(|w| w[0].advance().1 == w[1].advance().0);
+    let span = outputs
+        .first()
+        .zip(outputs.last())
+        .map(|(first, last)| (first.advance().0, last.advance().1));
+    let advanced = match span {
+        Some((from, to)) if consecutive && job.stage == from => {
+            write_advance(tx, job.seq, from, to, now)?
         }
+        _ => false,
+    };
+    if !advanced {
+        for out in &outputs {
+            if let StageOutput::Extracted { children, .. } = out {
+                for child in children.iter().filter(|c| c.inline.is_none()) {
+                    fx.push(Effect::Discard(child.id.clone()));
+                }
+            }
+        }
+        fx.push(Effect::Release(job));
+        return Ok(());
+    }
+    for out in outputs {
+        write_stage(tx, &mut job, out, now, fx)?;
     }
     if job.stage.is_active() {
         fx.push(Effect::Forward(job));
@@ -42,27 +64,18 @@ pub(super) fn write_stages(
     Ok(())
 }
 
-/// One stage: the advance (if the document is still where the output
-/// expects it), the outputs and the event. False: stale, nothing written.
+/// One stage's outputs and its event (the advance is written already).
 fn write_stage(
     tx: &Transaction<'_>,
     job: &mut DocJob,
     out: StageOutput,
     now: i64,
     fx: &mut Vec<Effect>,
-) -> anyhow::Result<bool> {
-    let (from, to) = out.advance();
-    if job.stage != from {
-        return Ok(false); // a result out of order: stale
-    }
+) -> anyhow::Result<()> {
+    let (_, to) = out.advance();
     let detail = match out {
         StageOutput::Extracted { out, children } => {
-            if !write_extracted(tx, job.seq, &out, now)? {
-                for child in children.iter().filter(|c| c.inline.is_none()) {
-                    fx.push(Effect::Discard(child.id.clone()));
-                }
-                return Ok(false);
-            }
+            write_extracted(tx, job.seq, &out)?;
             let origin = Origin {
                 token_id: None,
                 request_id: job.request_id.clone(),
@@ -107,9 +120,6 @@ fn write_stage(
             Some(detail)
         }
         StageOutput::Classified(class) => {
-            if !write_advance(tx, job.seq, from, to, now)? {
-                return Ok(false);
-            }
             let kept = write_classification(tx, job.seq, &class, now)?;
             job.doc_type = kept.doc_type.clone();
             job.confidence = Some(kept.confidence);
@@ -121,9 +131,6 @@ fn write_stage(
             )
         }
         StageOutput::Enriched { fields, needs_llm } => {
-            if !write_advance(tx, job.seq, from, to, now)? {
-                return Ok(false);
-            }
             let kept = write_found_fields(tx, job.seq, &fields)?;
             if needs_llm {
                 tx.prepare_cached("UPDATE documents SET needs_llm = 1 WHERE seq = ?1")?
@@ -135,12 +142,7 @@ fn write_stage(
                 "needs_llm": needs_llm,
             }))
         }
-        StageOutput::Indexed => {
-            if !write_advance(tx, job.seq, from, to, now)? {
-                return Ok(false);
-            }
-            None
-        }
+        StageOutput::Indexed => None,
     };
     let mut ev = NewEvent::pipeline(
         &job.id,
@@ -155,7 +157,7 @@ fn write_stage(
     write_event(tx, &ev, now)?;
     job.stage = to;
     job.attempts = 0;
-    Ok(true)
+    Ok(())
 }
 
 /// The detail of a failure event.

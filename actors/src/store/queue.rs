@@ -100,30 +100,25 @@ pub fn write_advance(
     Ok(n == 1)
 }
 
-/// `queued → extracted`, with what extraction learnt about the document
-/// (language, fields, a precise type) in the same row write.
+/// What extraction learnt about the document: its language, the fields its
+/// format carries, a precise type, whether pages wait for OCR.
 pub fn write_extracted(
     tx: &Transaction<'_>,
     seq: i64,
     out: &crate::model::Extracted,
-    now: i64,
-) -> Result<bool> {
-    let n = tx
-        .prepare_cached(
-            "UPDATE documents SET stage = 'extracted', attempts = 0, retry_at = NULL, error_code = NULL,
-               error_message = NULL, updated_at = ?2, language = ?3, fields = ?4,
-               mime = COALESCE(?5, mime), needs_ocr = ?6
-             WHERE seq = ?1 AND stage = 'queued'",
-        )?
-        .execute(params![
-            seq,
-            now,
-            out.language,
-            out.fields.as_ref().map(|f| f.to_string()),
-            out.mime,
-            out.needs_ocr
-        ])?;
-    Ok(n == 1)
+) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE documents SET language = ?2, fields = ?3, mime = COALESCE(?4, mime), needs_ocr = ?5
+         WHERE seq = ?1",
+    )?
+    .execute(params![
+        seq,
+        out.language,
+        out.fields.as_ref().map(|f| f.to_string()),
+        out.mime,
+        out.needs_ocr
+    ])?;
+    Ok(())
 }
 
 /// Stores the classifier's verdict, unless a user set the type (then that
