@@ -350,30 +350,14 @@ async fn refill(st: &mut IntakeState) -> Result<(), ActorProcessingErr> {
     }
     let routes = current_routes(&st.args.routes)?;
     let now = Instant::now();
-    for (p, text) in rows {
-        let admission = st.next_admission;
+    for (mut job, text) in rows {
+        job.admission = st.next_admission;
         st.next_admission += 1;
-        let job = DocJob {
-            seq: p.seq,
-            id: p.id,
-            workspace: p.workspace,
-            request_id: p.request_id,
-            admission,
-            stage: p.stage,
-            mime: p.mime,
-            filename: p.filename,
-            title: p.title,
-            attempts: p.attempts,
-            text: None,
-            doc_type: p.doc_type,
-            confidence: p.confidence,
-            user_doc_type: p.user_doc_type,
-        };
         st.claims.insert(
-            p.seq,
+            job.seq,
             Claim {
                 lease: Lease::Queued {
-                    stage: p.stage,
+                    stage: job.stage,
                     since: now,
                 },
                 permit: true,

@@ -5,29 +5,12 @@ use super::documents::{find_in_scope, Flag};
 use super::events::{write_event, NewEvent};
 use super::labels::ensure_doc_type;
 use super::schema::workspace_filter;
-use crate::model::{Classification, ErrorInfo, Origin, RetryOutcome, Scope, Stage};
+use crate::model::{Classification, DocJob, ErrorInfo, Origin, RetryOutcome, Scope, Stage};
 use anyhow::Result;
 use rusqlite::{params, Connection, Transaction};
 
-/// A document waiting in SQLite for admission.
-#[derive(Clone, Debug)]
-pub struct Pending {
-    pub seq: i64,
-    pub id: String,
-    pub workspace: String,
-    pub request_id: Option<String>,
-    pub stage: Stage,
-    pub mime: String,
-    pub filename: String,
-    pub title: Option<String>,
-    pub attempts: u32,
-    pub doc_type: Option<String>,
-    pub user_doc_type: Option<String>,
-    pub confidence: Option<f32>,
-}
-
 /// Up to `limit` active documents that are due now, oldest first.
-pub fn ready_documents(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<Pending>> {
+pub fn ready_documents(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<DocJob>> {
     ready_documents_after(conn, 0, now_ms, limit)
 }
 
@@ -37,7 +20,7 @@ pub fn ready_documents_after(
     after_seq: i64,
     now_ms: i64,
     limit: usize,
-) -> Result<Vec<Pending>> {
+) -> Result<Vec<DocJob>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, id, stage, mime, filename, title, attempts, doc_type, confidence, workspace, request_id, user_doc_type FROM documents
          WHERE stage IN ('queued', 'extracted', 'classified', 'enriched') AND seq > ?1 AND (retry_at IS NULL OR retry_at <= ?2)
@@ -45,7 +28,10 @@ pub fn ready_documents_after(
     )?;
     let rows = stmt.query_map(params![after_seq, now_ms, limit as i64], |r| {
         let stage: String = r.get(2)?;
-        Ok(Pending {
+        // Admitted as a job (its admission number set by the Intake).
+        Ok(DocJob {
+            admission: 0,
+            text: None,
             seq: r.get(0)?,
             id: r.get(1)?,
             stage: Stage::parse(&stage).unwrap_or(Stage::Queued),
