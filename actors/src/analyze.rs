@@ -68,6 +68,9 @@ impl Analyzer {
         model: Option<&Trained>,
         built_in: &Classification,
     ) -> Vec<(String, String)> {
+        if !self.llm.as_ref().is_some_and(|l| l.config().classify) {
+            return Vec::new(); // no names to build on the path without an LLM
+        }
         let names = classifier::llm_types(&types.list, model.map(|t| &t.model));
         if classifier::wants_llm(self.llm.as_deref(), built_in, &names) {
             names
@@ -78,15 +81,13 @@ impl Analyzer {
 
     /// The type's own fields, if the LLM is to be asked for them.
     pub fn llm_field_specs(&self, types: &Types, doc_type: Option<&str>) -> Vec<FieldSpec> {
-        let own: Vec<FieldSpec> = doc_type
+        if !self.llm.as_ref().is_some_and(|l| l.config().extract) {
+            return Vec::new();
+        }
+        doc_type
             .and_then(|t| types.get(t))
             .map(|t| t.fields.clone())
-            .unwrap_or_default();
-        if self.llm.as_ref().is_some_and(|l| l.config().extract) {
-            own
-        } else {
-            Vec::new()
-        }
+            .unwrap_or_default()
     }
 
     /// The built-in fields of a document of this type.

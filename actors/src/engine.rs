@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use tokio::sync::watch;
@@ -187,10 +187,18 @@ impl Pipeline {
             match actor.call(&make, Some(CALL_TIMEOUT)).await {
                 Ok(CallResult::Success(Ok(v))) => return Ok(v),
                 Ok(CallResult::Success(Err(e))) => return Err(e.into()),
-                Ok(CallResult::Timeout) => bail!(
-                    "the pipeline did not answer in {} s",
-                    CALL_TIMEOUT.as_secs()
-                ),
+                // Not `unavailable`: the request may still be carried out
+                // (an upload's staged blob must stay for it).
+                Ok(CallResult::Timeout) => {
+                    return Err(EngineError::new(
+                        Code::Timeout,
+                        format!(
+                            "the pipeline did not answer in {} s; the outcome is unknown",
+                            CALL_TIMEOUT.as_secs()
+                        ),
+                    )
+                    .into())
+                }
                 Ok(CallResult::SenderError) => return Err(EngineError::unavailable().into()),
                 Err(_not_delivered) if attempt == 0 => {
                     self.wait_for_successor(actor.get_id()).await

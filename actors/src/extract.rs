@@ -87,7 +87,7 @@ impl Extractor {
             outputs.extend(cheap);
             return Ok(outputs);
         }
-        let mut out = ctx.read(doc, state).await?;
+        let mut out = ctx.read_in_sandbox(doc, state).await?;
         let attachments = std::mem::take(&mut out.attachments);
         let children = ctx.stage_children(doc, attachments, &mut out).await?;
         let (analyzer, job) = (ctx.analyzer.clone(), doc.clone());

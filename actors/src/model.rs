@@ -278,6 +278,29 @@ pub struct DocJob {
     pub confidence: Option<f32>,
 }
 
+impl DocJob {
+    /// The job of a document just registered as row `seq`, before any
+    /// admission (the Intake numbers admissions).
+    pub fn registered(seq: i64, d: &NewDocument) -> DocJob {
+        DocJob {
+            seq,
+            id: d.id.clone(),
+            workspace: d.workspace.clone(),
+            request_id: None,
+            admission: 0,
+            stage: Stage::Queued,
+            mime: d.mime.clone(),
+            filename: d.filename.clone(),
+            title: d.title.clone(),
+            attempts: 0,
+            text: None,
+            doc_type: None,
+            user_doc_type: d.extra.doc_type.clone(),
+            confidence: None,
+        }
+    }
+}
+
 /// Output of the Extract stage.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Extracted {

@@ -48,7 +48,7 @@ impl Problem {
     /// An internal failure: logged in full (the log line carries the
     /// request id), answered without its detail.
     pub fn internal(e: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %e, "request failed");
+        tracing::error!(error = %format!("{e:#}"), "request failed");
         Self::new(
             Code::Internal,
             "an internal error occurred; the server's log has the details under this response's X-Request-Id",

@@ -179,31 +179,8 @@ mod tests {
     use crate::store::events::events_for;
     use crate::store::schema::open_writer;
 
-    fn job(seq: i64) -> DocJob {
-        DocJob {
-            seq,
-            id: "a".into(),
-            workspace: "default".into(),
-            request_id: None,
-            admission: 1,
-            stage: Stage::Queued,
-            mime: "text/plain".into(),
-            filename: "a.txt".into(),
-            title: None,
-            attempts: 0,
-            text: None,
-            doc_type: None,
-            user_doc_type: None,
-            confidence: None,
-        }
-    }
-
-    #[test]
-    fn one_step_writes_three_stages_with_their_events_and_a_stale_one_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = open_writer(&dir.path().join("c.sqlite"), "normal").unwrap();
-        let tx = conn.transaction().unwrap();
-        let doc = NewDocument {
+    fn doc() -> NewDocument {
+        NewDocument {
             id: "a".into(),
             workspace: "default".into(),
             filename: "a.txt".into(),
@@ -213,8 +190,15 @@ mod tests {
             sha256: "s".into(),
             inline: Some(bytes::Bytes::from_static(b"abc")),
             extra: Default::default(),
-        };
-        write_insert(&tx, &doc, &Origin::default(), 1).unwrap();
+        }
+    }
+
+    #[test]
+    fn one_step_writes_three_stages_with_their_events_and_a_stale_one_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open_writer(&dir.path().join("c.sqlite"), "normal").unwrap();
+        let tx = conn.transaction().unwrap();
+        write_insert(&tx, &doc(), &Origin::default(), 1).unwrap();
         let seq = get_document(&tx, "a", &Scope::All).unwrap().unwrap().seq;
         let outputs = || {
             vec![
@@ -238,7 +222,7 @@ mod tests {
             ]
         };
         let mut fx = Vec::new();
-        write_stages(&tx, job(seq), outputs(), 2, &mut fx).unwrap();
+        write_stages(&tx, DocJob::registered(seq, &doc()), outputs(), 2, &mut fx).unwrap();
         let d = get_document(&tx, "a", &Scope::All).unwrap().unwrap();
         assert_eq!(
             (d.stage, d.doc_type.as_deref()),
@@ -253,7 +237,7 @@ mod tests {
         assert!(matches!(&fx[..], [Effect::Forward(j)] if j.stage == Stage::Enriched));
         // The same result again is stale: nothing is written, the job is released.
         let mut fx = Vec::new();
-        write_stages(&tx, job(seq), outputs(), 3, &mut fx).unwrap();
+        write_stages(&tx, DocJob::registered(seq, &doc()), outputs(), 3, &mut fx).unwrap();
         assert!(matches!(&fx[..], [Effect::Release(_)]));
         assert_eq!(events_for(&tx, "a", &Scope::All).unwrap().len(), 4);
     }

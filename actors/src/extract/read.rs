@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use super::parse::{
-    detect_language, needs_sandbox, parse, truncate_chars, ParseError, ParseLimits,
-};
+use super::parse::{detect_language, parse, truncate_chars, ParseError, ParseLimits};
 use super::{detect, pdf, sandbox, ExtractCtx, ExtractorState};
 use crate::errors::Code;
 use crate::model::{Attachment, DocJob, Extracted, NewDocument, UploadExtras};
@@ -32,10 +30,11 @@ fn cut(out: &mut Extracted, max_chars: usize) {
 }
 
 impl ExtractCtx {
-    /// Reads a stored original into text: in-process or in the parser
-    /// process, then OCR for the pages without text, then the cut to
-    /// `max_text_chars`.
-    pub(super) async fn read(
+    /// Reads a stored original of an untrusted format into text in the
+    /// parser process (with pdftotext as the second PDF reader), then OCR
+    /// for the pages without text, then the cut to `max_text_chars`.
+    /// Formats parsed in-process go through [`ExtractCtx::read_in_process`].
+    pub(super) async fn read_in_sandbox(
         &self,
         job: &DocJob,
         state: &mut ExtractorState,
@@ -46,7 +45,7 @@ impl ExtractCtx {
             .await
             .map_err(storage_error)?;
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        let mut out = if needs_sandbox(&job.mime) {
+        let mut out = {
             let mut limits = ParseLimits::new(cfg, self.ocr.config());
             // With poppler's pdftotext to fall back on (it reads a 1,000-page
             // manual in ~35 MB), the built-in PDF reader gets less memory.
@@ -83,10 +82,6 @@ impl ExtractCtx {
                 self.read_scans(&job.mime, &bytes, &mut out).await?;
             }
             out
-        } else {
-            let (mime, limits) = (job.mime.clone(), ParseLimits::new(cfg, self.ocr.config()));
-            self.in_blocking_task(move || parse(&mime, &bytes, &limits))
-                .await??
         };
         cut(&mut out, cfg.max_text_chars);
         out.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -134,9 +129,8 @@ impl ExtractCtx {
     }
 
     /// Reads a document of a format parsed in-process (text, Markdown,
-    /// HTML, CSV) and runs the cheap stages on it, in one blocking task
-    /// when its original is inline in SQLite: one thread hop per document
-    /// instead of three.
+    /// HTML, CSV) and runs the cheap stages on it: on this thread when its
+    /// original is inline in SQLite and small, else in one blocking task.
     pub(super) async fn read_in_process(
         &self,
         job: &DocJob,
