@@ -24,7 +24,7 @@ use rusqlite::Connection;
 
 use crate::config::CatalogConfig;
 use crate::counters::Counters;
-use crate::model::{now_ms, DocJob, Registered};
+use crate::model::{now_ms, DocJob};
 use crate::routes::{
     current_routes, forward, tell, CatalogMsg, ClaimId, IntakeMsg, Reply, Routes, RoutesRx,
     SchedulerMsg, TrainerMsg,
@@ -34,7 +34,6 @@ use crate::store::schema::open_writer;
 
 /// What to do once a batch is committed.
 enum Effect {
-    Registered(Reply<Vec<Registered>>, Vec<Registered>),
     Replied(Box<dyn FnOnce() + Send>),
     Forward(DocJob),
     Release(DocJob),
@@ -217,9 +216,6 @@ fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
     let mut forwards = Vec::new();
     for e in effects {
         match e {
-            Effect::Registered(reply, out) => {
-                let _ = reply.send(Ok(out));
-            }
             Effect::Replied(f) => f(),
             Effect::Forward(job) => {
                 queued.push(((job.seq, job.admission), job.stage));

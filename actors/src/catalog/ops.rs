@@ -50,7 +50,7 @@ pub(super) fn write_one(
                     },
                 });
             }
-            fx.push(Effect::Registered(reply, out));
+            fx.push(Effect::reply(reply, out));
             fx.push(Effect::WakeIntake);
         }
         CatalogMsg::Advanced { job, outputs } => write_stages(tx, job, outputs, now, fx)?,
