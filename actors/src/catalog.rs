@@ -15,22 +15,23 @@
 
 mod ops;
 mod stages;
+mod writer;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use rusqlite::Connection;
 
 use crate::config::CatalogConfig;
 use crate::counters::Counters;
-use crate::model::{now_ms, DocJob};
+use crate::model::DocJob;
 use crate::routes::{
-    current_routes, forward, tell, CatalogMsg, ClaimId, IntakeMsg, Reply, Routes, RoutesRx,
-    SchedulerMsg, TrainerMsg,
+    forward, tell, CatalogMsg, ClaimId, IntakeMsg, Reply, Routes, RoutesRx, SchedulerMsg,
+    TrainerMsg,
 };
 use crate::store::blobs::Blobs;
 use crate::store::schema::open_writer;
+use writer::Writer;
 
 /// What to do once a batch is committed.
 enum Effect {
@@ -70,10 +71,8 @@ pub struct CatalogArgs {
 }
 
 pub struct CatalogState {
-    args: CatalogArgs,
-    conn: Option<Connection>,
-    pending: Vec<CatalogMsg>,
-    flush_queued: bool,
+    writer: Writer,
+    counters: Arc<Counters>,
 }
 
 impl Actor for Catalog {
@@ -83,113 +82,32 @@ impl Actor for Catalog {
 
     async fn pre_start(
         &self,
-        _me: ActorRef<CatalogMsg>,
+        me: ActorRef<CatalogMsg>,
         args: CatalogArgs,
     ) -> Result<CatalogState, ActorProcessingErr> {
-        let conn = open_writer(&args.path, &args.config.synchronous)?;
+        // Opened here, so that a database that cannot be opened fails the start.
+        let conn = open_writer(&args.path, "normal")?;
         args.counters.catalog.pool_size.store(1, Relaxed);
-        Ok(CatalogState {
-            args,
-            conn: Some(conn),
-            pending: Vec::new(),
-            flush_queued: false,
-        })
+        let counters = args.counters.clone();
+        let writer = Writer::start(conn, args, me)?;
+        Ok(CatalogState { writer, counters })
     }
 
     async fn handle(
         &self,
-        me: ActorRef<CatalogMsg>,
+        _me: ActorRef<CatalogMsg>,
         msg: CatalogMsg,
         st: &mut CatalogState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            CatalogMsg::Flush => {
-                st.flush_queued = false;
-                flush(st).await?;
-            }
-            other => {
-                st.args.counters.catalog.queued(1);
-                st.pending.push(other);
-                if st.pending.len() >= st.args.config.max_batch {
-                    flush(st).await?;
-                } else if !st.flush_queued {
-                    // Everything already in the mailbox is handled before this
-                    // Flush, so it joins the same transaction.
-                    st.flush_queued = true;
-                    me.cast(CatalogMsg::Flush)?;
-                }
-            }
+        if let CatalogMsg::WriterDown(why) = msg {
+            return Err(why.into());
+        }
+        st.counters.catalog.queued(1);
+        if !st.writer.send(msg) {
+            return Err("the catalog's writer thread has stopped".into());
         }
         Ok(())
     }
-}
-
-async fn flush(st: &mut CatalogState) -> Result<(), ActorProcessingErr> {
-    if st.pending.is_empty() {
-        return Ok(());
-    }
-    let ops = std::mem::take(&mut st.pending);
-    let n = ops.len();
-    let mut conn = st.conn.take().ok_or("catalog connection lost")?;
-    let counters = st.args.counters.clone();
-    let _timer = counters.catalog.start_job();
-    counters.catalog.queued(1 - n as i64);
-    let (conn, result) = tokio::task::spawn_blocking(move || {
-        let result = write_batch(&mut conn, ops);
-        (conn, result)
-    })
-    .await?;
-    st.conn = Some(conn);
-    let effects = result?;
-    counters.catalog.num_processed.fetch_add(n as u64, Relaxed);
-    counters.num_commits_catalog.fetch_add(1, Relaxed);
-    // Attachments' blobs move into place before anyone can admit them.
-    let blob_ops: Vec<(bool, String)> = effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Promote(id) => Some((true, id.clone())),
-            Effect::Discard(id) => Some((false, id.clone())),
-            _ => None,
-        })
-        .collect();
-    for (promote, id) in blob_ops {
-        if !promote {
-            st.args.blobs.discard(&id).await;
-        } else if let Err(e) = st.args.blobs.promote(&id).await {
-            tracing::error!(doc_id = %id, error = %format!("{e:#}"), "attachment not moved into place; the next start finishes it");
-        }
-    }
-    // Replies go out even if a sibling is down: the batch is committed.
-    apply_effects(&current_routes(&st.args.routes)?, effects);
-    Ok(())
-}
-
-fn write_batch(conn: &mut Connection, ops: Vec<CatalogMsg>) -> anyhow::Result<Vec<Effect>> {
-    let tx = conn.transaction()?;
-    let now = now_ms();
-    let mut effects = Vec::with_capacity(ops.len());
-    for op in ops {
-        // One operation that fails (a constraint, a bad value) fails alone:
-        // its writes are undone, its caller's request fails (the reply is
-        // dropped with its effects), and the rest of the batch commits.
-        // Cached: these run around every operation of every batch.
-        tx.prepare_cached("SAVEPOINT op")?.execute([])?;
-        let mut local = Vec::new();
-        match ops::write_one(&tx, op, now, &mut local) {
-            Ok(()) => {
-                tx.prepare_cached("RELEASE op")?.execute([])?;
-                effects.append(&mut local);
-            }
-            Err(e) => {
-                // If SQLite gave up the whole transaction (I/O errors), this
-                // fails too and the batch fails as one, as before.
-                tx.execute_batch("ROLLBACK TO op; RELEASE op")?;
-                tracing::error!(error = %format!("{e:#}"), "a catalog operation failed; the rest of its batch goes on");
-            }
-        }
-    }
-    tx.commit()?;
-    Ok(effects)
 }
 
 /// Writes one document's stage outputs in a transaction of the caller's,

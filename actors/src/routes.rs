@@ -139,8 +139,9 @@ pub enum CatalogMsg {
     },
     /// Replies once everything received before it is committed.
     Sync(Reply<()>),
-    /// Internal: write the buffered batch.
-    Flush,
+    /// Internal: the Catalog's writer thread stopped (why); the Catalog
+    /// fails, and its supervisor restarts it.
+    WriterDown(String),
 }
 
 /// A claim of the Intake: the document's `seq` and its admission number.

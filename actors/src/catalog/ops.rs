@@ -177,7 +177,7 @@ pub(super) fn write_one(
             fx.push(Effect::reply(reply, ()));
         }
         CatalogMsg::Sync(reply) => fx.push(Effect::reply(reply, ())),
-        CatalogMsg::Flush => {}
+        CatalogMsg::WriterDown(_) => {}
     }
     Ok(())
 }
