@@ -159,53 +159,64 @@ pub const COMMON_WINDOW_CHARS: usize = 240;
 const COMMON_LETTERS: &str = "àâçéèêëîïôûùÿœáíóúñãõòì";
 
 /// The ISO 639-3 code of the text's language, when it can be told. It runs
-/// on every document, so it is kept cheap, in three steps, each only when
-/// the one before cannot tell:
+/// on every document, so it is kept cheap. When the first 500 characters
+/// hold no letter but ASCII and the accents of English, French, Spanish,
+/// Italian, Portuguese and Dutch:
 ///
-/// 1. A window written only in ASCII and the accents of English, French,
-///    Spanish, Italian, Portuguese and Dutch is told by its function words
-///    ("the", "und", "les", "los", "della", "dos", "het"…): prose holds many,
-///    and a clear majority of one language's decides ([`by_function_words`];
-///    ~2 µs on 240 characters).
-/// 2. Else whatlang weighs the same window against those seven languages.
-/// 3. Else, or when the window has other letters, whatlang weighs the 26
-///    languages people file documents in most, on 500 characters.
+/// 1. the window is told by its function words ("the", "und", "les", "los",
+///    "della", "dos", "het"…): prose holds many, and a clear majority of one
+///    language's decides ([`by_function_words`]; ~2 µs);
+/// 2. else whatlang weighs the window against those six languages and
+///    German. The other languages are not weighed: each writes letters the
+///    window does not have (å, ø, ł, ş, ő…).
 ///
-/// whatlang's cost grows with the number of languages it weighs, hardly with
-/// the text: on 2 KB of English, 26 languages cost ~42 µs whatever the
-/// window, 7 ~19 µs on 240 characters (measured here).
+/// Any other window is weighed by whatlang against the 26 languages people
+/// file documents in most, on 500 characters. whatlang's cost grows with the
+/// number of languages it weighs, hardly with the text: on 2 KB of English,
+/// 26 languages cost ~42 µs whatever the window, 7 ~19 µs on 240 characters
+/// (measured here).
 pub fn detect_language(text: &str) -> Option<String> {
     let long = window(text, LANGUAGE_WINDOW_CHARS);
-    if only_common_letters(long) {
-        if let Some(lang) = by_function_words(long) {
-            return Some(lang.to_string());
-        }
+    if !only_common_letters(long) {
+        return reliable(ALL.detect(long));
     }
-    detect_language_by_trigrams(text)
+    if let Some(lang) = by_function_words(long) {
+        return Some(lang.to_string());
+    }
+    reliable(COMMON.detect(long))
 }
 
-/// Steps 2 and 3 of [`detect_language`] alone (whatlang's trigrams).
+/// How languages were told before the function words (whatlang alone), for
+/// the load benchmark's comparison: the seven common languages on 240
+/// characters when those hold only their letters, else or when that is not
+/// reliable, the 26 on 500.
 pub fn detect_language_by_trigrams(text: &str) -> Option<String> {
-    use std::sync::LazyLock;
-    use whatlang::Lang::*;
-    static COMMON: LazyLock<whatlang::Detector> = LazyLock::new(|| {
-        whatlang::Detector::with_allowlist(vec![Eng, Fra, Spa, Ita, Por, Nld, Deu])
-    });
-    static ALL: LazyLock<whatlang::Detector> = LazyLock::new(|| {
-        whatlang::Detector::with_allowlist(vec![
-            Eng, Deu, Fra, Spa, Ita, Por, Nld, Swe, Dan, Nob, Fin, Pol, Ces, Slk, Hun, Ron, Tur,
-            Rus, Ukr, Ell, Ara, Heb, Hin, Cmn, Jpn, Kor,
-        ])
-    });
     let common = window(text, COMMON_WINDOW_CHARS);
     if only_common_letters(common) {
-        if let Some(info) = COMMON.detect(common).filter(|i| i.is_reliable()) {
-            return Some(info.lang().code().to_string());
+        if let Some(lang) = reliable(COMMON.detect(common)) {
+            return Some(lang);
         }
     }
-    let info = ALL.detect(window(text, LANGUAGE_WINDOW_CHARS))?;
-    info.is_reliable().then(|| info.lang().code().to_string())
+    reliable(ALL.detect(window(text, LANGUAGE_WINDOW_CHARS)))
 }
+
+fn reliable(info: Option<whatlang::Info>) -> Option<String> {
+    info.filter(|i| i.is_reliable())
+        .map(|i| i.lang().code().to_string())
+}
+
+static COMMON: std::sync::LazyLock<whatlang::Detector> = std::sync::LazyLock::new(|| {
+    use whatlang::Lang::*;
+    whatlang::Detector::with_allowlist(vec![Eng, Fra, Spa, Ita, Por, Nld, Deu])
+});
+
+static ALL: std::sync::LazyLock<whatlang::Detector> = std::sync::LazyLock::new(|| {
+    use whatlang::Lang::*;
+    whatlang::Detector::with_allowlist(vec![
+        Eng, Deu, Fra, Spa, Ita, Por, Nld, Swe, Dan, Nob, Fin, Pol, Ces, Slk, Hun, Ron, Tur, Rus,
+        Ukr, Ell, Ara, Heb, Hin, Cmn, Jpn, Kor,
+    ])
+});
 
 /// True if every letter of the window is ASCII or one of [`COMMON_LETTERS`].
 fn only_common_letters(window: &str) -> bool {

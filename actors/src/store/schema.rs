@@ -244,6 +244,11 @@ pub fn open_writer(path: &Path, synchronous: &str) -> Result<Connection> {
         .with_context(|| format!("failed to open SQLite database {}", path.display()))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", synchronous)?;
+    // Each Catalog operation runs under a savepoint, and SQLite keeps the
+    // original of every page a savepoint changes in a sub-journal: a temp
+    // file by default, which cost a third of the writer's CPU in pwrite
+    // calls (perf, load bench). In memory it is a copy of the page.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     configure(&conn)?;
     migrate(&mut conn)?;
     Ok(conn)
