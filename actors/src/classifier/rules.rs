@@ -13,6 +13,7 @@
 //! The best score wins; the confidence says how clearly it beat the
 //! runner-up.
 
+use aho_corasick::AhoCorasick;
 use regex::Regex;
 
 use crate::config::{Matching, TypeConfig};
@@ -23,30 +24,48 @@ const SCAN_CHARS: usize = 200_000;
 
 pub struct RulesClassifier {
     types: Vec<CompiledType>,
+    /// Every keyword of the `any`, `all` and `literal` types, lower-cased,
+    /// in one automaton: one pass over the text finds them all (one regex
+    /// per keyword cost a pass each).
+    keywords: AhoCorasick,
+    /// For each of the automaton's patterns: its type, its keyword's index
+    /// there, and whether it counts only as a whole word.
+    owners: Vec<(usize, usize, bool)>,
 }
 
 struct CompiledType {
     name: String,
     matching: Matching,
-    /// One per keyword (for `fuzzy`, the words of each keyword instead).
-    keywords: Vec<Regex>,
+    /// How many keywords the type has (each found or not).
+    keywords: usize,
+    /// For `fuzzy`, the words of each keyword.
     fuzzy: Vec<Vec<String>>,
     patterns: Vec<Regex>,
 }
 
 impl RulesClassifier {
     pub fn new(types: &[TypeConfig]) -> Result<Self, regex::Error> {
+        let mut literals = Vec::new();
+        let mut owners = Vec::new();
+        for (ti, t) in types.iter().enumerate() {
+            if matches!(
+                t.matching,
+                Matching::Any | Matching::All | Matching::Literal
+            ) {
+                for (ki, k) in t.keywords.iter().enumerate() {
+                    let k = k.trim().to_lowercase();
+                    if !k.is_empty() {
+                        literals.push(k);
+                        owners.push((ti, ki, t.matching != Matching::Literal));
+                    }
+                }
+            }
+        }
+        let keywords =
+            AhoCorasick::new(&literals).map_err(|e| regex::Error::Syntax(e.to_string()))?;
         let types = types
             .iter()
             .map(|t| {
-                let mut keywords = Vec::new();
-                for k in &t.keywords {
-                    let k = regex::escape(k.trim());
-                    keywords.push(Regex::new(&match t.matching {
-                        Matching::Literal => format!("(?i){k}"),
-                        _ => format!(r"(?i)\b{k}\b"),
-                    })?);
-                }
                 let fuzzy = t
                     .keywords
                     .iter()
@@ -60,28 +79,46 @@ impl RulesClassifier {
                 Ok(CompiledType {
                     name: t.name.clone(),
                     matching: t.matching,
-                    keywords,
+                    keywords: t.keywords.len(),
                     fuzzy,
                     patterns,
                 })
             })
             .collect::<Result<Vec<_>, regex::Error>>()?;
-        Ok(RulesClassifier { types })
+        Ok(RulesClassifier {
+            types,
+            keywords,
+            owners,
+        })
+    }
+
+    /// Which keywords of which type the texts hold: `found[type][keyword]`.
+    fn found_keywords(&self, texts: [&str; 2]) -> Vec<Vec<bool>> {
+        let mut found: Vec<Vec<bool>> =
+            self.types.iter().map(|t| vec![false; t.keywords]).collect();
+        for text in texts {
+            let lower = text.to_lowercase();
+            for m in self.keywords.find_overlapping_iter(&lower) {
+                let (t, k, whole_word) = self.owners[m.pattern().as_usize()];
+                if !whole_word || at_word_bounds(&lower, m.start(), m.end()) {
+                    found[t][k] = true;
+                }
+            }
+        }
+        found
     }
 
     /// A type's points in a text.
-    fn score(t: &CompiledType, title: &str, body: &str, words: &[String]) -> usize {
+    fn score(t: &CompiledType, found: &[bool], title: &str, body: &str, words: &[String]) -> usize {
         let hit = |r: &Regex| r.is_match(title) || r.is_match(body);
         let patterns = t.patterns.iter().filter(|r| hit(r)).count();
+        let keywords = found.iter().filter(|f| **f).count();
         match t.matching {
             Matching::Regex => patterns,
-            Matching::Any | Matching::Literal => {
-                t.keywords.iter().filter(|r| hit(r)).count() + patterns
-            }
+            Matching::Any | Matching::Literal => keywords + patterns,
             Matching::All => {
-                let found = t.keywords.iter().filter(|r| hit(r)).count();
-                if found == t.keywords.len() {
-                    found + patterns
+                if keywords == t.keywords {
+                    keywords + patterns
                 } else {
                     0
                 }
@@ -113,10 +150,12 @@ impl RulesClassifier {
         } else {
             Vec::new()
         };
+        let found = self.found_keywords([title, body]);
         let mut scores: Vec<(usize, &str)> = self
             .types
             .iter()
-            .map(|t| (Self::score(t, title, body, &words), t.name.as_str()))
+            .zip(&found)
+            .map(|(t, f)| (Self::score(t, f, title, body, &words), t.name.as_str()))
             .collect();
         scores.sort_by_key(|s| std::cmp::Reverse(s.0));
         match scores.as_slice() {
@@ -133,6 +172,15 @@ impl RulesClassifier {
             _ => Classification::default(),
         }
     }
+}
+
+/// Whether `text[start..end]` begins and ends at word boundaries, as `\b`
+/// does: a boundary lies between a word character and anything else.
+fn at_word_bounds(text: &str, start: usize, end: usize) -> bool {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let inner = &text[start..end];
+    word(text[..start].chars().next_back()) != word(inner.chars().next())
+        && word(inner.chars().next_back()) != word(text[end..].chars().next())
 }
 
 /// Whether the words of a phrase occur in a row, each equal or (five
@@ -206,6 +254,36 @@ mod tests {
             t(Matching::Fuzzy, &["insurance policy"], &[]),
             "insure politely"
         ));
+    }
+
+    #[test]
+    fn one_pass_finds_overlapping_keywords_in_any_case_at_word_bounds() {
+        let ty = |name: &str, matching: Matching, keywords: &[&str]| TypeConfig {
+            name: name.into(),
+            matching,
+            keywords: keywords.iter().map(|s| s.to_string()).collect(),
+            ..TypeConfig::default()
+        };
+        let c = RulesClassifier::new(&[
+            ty(
+                "order",
+                Matching::All,
+                &["purchase order", "order", "Überweisung"],
+            ),
+            ty("memo", Matching::Any, &["memo", "c/o"]),
+        ])
+        .unwrap();
+        // Overlapping keywords both count; case folds beyond ASCII.
+        let r = c.classify("", "PURCHASE ORDER 7 — ÜBERWEISUNG bis Freitag");
+        assert_eq!(r.doc_type.as_deref(), Some("order"), "{r:?}");
+        // A keyword inside a word does not count; one with punctuation
+        // inside does, between word bounds.
+        assert_eq!(c.classify("", "memorandum").doc_type, None);
+        assert_eq!(
+            c.classify("", "Jane Doe c/o ACME").doc_type.as_deref(),
+            Some("memo")
+        );
+        assert_eq!(c.classify("Memo", "").doc_type.as_deref(), Some("memo"));
     }
 
     #[test]
