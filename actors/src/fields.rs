@@ -281,7 +281,11 @@ fn schema_labels(specs: &[FieldSpec]) -> Arc<SchemaLabels> {
                 .collect()
         })
         .collect();
-    let finder = aho_corasick::AhoCorasick::new(&patterns).expect("literal labels");
+    // A DFA: the overlapping search over every document is its hot loop.
+    let finder = aho_corasick::AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build(&patterns)
+        .expect("literal labels");
     let built = Arc::new(SchemaLabels { labels, finder });
     let mut cache = CACHE.write().unwrap_or_else(|e| e.into_inner());
     if cache.len() < 1_000 {
@@ -399,12 +403,9 @@ fn standalone(text: &str, spec: &FieldSpec, cx: &Context) -> Option<Value> {
         (_, Kind::Url) => URL.find(text).map(|m| (m.as_str().to_string(), None, 0.6)),
         // Without a label only the international form: "03.08.2014" is a
         // date, not a number to call.
-        (_, Kind::Phone) => PHONE
+        (_, Kind::Phone) => PHONE_INTERNATIONAL
             .find_iter(text)
-            .find(|m| {
-                m.as_str().starts_with('+')
-                    && m.as_str().chars().filter(char::is_ascii_digit).count() >= 7
-            })
+            .find(|m| m.as_str().chars().filter(char::is_ascii_digit).count() >= 7)
             .map(|m| (m.as_str().trim().to_string(), None, 0.6)),
         ("vat_id", _) => VAT_ID
             .find(text)

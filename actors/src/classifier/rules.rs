@@ -61,8 +61,10 @@ impl RulesClassifier {
                 }
             }
         }
-        let keywords =
-            AhoCorasick::new(&literals).map_err(|e| regex::Error::Syntax(e.to_string()))?;
+        let keywords = AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(&literals)
+            .map_err(|e| regex::Error::Syntax(e.to_string()))?;
         let types = types
             .iter()
             .map(|t| {

@@ -44,6 +44,11 @@ pub(super) static URL: LazyLock<Regex> =
 pub(super) static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{2,5}(?:[ ./-]\d{2,5}){1,5}").unwrap()
 });
+/// A phone number in the international form (no label needed): it starts
+/// with "+", which the regex finds first.
+pub(super) static PHONE_INTERNATIONAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\+\d{1,3}[ .-]?(?:\(\d{1,5}\)[ .-]?)?\d{2,5}(?:[ ./-]\d{2,5}){1,5}").unwrap()
+});
 pub(super) static VAT_ID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"\b(?:ATU\d{8}|BE ?0?\d{9}|DE ?\d{9}|DK ?\d{8}|ES ?[A-Z0-9]\d{7}[A-Z0-9]|FR ?[A-Z0-9]{2} ?\d{3} ?\d{3} ?\d{3}|GB ?\d{3} ?\d{4} ?\d{2}|IT ?\d{11}|NL ?\d{9}B\d{2}|CHE-?\d{3}\.\d{3}\.\d{3}|PL ?\d{10}|SE ?\d{12}|IE ?\d{7}[A-Z]{1,2}|LU ?\d{8}|PT ?\d{9})\b",
