@@ -40,6 +40,8 @@ use crate::store::blobs::Blobs;
 /// checkpoint, ten times its default): only when the background checkpoints
 /// cannot keep up.
 const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
+/// Committed batches that may wait for the syncer's flush.
+const COMMITTED_WAITING: usize = 64;
 /// At most one background checkpoint per this interval.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
@@ -63,7 +65,9 @@ impl Writer {
     ) -> anyhow::Result<Writer> {
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         let (tx, rx) = channel::<CatalogMsg>();
-        let (done_tx, done_rx) = sync_channel::<Committed>(1);
+        // Committed batches waiting for their flush; one flush covers them
+        // all. Bounded, so a disk that stalls stalls the writer too.
+        let (done_tx, done_rx) = sync_channel::<Committed>(COMMITTED_WAITING);
         let (nudge_tx, nudge_rx) = sync_channel::<()>(1);
         let full = args.config.synchronous == "full";
         let runtime = tokio::runtime::Handle::current();
