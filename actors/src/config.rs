@@ -138,7 +138,9 @@ pub struct RetryConfig {
 pub struct CatalogConfig {
     /// Most stage updates written in one SQLite transaction (group commit).
     pub max_batch: usize,
-    /// SQLite `synchronous`: "full" (every commit survives power loss) or "normal".
+    /// "full": every acknowledged change survives power loss (the Catalog
+    /// flushes the WAL before it answers; see `catalog/writer.rs`); "normal":
+    /// no flush (a process crash loses nothing, a power cut may).
     pub synchronous: String,
 }
 
