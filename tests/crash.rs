@@ -215,3 +215,50 @@ fn sigkill_during_upload_and_processing_loses_nothing_acknowledged() {
         .unwrap_or_default();
     assert!(incoming.is_empty(), "orphans in incoming/: {incoming:?}");
 }
+
+/// The Catalog's commits stay in the WAL only until a background checkpoint
+/// copies them into the database file, while the server runs: a copy of the
+/// database file alone (no WAL) soon holds every acknowledged document, so
+/// the WAL stays small and a restart has little to replay.
+#[test]
+fn commits_reach_the_database_file_while_the_server_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start(&data, FAST_CONFIG, &[]);
+    let ids: Vec<String> = (0..40)
+        .map(|i| {
+            upload_one(
+                &s,
+                &format!("wal{i}.txt"),
+                format!("walcheck {i}").into_bytes(),
+            )
+        })
+        .collect();
+    for id in &ids {
+        assert_eq!(
+            wait_terminal(&s, id, Duration::from_secs(60))["stage"],
+            "indexed"
+        );
+    }
+    let copy = tmp.path().join("copy.sqlite");
+    let in_file = || {
+        // The main file alone: what is not checkpointed yet is not in it.
+        std::fs::copy(data.join("catalog.sqlite"), &copy).ok()?;
+        let conn = rusqlite::Connection::open(&copy).ok()?;
+        conn.query_row(
+            "SELECT COUNT(*) FROM documents WHERE stage = 'indexed'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .ok()
+    };
+    wait_until(
+        Duration::from_secs(20),
+        "the indexed documents in the database file itself",
+        || in_file() == Some(ids.len() as i64),
+    );
+    assert!(
+        std::fs::metadata(data.join("catalog.sqlite-wal")).is_ok(),
+        "the server is running in WAL mode"
+    );
+}
