@@ -6,6 +6,7 @@ pub mod auth;
 pub mod documents;
 pub mod gateway;
 pub mod paperless;
+pub mod paperless_apps;
 pub mod problem;
 pub mod tokens;
 pub mod types;
@@ -257,6 +258,26 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec!(GET "/api/document_types/{id}/", Some(Reader), "Paperless-ngx: one document type"),
             get(paperless::doc_type),
+        ),
+        (
+            spec!(POST "/api/token/", None, "Paperless-ngx sign-in: any user name, a docpipe token as the password; answers that token"),
+            post(paperless_apps::obtain_token),
+        ),
+        (
+            spec!(GET "/api/ui_settings/", Some(Reader), "Paperless-ngx: the user, its settings and permissions"),
+            get(paperless_apps::ui_settings),
+        ),
+        (
+            spec!(GET "/api/profile/", Some(Reader), "Paperless-ngx: the signed-in user's profile"),
+            get(paperless_apps::profile),
+        ),
+        (
+            spec!(GET "/api/statistics/", Some(Reader), "Paperless-ngx: document, tag and type counts"),
+            get(paperless_apps::statistics),
+        ),
+        (
+            spec!(GET "/api/remote_version/", Some(Reader), "Paperless-ngx: the newest version (docpipe does not look)"),
+            get(paperless_apps::remote_version),
         ),
     ]
 }

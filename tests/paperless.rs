@@ -198,3 +198,139 @@ fn the_documented_upload_form_gives_a_task_id_and_paperless_task_results() {
     );
     assert_eq!(list_ids(&s, "limit=100"), before);
 }
+
+/// The Paperless-ngx mobile apps sign in with a user name and a password at
+/// `/api/token/` (a form, or JSON), keep the token they get, and read the
+/// user, settings, profile, statistics and remote version at start. Any
+/// user name with a docpipe token as the password signs in and gets that
+/// same token back (none is minted); a wrong one is refused as DRF refuses
+/// it and counts against the address like a bad token.
+#[test]
+fn the_mobile_apps_sign_in_with_a_token_as_password_and_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &tmp.path().join("data"),
+        FAST_CONFIG,
+        &[
+            ("DOCPIPE_RATE_LIMIT__PER_IP_PER_SECOND", "1"),
+            ("DOCPIPE_RATE_LIMIT__PER_IP_BURST", "3"),
+        ],
+    );
+    let (code, made) = post_json(
+        &s,
+        "/api/v1/tokens",
+        json!({"name": "phone", "role": "editor", "workspaces": ["default"]}),
+    );
+    assert_eq!(code, 201, "{made}");
+    let token = made["token"].as_str().unwrap().to_string();
+    let tokens_before = get_json(&s.url("/api/v1/tokens"))
+        .1
+        .as_array()
+        .map(Vec::len);
+    let id = upload_one(&s, "note.txt", b"a note for the phone".to_vec());
+    assert_eq!(
+        wait_terminal(&s, &id, Duration::from_secs(60))["stage"],
+        "indexed"
+    );
+
+    let json_of = |(code, _, body): (u16, _, Vec<u8>)| -> (u16, Value) {
+        (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    };
+    let sign_in = anon_client().post(s.url("/api/token/"));
+    let form = sign_in
+        .try_clone()
+        .unwrap()
+        .form(&[("username", "jane"), ("password", &token)]);
+    assert_eq!(json_of(send(form)), (200, json!({"token": token})));
+    let as_json = sign_in
+        .try_clone()
+        .unwrap()
+        .json(&json!({"username": "jane", "password": token}));
+    assert_eq!(json_of(send(as_json)), (200, json!({"token": token})));
+    let missing = sign_in.try_clone().unwrap().form(&[("username", "jane")]);
+    assert_eq!(
+        json_of(send(missing)),
+        (400, json!({"password": ["This field is required."]}))
+    );
+    assert_eq!(
+        get_json(&s.url("/api/v1/tokens"))
+            .1
+            .as_array()
+            .map(Vec::len),
+        tokens_before,
+        "signing in mints no token"
+    );
+
+    // The start-up calls, with the token as the apps send it.
+    let get = |path: &str| {
+        json_of(send(
+            anon_client()
+                .get(s.url(path))
+                .header("accept", "application/json; version=9")
+                .header("authorization", format!("Token {token}")),
+        ))
+    };
+    let (code, ui) = get("/api/ui_settings/");
+    assert_eq!(code, 200, "{ui}");
+    assert_eq!(ui["user"]["username"], "phone");
+    assert_eq!(ui["user"]["is_superuser"], false);
+    assert!(ui["user"]["id"].as_u64().is_some_and(|n| n > 0), "{ui}");
+    let perms: Vec<&str> = ui["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        perms.contains(&"view_document") && perms.contains(&"add_document"),
+        "{perms:?}"
+    );
+    assert!(
+        !perms.contains(&"view_user"),
+        "an editor manages no users: {perms:?}"
+    );
+    let (code, profile) = get("/api/profile/");
+    assert_eq!(
+        (code, profile["auth_token"].as_str()),
+        (200, Some(token.as_str()))
+    );
+    let (code, stats) = get("/api/statistics/");
+    assert_eq!(code, 200, "{stats}");
+    assert_eq!(stats["documents_total"], 1);
+    assert_eq!(
+        stats["document_file_type_counts"],
+        json!([{"mime_type": "text/plain", "mime_type_count": 1}])
+    );
+    assert_eq!(stats["character_count"], "a note for the phone".len());
+    let (code, remote) = get("/api/remote_version/");
+    assert_eq!(
+        (code, remote["update_available"].as_bool()),
+        (200, Some(false))
+    );
+    let (code, _) = json_of(send(anon_client().get(s.url("/api/ui_settings/"))));
+    assert_eq!(code, 401, "the start-up calls need the token");
+
+    // A wrong password: DRF's refusal, then the address's limit (1 a
+    // second after a burst of 3 failures).
+    let wrong = || {
+        json_of(send(
+            anon_client()
+                .post(s.url("/api/token/"))
+                .form(&[("username", "jane"), ("password", "dp_not-a-token")]),
+        ))
+    };
+    let (code, refused) = wrong();
+    assert_eq!(
+        (code, refused),
+        (
+            400,
+            json!({"non_field_errors": ["Unable to log in with provided credentials."]})
+        )
+    );
+    let codes: Vec<u16> = (0..6).map(|_| wrong().0).collect();
+    assert!(
+        codes.contains(&429),
+        "failed sign-ins are rate-limited: {codes:?}"
+    );
+    assert!(codes.iter().all(|c| *c == 400 || *c == 429), "{codes:?}");
+}

@@ -70,8 +70,8 @@ pub use reader::{
 };
 pub use store::blobs::{Staged, Upload, HEAD_BYTES};
 pub use store::{
-    DocExtras, Edit, EditResult, Event, Flag, Label, LabelKind, Links, ListFilter, TaskView,
-    TokenRow, UserField,
+    DocExtras, Edit, EditResult, Event, Flag, Label, LabelKind, Links, ListFilter, MimeCount,
+    TaskView, TokenRow, UserField,
 };
 
 /// Entry point of the parser mode (see [`extract::sandbox`]).

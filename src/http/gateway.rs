@@ -155,9 +155,19 @@ fn check<K: std::hash::Hash + Eq + Clone>(
     })
 }
 
+/// A failed or missing token (or a failed sign-in) counts against the
+/// client's address, which bounds how fast anyone can guess: refused once
+/// the address is over its limit.
+pub fn count_failure(limits: &Limits, ip: Option<IpAddr>) -> Result<(), Problem> {
+    match ip {
+        Some(ip) => check(&limits.per_ip, &ip, "address"),
+        None => Ok(()),
+    }
+}
+
 /// The secret in `Authorization`: `Bearer`, `Token` (Paperless clients), or
 /// the password of `Basic` (browsers on the status page).
-fn secret_of(parts: &axum::http::HeaderMap) -> Option<String> {
+pub fn secret_of(parts: &axum::http::HeaderMap) -> Option<String> {
     let v = parts.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, rest) = v.split_once(' ')?;
     let rest = rest.trim();
@@ -191,12 +201,8 @@ pub async fn require(
         .is_some_and(|v| v.contains("text/html"));
     let principal = secret_of(req.headers()).and_then(|s| app.auth.authenticate(&s));
     let Some(principal) = principal else {
-        // Failed or missing tokens count against the client's address, which
-        // bounds how fast anyone can guess.
-        if let Some(ip) = ip {
-            if let Err(p) = check(&app.limits.per_ip, &ip, "address") {
-                return p.into_response();
-            }
+        if let Err(p) = count_failure(&app.limits, ip) {
+            return p.into_response();
         }
         let challenge = if wants_html {
             "Basic realm=\"docpipe\", charset=\"UTF-8\""

@@ -29,7 +29,7 @@ use docpipe_actors::Edit;
 const API_VERSION: u32 = 9;
 
 /// JSON with the version headers Paperless clients read.
-fn reply(status: StatusCode, v: Value) -> Response {
+pub(super) fn reply(status: StatusCode, v: Value) -> Response {
     let mut r = (status, Json(v)).into_response();
     let h = r.headers_mut();
     h.insert("x-api-version", API_VERSION.into());

@@ -10,11 +10,18 @@ use super::{Commits, Reader, StageStatus, Status};
 use crate::counters::ActorCounters;
 use crate::llm::LlmStatus;
 use crate::model::{Scope, Stage};
-use crate::store::documents::stage_counts;
+use crate::store::documents::{mime_counts, stage_counts, MimeCount};
 use crate::store::queue::count_flagged;
 use crate::store::Flag;
 
 impl Reader {
+    /// The scope's documents per media type, most first (with the
+    /// characters of their text): the figures of Paperless's statistics.
+    pub async fn mime_counts(&self, scope: &Scope) -> Result<Vec<MimeCount>> {
+        let owned = scope.clone();
+        self.db.run(move |c| mime_counts(c, &owned)).await
+    }
+
     pub async fn status(&self, scope: &Scope) -> Result<Status> {
         let owned = scope.clone();
         let counts: BTreeMap<Stage, u64> = self

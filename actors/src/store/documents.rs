@@ -185,6 +185,35 @@ pub fn stage_counts(conn: &Connection, scope: &Scope) -> Result<Vec<(Stage, u64)
     Ok(out)
 }
 
+/// The scope's documents per media type, most first, each with the
+/// characters of its extracted text.
+pub fn mime_counts(conn: &Connection, scope: &Scope) -> Result<Vec<MimeCount>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT d.mime, COUNT(*), COALESCE(SUM(length(t.text)), 0)
+         FROM documents d LEFT JOIN texts t ON t.seq = d.seq
+         WHERE d.stage != 'deleting' AND {}
+         GROUP BY d.mime ORDER BY 2 DESC, 1",
+        workspace_filter("d.workspace", 1)
+    ))?;
+    let rows = stmt.query_map([scope.sql_param()], |r| {
+        Ok(MimeCount {
+            mime: r.get(0)?,
+            documents: r.get::<_, i64>(1)? as u64,
+            chars: r.get::<_, i64>(2)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Documents of one media type (see [`mime_counts`]).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MimeCount {
+    pub mime: String,
+    pub documents: u64,
+    /// Characters of their extracted text.
+    pub chars: u64,
+}
+
 /// Ids of documents whose delete was interrupted.
 pub fn deleting_ids(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT id FROM documents WHERE stage = 'deleting'")?;
