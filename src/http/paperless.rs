@@ -264,8 +264,19 @@ fn task_json(t: &docpipe_actors::TaskView) -> Value {
 
 // ---------------------------------------------------------------- documents
 
-fn document_json(d: &Document, x: &DocExtras, content: Option<String>) -> Value {
-    let created = x.doc_date.clone().unwrap_or_else(|| d.created_at.clone());
+/// A document as Paperless-ngx serializes it for API `version`: from
+/// version 9 on, `created` is a date (`"2026-12-01"`); before, a date and
+/// time with its offset. `added` and `modified` are always date and time.
+fn document_json(d: &Document, x: &DocExtras, content: Option<String>, version: u32) -> Value {
+    let when = x.doc_date.clone().unwrap_or_else(|| d.created_at.clone());
+    let date = when.get(..10).unwrap_or(&when).to_string();
+    let created = if version >= 9 {
+        date.clone()
+    } else if when.contains('T') {
+        when.clone()
+    } else {
+        format!("{date}T00:00:00Z")
+    };
     json!({
         "id": d.seq,
         "correspondent": null,
@@ -275,7 +286,7 @@ fn document_json(d: &Document, x: &DocExtras, content: Option<String>) -> Value 
         "content": content.unwrap_or_default(),
         "tags": x.tags,
         "created": created,
-        "created_date": created.get(..10).unwrap_or(&created),
+        "created_date": date,
         "modified": d.updated_at,
         "added": d.created_at,
         "deleted_at": null,
@@ -288,6 +299,7 @@ fn document_json(d: &Document, x: &DocExtras, content: Option<String>) -> Value 
         "is_shared_by_requester": false,
         "notes": [],
         "custom_fields": [],
+        "page_count": d.pages,
     })
 }
 
@@ -296,9 +308,10 @@ async fn with_content(
     scope: &Scope,
     d: &Document,
     x: &DocExtras,
+    version: u32,
 ) -> Result<Value, Problem> {
     let text = app.pipeline.reader().text(&d.id, scope).await?;
-    Ok(document_json(d, x, text))
+    Ok(document_json(d, x, text, version))
 }
 
 #[derive(Deserialize)]
@@ -315,6 +328,7 @@ pub async fn documents(
     headers: HeaderMap,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
+    let version = requested_version(&headers);
     let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
     let page = p.page.unwrap_or(1).max(1);
     let size = p.page_size.unwrap_or(25).clamp(1, 1000);
@@ -338,7 +352,7 @@ pub async fn documents(
         let docs = app.pipeline.reader().get_many(ids, &scope).await?;
         for (rank, (d, x)) in docs.iter().enumerate() {
             let hit = r.hits.iter().find(|h| h.id == d.id);
-            let mut v = with_content(&app, &scope, d, x).await?;
+            let mut v = with_content(&app, &scope, d, x, version).await?;
             v["__search_hit__"] = json!({
                 "score": hit.map(|h| h.score),
                 "highlights": hit.map(|h| h.snippet.clone()),
@@ -360,13 +374,13 @@ pub async fn documents(
         total = hits.len() as u64;
         let ids = hits.into_iter().map(|h| h.id).collect();
         for (d, x) in app.pipeline.reader().get_many(ids, &scope).await? {
-            results.push(with_content(&app, &scope, &d, &x).await?);
+            results.push(with_content(&app, &scope, &d, &x, version).await?);
         }
     } else {
         let (n, docs) = app.pipeline.reader().page(&scope, offset, size).await?;
         total = n;
         for (d, x) in &docs {
-            results.push(with_content(&app, &scope, d, x).await?);
+            results.push(with_content(&app, &scope, d, x, version).await?);
         }
     }
     let ids: Vec<Value> = results.iter().map(|r| r["id"].clone()).collect();
@@ -404,8 +418,10 @@ fn number(raw: &str) -> Result<i64, Problem> {
 pub async fn document(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
+    let version = requested_version(&headers);
     let scope = caller.scope();
     let (d, x) = app
         .pipeline
@@ -415,7 +431,7 @@ pub async fn document(
         .ok_or_else(|| Problem::not_found("document"))?;
     Ok(reply(
         StatusCode::OK,
-        with_content(&app, &scope, &d, &x).await?,
+        with_content(&app, &scope, &d, &x, version).await?,
     ))
 }
 
@@ -424,9 +440,11 @@ pub async fn document(
 pub async fn edit_document(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, Problem> {
+    let version = requested_version(&headers);
     let Json(body) = body.map_err(|e| Problem::new(Code::InvalidBody, e.body_text()))?;
     let obj = body
         .as_object()
@@ -487,7 +505,7 @@ pub async fn edit_document(
         .ok_or_else(|| Problem::not_found("document"))?;
     Ok(reply(
         StatusCode::OK,
-        with_content(&app, &scope, &d, &x).await?,
+        with_content(&app, &scope, &d, &x, version).await?,
     ))
 }
 
