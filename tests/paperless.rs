@@ -438,13 +438,19 @@ fn documents_are_serialized_as_paperless_does_for_the_requested_version() {
         assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
         serde_json::from_slice(&body).unwrap()
     };
-    // The only document: its Paperless id is its number.
-    let n = get("/api/documents/", 9)["results"][0]["id"]
-        .as_u64()
-        .expect("id");
+    let second = upload_one(&s, "second.txt", b"and a second one".to_vec());
+    assert_eq!(
+        wait_terminal(&s, &second, Duration::from_secs(60))["stage"],
+        "indexed"
+    );
+    // A page of one: `all` holds both documents' numbers.
+    let page: StrictPage = serde_json::from_value(get("/api/documents/?page_size=1", 9)).unwrap();
+    assert_eq!((page.count, page.all.len(), page.results.len()), (2, 2, 1));
+    // The first document: its Paperless id is its number (newest first).
+    let n = page.all[1];
     for version in [9, 10] {
         let one = get(&format!("/api/documents/{n}/"), version);
-        let listed = get("/api/documents/?page_size=5", version)["results"][0].clone();
+        let listed = get("/api/documents/?page_size=5", version)["results"][1].clone();
         for v in [one, listed] {
             // Every field present (serde would take a missing Option as null).
             let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -474,4 +480,158 @@ fn documents_are_serialized_as_paperless_does_for_the_requested_version() {
         old.created
     );
     assert_eq!(old.created.get(..10), Some(old.created_date.as_str()));
+}
+
+/// A Paperless-ngx tag as `TagSerializer` gives it on a read.
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct StrictTag {
+    id: u64,
+    slug: String,
+    name: String,
+    color: String,
+    text_color: String,
+    #[serde(rename = "match")]
+    matching: String,
+    matching_algorithm: u8,
+    is_insensitive: bool,
+    is_inbox_tag: bool,
+    document_count: u64,
+    owner: Option<u64>,
+    user_can_change: bool,
+    parent: Option<u64>,
+    children: Vec<Value>,
+}
+
+/// A Paperless-ngx document type as `DocumentTypeSerializer` gives it.
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct StrictDocumentType {
+    id: u64,
+    slug: String,
+    name: String,
+    #[serde(rename = "match")]
+    matching: String,
+    matching_algorithm: u8,
+    is_insensitive: bool,
+    document_count: u64,
+    owner: Option<u64>,
+    user_can_change: bool,
+}
+
+/// Paperless's `StandardPagination` page.
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct StrictPage {
+    count: u64,
+    next: Option<String>,
+    previous: Option<String>,
+    all: Vec<u64>,
+    results: Vec<Value>,
+}
+
+fn sorted_keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().expect("an object").keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn tags_types_and_pages_are_serialized_as_paperless_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let (code, tag) = post_json(
+        &s,
+        "/api/tags/",
+        json!({"name": "Tax 2026", "color": "#1f78b4"}),
+    );
+    assert_eq!(code, 201, "{tag}");
+    let (code, plain) = post_json(&s, "/api/tags/", json!({"name": "plain"}));
+    assert_eq!(code, 201, "{plain}");
+    let (code, ty) = post_json(&s, "/api/document_types/", json!({"name": "Invoice"}));
+    assert_eq!(code, 201, "{ty}");
+    let get = |path: &str| -> Value {
+        let (code, _, body) = send(
+            anon_client()
+                .get(s.url(path))
+                .header("accept", "application/json; version=9")
+                .header("authorization", format!("Token {ADMIN_TOKEN}")),
+        );
+        assert_eq!(code, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    };
+    let page: StrictPage = serde_json::from_value(get("/api/tags/?page_size=1")).unwrap();
+    assert_eq!((page.count, page.all.len(), page.results.len()), (2, 2, 1));
+    assert!(page.next.is_some() && page.previous.is_none(), "{page:?}");
+    let tags: StrictPage = serde_json::from_value(get("/api/tags/")).unwrap();
+    let mut by_name = std::collections::BTreeMap::new();
+    for t in &tags.results {
+        let strict: StrictTag =
+            serde_json::from_value(t.clone()).unwrap_or_else(|e| panic!("{e}: {t}"));
+        by_name.insert(strict.name.clone(), strict);
+    }
+    let tax = &by_name["Tax 2026"];
+    assert_eq!(
+        (tax.slug.as_str(), tax.color.as_str()),
+        ("tax-2026", "#1f78b4")
+    );
+    assert_eq!(tax.text_color, "#ffffff", "white on a dark colour");
+    let plain = &by_name["plain"];
+    assert_eq!(
+        (plain.color.as_str(), plain.text_color.as_str()),
+        ("#a6cee3", "#000000")
+    );
+    let one = get(&format!("/api/tags/{}/", tax.id));
+    assert_eq!(sorted_keys(&one), sorted_keys(&tags.results[0]));
+    let _: StrictTag = serde_json::from_value(one).unwrap();
+
+    let types: StrictPage = serde_json::from_value(get("/api/document_types/")).unwrap();
+    let invoice = types
+        .results
+        .iter()
+        .map(|t| {
+            serde_json::from_value::<StrictDocumentType>(t.clone())
+                .unwrap_or_else(|e| panic!("{e}: {t}"))
+        })
+        .find(|t| t.name == "Invoice")
+        .expect("the new type is listed");
+    assert_eq!(invoice.slug, "invoice");
+    let _: StrictDocumentType =
+        serde_json::from_value(get(&format!("/api/document_types/{}/", invoice.id))).unwrap();
+    // Every field present: serde would take a missing Option as null.
+    assert_eq!(
+        sorted_keys(&tags.results[0]),
+        [
+            "children",
+            "color",
+            "document_count",
+            "id",
+            "is_inbox_tag",
+            "is_insensitive",
+            "match",
+            "matching_algorithm",
+            "name",
+            "owner",
+            "parent",
+            "slug",
+            "text_color",
+            "user_can_change"
+        ]
+    );
+    assert_eq!(
+        sorted_keys(&types.results[0]),
+        [
+            "document_count",
+            "id",
+            "is_insensitive",
+            "match",
+            "matching_algorithm",
+            "name",
+            "owner",
+            "slug",
+            "user_can_change"
+        ]
+    );
 }

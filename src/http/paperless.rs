@@ -382,7 +382,23 @@ pub async fn documents(
         for (d, x) in &docs {
             results.push(with_content(&app, &scope, d, x, version).await?);
         }
+        // Paperless's `all`: every document of the list, not just the page's.
+        let all = app.pipeline.reader().numbers(&scope).await?;
+        return Ok(reply(
+            StatusCode::OK,
+            paginated(
+                &headers,
+                "documents",
+                page,
+                size,
+                total,
+                all.into_iter().map(Value::from).collect(),
+                results,
+            ),
+        ));
     }
+    // (A search's or similarity's `all` is the page's hits: the rest would
+    // cost the whole search.)
     let ids: Vec<Value> = results.iter().map(|r| r["id"].clone()).collect();
     Ok(reply(
         StatusCode::OK,
@@ -539,11 +555,40 @@ fn label_json(kind: LabelKind, l: &Label) -> Value {
         "user_can_change": true,
     });
     if kind == LabelKind::Tag {
-        v["color"] = json!(l.color);
-        v["text_color"] = json!("#000000");
+        let color = l.color.clone().unwrap_or_else(|| DEFAULT_TAG_COLOR.into());
+        v["text_color"] = json!(text_color(&color));
+        v["color"] = json!(color);
         v["is_inbox_tag"] = json!(false);
+        // Paperless's tag tree: docpipe's tags are flat.
+        v["parent"] = Value::Null;
+        v["children"] = json!([]);
     }
     v
+}
+
+/// Paperless's colour for a tag made without one.
+const DEFAULT_TAG_COLOR: &str = "#a6cee3";
+
+/// Black or white text on a tag's colour, by its luminance, as Paperless
+/// picks it.
+fn text_color(color: &str) -> &'static str {
+    let hex = color.trim_start_matches('#');
+    let channel = |i: usize| {
+        hex.get(i..i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .map(|c| f64::from(c) / 256.0)
+    };
+    match (channel(0), channel(2), channel(4)) {
+        (Some(r), Some(g), Some(b)) if hex.len() == 6 => {
+            let luminance = (0.299 * r * r + 0.587 * g * g + 0.114 * b * b).sqrt();
+            if luminance < 0.53 {
+                "#ffffff"
+            } else {
+                "#000000"
+            }
+        }
+        _ => "#000000",
+    }
 }
 
 fn slugify(name: &str) -> String {
@@ -580,7 +625,18 @@ async fn list_labels(
         .labels(kind, &caller.scope(), (page - 1) * size, size)
         .await?;
     let results: Vec<Value> = labels.iter().map(|l| label_json(kind, l)).collect();
-    let ids = labels.iter().map(|l| json!(l.id)).collect();
+    // Paperless's `all`: the ids of every label of the list, not just the
+    // page's (a workspace has tens or hundreds of labels, not millions).
+    let ids = if total as usize == labels.len() {
+        labels.iter().map(|l| json!(l.id)).collect()
+    } else {
+        let (_, every) = app
+            .pipeline
+            .reader()
+            .labels(kind, &caller.scope(), 0, total as usize)
+            .await?;
+        every.iter().map(|l| json!(l.id)).collect()
+    };
     let resource = resource_of(kind);
     Ok(reply(
         StatusCode::OK,
@@ -722,6 +778,15 @@ pub async fn create_doc_type(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_text_is_white_on_dark_colours_and_black_on_light_ones() {
+        assert_eq!(text_color("#a6cee3"), "#000000");
+        assert_eq!(text_color("#1f78b4"), "#ffffff");
+        assert_eq!(text_color("#000000"), "#ffffff");
+        assert_eq!(text_color("#ffffff"), "#000000");
+        assert_eq!(text_color("not a colour"), "#000000");
+    }
 
     #[test]
     fn versions_dates_and_slugs() {

@@ -89,6 +89,14 @@ impl Reader {
             .await
     }
 
+    /// The numbers of all the scope's documents, newest first.
+    pub async fn numbers(&self, scope: &Scope) -> Result<Vec<i64>> {
+        let scope = scope.clone();
+        self.db
+            .run(move |c| crate::store::documents::document_numbers(c, &scope))
+            .await
+    }
+
     pub async fn page(
         &self,
         scope: &Scope,
