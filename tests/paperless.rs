@@ -635,3 +635,84 @@ fn tags_types_and_pages_are_serialized_as_paperless_does() {
         ]
     );
 }
+
+/// A Paperless-ngx task as API version 9 lists it (`TaskSerializerV9`).
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct StrictTaskV9 {
+    id: u64,
+    task_id: String,
+    task_name: String,
+    task_file_name: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    status: String,
+    date_created: String,
+    date_done: Option<String>,
+    result: Option<String>,
+    acknowledged: bool,
+    related_document: Option<String>,
+    duplicate_documents: Vec<StrictDuplicate>,
+    owner: Option<u64>,
+}
+
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct StrictDuplicate {
+    id: u64,
+    title: String,
+    deleted_at: Option<String>,
+}
+
+#[test]
+fn tasks_are_listed_as_paperless_does_with_the_document_a_duplicate_repeats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let pdf = fixture("quokka.pdf");
+    let first: String = serde_json::from_slice(&post_document(&s, &pdf, &[]).1).unwrap();
+    let mut t = Value::Null;
+    wait_until(Duration::from_secs(60), "the task to finish", || {
+        t = task(&s, &first, "application/json; version=9");
+        t[0]["status"] == "SUCCESS"
+    });
+    let done: StrictTaskV9 =
+        serde_json::from_value(t[0].clone()).unwrap_or_else(|e| panic!("{e}: {t}"));
+    assert!(done.duplicate_documents.is_empty(), "{done:?}");
+    assert!(
+        done.date_done
+            .as_deref()
+            .is_some_and(is_datetime_with_offset),
+        "{done:?}"
+    );
+    let n: u64 = done.related_document.as_deref().unwrap().parse().unwrap();
+    let again: String = serde_json::from_slice(&post_document(&s, &pdf, &[]).1).unwrap();
+    let t = task(&s, &again, "application/json; version=9");
+    let dup: StrictTaskV9 =
+        serde_json::from_value(t[0].clone()).unwrap_or_else(|e| panic!("{e}: {t}"));
+    assert_eq!(dup.status, "FAILURE");
+    assert_eq!(dup.duplicate_documents.len(), 1, "{dup:?}");
+    assert_eq!(dup.duplicate_documents[0].id, n);
+    assert_eq!(dup.duplicate_documents[0].title, "Scanned letter");
+    assert!(dup.duplicate_documents[0].deleted_at.is_none());
+    let mut keys: Vec<String> = t[0].as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "acknowledged",
+            "date_created",
+            "date_done",
+            "duplicate_documents",
+            "id",
+            "owner",
+            "related_document",
+            "result",
+            "status",
+            "task_file_name",
+            "task_id",
+            "task_name",
+            "type"
+        ]
+    );
+}

@@ -259,6 +259,12 @@ fn task_json(t: &docpipe_actors::TaskView) -> Value {
         "result": result,
         "acknowledged": false,
         "related_document": related,
+        // The document an upload duplicated, as Paperless (version 9) lists it.
+        "duplicate_documents": match (t.duplicate, t.doc_seq) {
+            (true, Some(n)) => json!([{"id": n, "title": t.doc_title, "deleted_at": null}]),
+            _ => json!([]),
+        },
+        "owner": null,
     })
 }
 

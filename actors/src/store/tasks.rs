@@ -37,6 +37,8 @@ pub struct TaskView {
     pub stage: Option<Stage>,
     pub updated_at: Option<String>,
     pub error: Option<String>,
+    /// The document's title (or file name), unless it has been deleted.
+    pub doc_title: Option<String>,
 }
 
 /// Tasks of the scope, newest first; one by its id if `task_id` is given.
@@ -48,7 +50,7 @@ pub fn tasks(
 ) -> Result<Vec<TaskView>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT t.seq, t.task_id, t.filename, t.created_at, t.duplicate, d.seq, d.stage, d.updated_at,
-                d.error_message
+                d.error_message, COALESCE(d.title, d.filename)
          FROM tasks t LEFT JOIN documents d ON d.id = t.doc_id AND d.stage != 'deleting'
          WHERE (?1 IS NULL OR t.task_id = ?1) AND {}
          ORDER BY t.seq DESC LIMIT ?3",
@@ -66,6 +68,7 @@ pub fn tasks(
             stage: stage.as_deref().and_then(Stage::parse),
             updated_at: r.get::<_, Option<i64>>(7)?.map(format_ms),
             error: r.get(8)?,
+            doc_title: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
