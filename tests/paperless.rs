@@ -12,14 +12,16 @@ use common::*;
 use serde_json::{json, Value};
 
 const PYPAPERLESS: &str = "pypaperless==3.1.15";
+const EASYPAPERLESS: &str = "easypaperless==0.7.1";
 
-/// A venv with pypaperless, made once under target/ (pip from PyPI).
-fn pypaperless_python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv-pypaperless");
+/// A venv with one client library (`module` from `package`), made once
+/// under target/ (pip from PyPI).
+fn client_python(module: &str, package: &str) -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/venv-{module}"));
     let python = venv.join("bin/python");
     let ready = || {
         Command::new(&python)
-            .args(["-c", "import pypaperless"])
+            .args(["-c", &format!("import {module}")])
             .status()
             .is_ok_and(|s| s.success())
     };
@@ -28,21 +30,56 @@ fn pypaperless_python() -> PathBuf {
             .args(["-m", "venv"])
             .arg(&venv)
             .status()
-            .expect("python3 is needed for the pypaperless test");
+            .expect("python3 is needed for the Paperless client tests");
         assert!(ok.success(), "python3 -m venv failed");
         let ok = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                PYPAPERLESS,
-            ])
+            .args(["install", "--quiet", "--disable-pip-version-check", package])
             .status()
             .expect("run pip");
-        assert!(ok.success(), "pip install {PYPAPERLESS} failed");
-        assert!(ready(), "pypaperless does not import after installing it");
+        assert!(ok.success(), "pip install {package} failed");
+        assert!(
+            ready(),
+            "{module} does not import after installing {package}"
+        );
     }
     python
+}
+
+fn pypaperless_python() -> PathBuf {
+    client_python("pypaperless", PYPAPERLESS)
+}
+
+/// A second real client, easypaperless (typed pydantic models, its own
+/// paging and task polling), unchanged: upload and wait for the task, get
+/// the document, find it with a full-text query, tag it.
+#[test]
+fn easypaperless_uploads_waits_gets_searches_and_tags() {
+    let python = client_python("easypaperless", EASYPAPERLESS);
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let pdf = tmp.path().join("quokka.pdf");
+    std::fs::write(&pdf, fixture("quokka.pdf")).unwrap();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/paperless/easypaperless_flow.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&s.base)
+        .arg(ADMIN_TOKEN)
+        .arg(&pdf)
+        .output()
+        .expect("run the easypaperless script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("ok"),
+        "easypaperless flow failed:\n{stdout}\n{stderr}"
+    );
+    for step in ["uploaded", "got", "found", "tagged"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(step)),
+            "{step}: {stdout}"
+        );
+    }
 }
 
 #[test]
