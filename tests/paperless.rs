@@ -753,3 +753,46 @@ fn tasks_are_listed_as_paperless_does_with_the_document_a_duplicate_repeats() {
         ]
     );
 }
+
+/// Paperless's list option `truncate_content=true` (the apps' and the web
+/// UI's document lists) cuts each document's content to 550 characters;
+/// without it, and for a single document, the content is whole.
+#[test]
+fn lists_cut_content_to_550_characters_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let long: String = (0..400).map(|i| format!("wörd{i} ")).collect();
+    let id = upload_one(&s, "long.txt", long.clone().into_bytes());
+    assert_eq!(
+        wait_terminal(&s, &id, Duration::from_secs(60))["stage"],
+        "indexed"
+    );
+    let get = |path: &str| -> Value {
+        let (code, _, body) = send(
+            anon_client()
+                .get(s.url(path))
+                .header("authorization", format!("Token {ADMIN_TOKEN}")),
+        );
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    };
+    let whole = get("/api/documents/")["results"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(whole.trim_end(), long.trim_end());
+    for q in [
+        "truncate_content=true",
+        "truncate_content=True&query=w%C3%B6rd7",
+    ] {
+        let cut = get(&format!("/api/documents/?{q}"))["results"][0]["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(cut.chars().count(), 550, "{q}");
+        assert!(whole.starts_with(&cut), "{q}");
+    }
+    let n = get("/api/documents/")["results"][0]["id"].as_u64().unwrap();
+    let one = get(&format!("/api/documents/{n}/?truncate_content=true"));
+    assert_eq!(one["content"].as_str().map(str::len), Some(whole.len()));
+}

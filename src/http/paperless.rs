@@ -326,6 +326,25 @@ pub struct ListParams {
     page_size: Option<usize>,
     query: Option<String>,
     more_like_id: Option<i64>,
+    /// Paperless's list option: each document's `content` cut to its first
+    /// 550 characters (what list views show).
+    truncate_content: Option<String>,
+}
+
+/// The characters of `content` a list keeps with `truncate_content`.
+const TRUNCATED_CONTENT_CHARS: usize = 550;
+
+/// A query flag as DRF's `BooleanField` reads it.
+fn flag(v: Option<&str>) -> bool {
+    matches!(v.map(str::trim), Some("true" | "True" | "1" | "yes" | "on"))
+}
+
+fn truncate_content(v: &mut Value) {
+    if let Some(c) = v["content"].as_str() {
+        if let Some((i, _)) = c.char_indices().nth(TRUNCATED_CONTENT_CHARS) {
+            v["content"] = json!(&c[..i]);
+        }
+    }
 }
 
 pub async fn documents(
@@ -336,6 +355,13 @@ pub async fn documents(
 ) -> Result<Response, Problem> {
     let version = requested_version(&headers);
     let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
+    let truncate = flag(p.truncate_content.as_deref());
+    let listed = |mut v: Value| {
+        if truncate {
+            truncate_content(&mut v);
+        }
+        v
+    };
     let page = p.page.unwrap_or(1).max(1);
     let size = p.page_size.unwrap_or(25).clamp(1, 1000);
     let offset = (page - 1) * size;
@@ -358,7 +384,7 @@ pub async fn documents(
         let docs = app.pipeline.reader().get_many(ids, &scope).await?;
         for (rank, (d, x)) in docs.iter().enumerate() {
             let hit = r.hits.iter().find(|h| h.id == d.id);
-            let mut v = with_content(&app, &scope, d, x, version).await?;
+            let mut v = listed(with_content(&app, &scope, d, x, version).await?);
             v["__search_hit__"] = json!({
                 "score": hit.map(|h| h.score),
                 "highlights": hit.map(|h| h.snippet.clone()),
@@ -380,13 +406,13 @@ pub async fn documents(
         total = hits.len() as u64;
         let ids = hits.into_iter().map(|h| h.id).collect();
         for (d, x) in app.pipeline.reader().get_many(ids, &scope).await? {
-            results.push(with_content(&app, &scope, &d, &x, version).await?);
+            results.push(listed(with_content(&app, &scope, &d, &x, version).await?));
         }
     } else {
         let (n, docs) = app.pipeline.reader().page(&scope, offset, size).await?;
         total = n;
         for (d, x) in &docs {
-            results.push(with_content(&app, &scope, d, x, version).await?);
+            results.push(listed(with_content(&app, &scope, d, x, version).await?));
         }
         // Paperless's `all`: every document of the list, not just the page's.
         let all = app.pipeline.reader().numbers(&scope).await?;
