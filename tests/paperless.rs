@@ -45,6 +45,28 @@ fn client_python(module: &str, package: &str) -> PathBuf {
     python
 }
 
+/// Runs a client's flow script (`tests/paperless/SCRIPT URL TOKEN PDF`)
+/// against the server with a real PDF: whether it succeeded, its output.
+fn run_flow(python: PathBuf, script: &str, s: &Server, dir: &Path) -> (bool, String, String) {
+    let pdf = dir.join("quokka.pdf");
+    std::fs::write(&pdf, fixture("quokka.pdf")).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/paperless")
+        .join(script);
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(&s.base)
+        .arg(ADMIN_TOKEN)
+        .arg(&pdf)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn pypaperless_python() -> PathBuf {
     client_python("pypaperless", PYPAPERLESS)
 }
@@ -57,21 +79,9 @@ fn easypaperless_uploads_waits_gets_searches_and_tags() {
     let python = client_python("easypaperless", EASYPAPERLESS);
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
-    let pdf = tmp.path().join("quokka.pdf");
-    std::fs::write(&pdf, fixture("quokka.pdf")).unwrap();
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/paperless/easypaperless_flow.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&s.base)
-        .arg(ADMIN_TOKEN)
-        .arg(&pdf)
-        .output()
-        .expect("run the easypaperless script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (ok, stdout, stderr) = run_flow(python, "easypaperless_flow.py", &s, tmp.path());
     assert!(
-        out.status.success() && stdout.trim_end().ends_with("ok"),
+        ok && stdout.trim_end().ends_with("ok"),
         "easypaperless flow failed:\n{stdout}\n{stderr}"
     );
     for step in ["uploaded", "got", "found", "tagged"] {
@@ -87,20 +97,9 @@ fn pypaperless_uploads_waits_reads_and_searches() {
     let python = pypaperless_python();
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
-    let pdf = tmp.path().join("quokka.pdf");
-    std::fs::write(&pdf, fixture("quokka.pdf")).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/paperless/pypaperless_flow.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&s.base)
-        .arg(ADMIN_TOKEN)
-        .arg(&pdf)
-        .output()
-        .expect("run the pypaperless script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (ok, stdout, stderr) = run_flow(python, "pypaperless_flow.py", &s, tmp.path());
     assert!(
-        out.status.success() && stdout.starts_with("OK "),
+        ok && stdout.starts_with("OK "),
         "pypaperless flow failed:\n{stdout}\n{stderr}"
     );
     // What pypaperless did is in the audit trail under the token it used.

@@ -184,16 +184,21 @@ pub fn secret_of(parts: &axum::http::HeaderMap) -> Option<String> {
     }
 }
 
+/// The address a request came from (none in tests that call the router
+/// directly).
+pub fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// The token check of one route: `need` is the least role that may use it.
 pub async fn require(
     State((app, need)): State<(AppState, Role)>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let ip = client_ip(&req);
     let wants_html = req
         .headers()
         .get(header::ACCEPT)

@@ -6,10 +6,8 @@
 //! token (none is ever minted here). A wrong one is refused as DRF refuses
 //! it, and counts against the client's address like a bad token.
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use docpipe_actors::LabelKind;
@@ -18,7 +16,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::auth::{Principal, Role, CONFIGURED_ADMIN_ID};
-use super::gateway::{count_failure, secret_of, Caller};
+use super::gateway::{client_ip, count_failure, secret_of, Caller};
 use super::paperless::reply;
 use super::problem::Problem;
 use super::AppState;
@@ -39,10 +37,7 @@ fn drf_invalid(v: Value) -> Response {
 
 /// `POST /api/token/`: JSON or a form, `username` and `password` (a token).
 pub async fn obtain_token(State(app): State<AppState>, req: Request) -> Response {
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let ip = client_ip(&req);
     let json = req
         .headers()
         .get(header::CONTENT_TYPE)
