@@ -1,7 +1,7 @@
-//! The Catalog's two threads: the writer, which owns the SQLite connection
-//! and commits one batch after another, and the syncer, which makes each
-//! committed batch durable and only then sets off its effects (replies,
-//! forwards, blob moves).
+//! The Catalog's threads: the writer, which owns the SQLite connection and
+//! commits one batch after another; the syncer, which makes each committed
+//! batch durable and only then sets off its effects (replies, forwards, blob
+//! moves); and the checkpointer.
 //!
 //! Split so that the disk's flush and the next batch's writes overlap. The
 //! connection runs with `synchronous=NORMAL` (a commit writes its WAL frames
@@ -16,7 +16,7 @@
 //! dropped the pages, so nothing written since can be trusted to be on disk,
 //! and a restart recovers from what is.
 //!
-//! WAL checkpoints run on a third connection of their own, so the writer's
+//! WAL checkpoints run on the checkpointer's own connection, so the writer's
 //! commits do not carry them; the writer's own automatic checkpoint stays as
 //! a backstop that bounds the WAL under load that never pauses.
 
