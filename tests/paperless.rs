@@ -148,15 +148,21 @@ fn post_document(s: &Server, pdf: &[u8], tags: &[i64]) -> (u16, Vec<u8>) {
     (code, bytes)
 }
 
-fn task(s: &Server, task_id: &str, accept: &str) -> Value {
+/// A Paperless route's JSON, read as a Paperless client does (its `Token`
+/// header, an `Accept` naming the API version); it must answer 200.
+fn paperless_get(s: &Server, path: &str, accept: &str) -> Value {
     let (code, _, bytes) = send(
         anon_client()
-            .get(s.url(&format!("/api/tasks/?task_id={task_id}")))
+            .get(s.url(path))
             .header("authorization", format!("Token {ADMIN_TOKEN}"))
             .header("accept", accept),
     );
-    assert_eq!(code, 200);
+    assert_eq!(code, 200, "{path}: {}", String::from_utf8_lossy(&bytes));
     serde_json::from_slice(&bytes).unwrap()
+}
+
+fn task(s: &Server, task_id: &str, accept: &str) -> Value {
+    paperless_get(s, &format!("/api/tasks/?task_id={task_id}"), accept)
 }
 
 #[test]
@@ -464,15 +470,8 @@ fn documents_are_serialized_as_paperless_does_for_the_requested_version() {
         wait_terminal(&s, &id, Duration::from_secs(60))["stage"],
         "indexed"
     );
-    let get = |path: &str, version: u32| -> Value {
-        let (code, _, body) = send(
-            anon_client()
-                .get(s.url(path))
-                .header("accept", format!("application/json; version={version}"))
-                .header("authorization", format!("Token {ADMIN_TOKEN}")),
-        );
-        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
-        serde_json::from_slice(&body).unwrap()
+    let get = |path: &str, version: u32| {
+        paperless_get(&s, path, &format!("application/json; version={version}"))
     };
     let second = upload_one(&s, "second.txt", b"and a second one".to_vec());
     assert_eq!(
@@ -588,16 +587,7 @@ fn tags_types_and_pages_are_serialized_as_paperless_does() {
     assert_eq!(code, 201, "{plain}");
     let (code, ty) = post_json(&s, "/api/document_types/", json!({"name": "Invoice"}));
     assert_eq!(code, 201, "{ty}");
-    let get = |path: &str| -> Value {
-        let (code, _, body) = send(
-            anon_client()
-                .get(s.url(path))
-                .header("accept", "application/json; version=9")
-                .header("authorization", format!("Token {ADMIN_TOKEN}")),
-        );
-        assert_eq!(code, 200, "{path}: {}", String::from_utf8_lossy(&body));
-        serde_json::from_slice(&body).unwrap()
-    };
+    let get = |path: &str| paperless_get(&s, path, "application/json; version=9");
     let page: StrictPage = serde_json::from_value(get("/api/tags/?page_size=1")).unwrap();
     assert_eq!((page.count, page.all.len(), page.results.len()), (2, 2, 1));
     assert!(page.next.is_some() && page.previous.is_none(), "{page:?}");
@@ -766,15 +756,7 @@ fn lists_cut_content_to_550_characters_when_asked() {
         wait_terminal(&s, &id, Duration::from_secs(60))["stage"],
         "indexed"
     );
-    let get = |path: &str| -> Value {
-        let (code, _, body) = send(
-            anon_client()
-                .get(s.url(path))
-                .header("authorization", format!("Token {ADMIN_TOKEN}")),
-        );
-        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
-        serde_json::from_slice(&body).unwrap()
-    };
+    let get = |path: &str| paperless_get(&s, path, "application/json");
     let whole = get("/api/documents/")["results"][0]["content"]
         .as_str()
         .unwrap()

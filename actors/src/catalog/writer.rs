@@ -209,19 +209,15 @@ fn sync_loop(
     runtime: tokio::runtime::Handle,
 ) {
     let wal = wal_path(db);
-    if full {
-        // The WAL file's directory entry, once (SQLite created the file).
-        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-                fatal(&format!("{}: {e}", dir.display()));
-            }
-        }
-    }
+    // The WAL file flushed last: SQLite deletes it when its last connection
+    // closes and makes a new one, whose directory entry must reach the disk
+    // too before anything in it counts as durable.
+    let mut flushed: Option<u64> = None;
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         batches.extend(rx.try_iter());
         if full {
-            if let Err(e) = std::fs::File::open(&wal).and_then(|f| f.sync_data()) {
+            if let Err(e) = flush_wal(db, &wal, &mut flushed) {
                 fatal(&format!("{}: {e}", wal.display()));
             }
         }
@@ -230,6 +226,21 @@ fn sync_loop(
         }
         let _ = nudge.try_send(());
     }
+}
+
+/// `fdatasync`s the WAL file, and its directory when the file is a new one.
+fn flush_wal(db: &Path, wal: &Path, flushed: &mut Option<u64>) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let f = std::fs::File::open(wal)?;
+    f.sync_data()?;
+    let inode = f.metadata()?.ino();
+    if *flushed != Some(inode) {
+        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        *flushed = Some(inode);
+    }
+    Ok(())
 }
 
 fn fatal(what: &str) -> ! {
