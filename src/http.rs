@@ -7,6 +7,8 @@ pub mod documents;
 pub mod gateway;
 pub mod paperless;
 pub mod paperless_apps;
+pub mod paperless_fields;
+pub mod paperless_filters;
 pub mod problem;
 pub mod tokens;
 pub mod types;
@@ -232,8 +234,44 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             patch(paperless::edit_document),
         ),
         (
+            spec!(PUT "/api/documents/{id}/", Some(Editor), "Paperless-ngx: change a document (as PATCH)"),
+            put(paperless::edit_document),
+        ),
+        (
             spec!(GET "/api/documents/{id}/download/", Some(Reader), "Paperless-ngx: the original"),
             get(paperless::download),
+        ),
+        (
+            spec!(GET "/api/documents/{id}/notes/", Some(Reader), "Paperless-ngx: a document's notes"),
+            get(paperless_fields::notes),
+        ),
+        (
+            spec!(POST "/api/documents/{id}/notes/", Some(Editor), "Paperless-ngx: add a note to a document"),
+            post(paperless_fields::add_note),
+        ),
+        (
+            spec!(GET "/api/correspondents/", Some(Reader), "Paperless-ngx: correspondents (docpipe's issuers)"),
+            get(paperless::correspondents),
+        ),
+        (
+            spec!(POST "/api/correspondents/", Some(Editor), "Paperless-ngx: create a correspondent (an issuer)"),
+            post(paperless::create_correspondent),
+        ),
+        (
+            spec!(GET "/api/correspondents/{id}/", Some(Reader), "Paperless-ngx: one correspondent"),
+            get(paperless::correspondent),
+        ),
+        (
+            spec!(GET "/api/custom_fields/", Some(Reader), "Paperless-ngx: custom fields (docpipe's field names)"),
+            get(paperless_fields::custom_fields),
+        ),
+        (
+            spec!(POST "/api/custom_fields/", Some(Editor), "Paperless-ngx: create a custom field (a field name with its kind)"),
+            post(paperless_fields::create_custom_field),
+        ),
+        (
+            spec!(GET "/api/custom_fields/{id}/", Some(Reader), "Paperless-ngx: one custom field"),
+            get(paperless_fields::custom_field),
         ),
         (
             spec!(GET "/api/tags/", Some(Reader), "Paperless-ngx: tags"),

@@ -20,7 +20,7 @@ use crate::counters::Counters;
 use crate::errors::{Code, EngineError};
 use crate::extract::ocr::Ocr;
 use crate::llm::Llm;
-use crate::model::{NewDocument, Origin, Registered, RetryOutcome, Scope};
+use crate::model::{Kind, NewDocument, NewNote, Origin, Registered, RetryOutcome, Scope};
 use crate::pipeline::{PipelineSupervisor, Shared, SupervisorMsg};
 use crate::reader::Reader;
 use crate::routes::{current_routes, CatalogMsg, IndexerMsg, IntakeMsg, Reply, Routes, RoutesRx};
@@ -467,6 +467,42 @@ impl Pipeline {
                 workspace: workspace.to_string(),
                 name: name.to_string(),
                 color: color.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
+    /// Makes a field name known with its kind; whether it is new.
+    pub async fn create_field_name(&self, name: &str, kind: Kind, origin: &Origin) -> Result<bool> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::CreateFieldName {
+                name: name.to_string(),
+                kind,
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
+    /// Adds a note to a document of the scope; the note's id, or None when
+    /// there is no such document.
+    pub async fn add_note(
+        &self,
+        id: &str,
+        scope: &Scope,
+        note: NewNote,
+        origin: &Origin,
+    ) -> Result<Option<i64>> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::AddNote {
+                id: id.to_string(),
+                scope: scope.clone(),
+                note: note.clone(),
                 origin: origin.clone(),
                 reply,
             },

@@ -62,16 +62,17 @@ pub use extract::detect::{sniff, Sniffed};
 pub use fields::normalize;
 pub use model::{
     clean_filename, format_ms, now_ms, valid_workspace, Document, ErrorInfo, Kind, NewDocument,
-    Origin, Registered, RetryOutcome, Scope, Stage, UploadExtras, DEFAULT_WORKSPACE,
+    NewNote, Origin, Registered, RetryOutcome, Scope, Stage, UploadExtras, DEFAULT_WORKSPACE,
 };
+pub use reader::admin::{field_id, FieldName};
 pub use reader::{
     ClassifierInfo, Original, Reader, SearchError, SearchHit, SearchResults, StageStatus, Status,
     TypeInfo,
 };
 pub use store::blobs::{Staged, Upload, HEAD_BYTES};
 pub use store::{
-    DocExtras, Edit, EditResult, Event, Flag, Label, LabelKind, Links, ListFilter, MimeCount,
-    TaskView, TokenRow, UserField,
+    Cmp, DocExtras, DocOrder, DocQuery, Edit, EditResult, Event, Flag, Label, LabelKind, Links,
+    ListFilter, MimeCount, Note, TaskView, TokenRow, UserField,
 };
 
 /// Entry point of the parser mode (see [`extract::sandbox`]).

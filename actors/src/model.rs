@@ -241,6 +241,32 @@ pub struct UploadExtras {
     pub task_id: Option<String>,
     /// The id of the document this one was found in (an e-mail attachment).
     pub parent: Option<String>,
+    /// Field values set by the uploader (checked against their kind): they
+    /// stay whatever Enrich finds.
+    pub fields: Vec<(String, UserField)>,
+    /// The number the document should get, if no document has it (a
+    /// migration keeps the numbers it brings); else the next one.
+    pub number: Option<i64>,
+    /// Notes on the document.
+    pub notes: Vec<NewNote>,
+}
+
+/// A note to add to a document.
+#[derive(Clone, Debug)]
+pub struct NewNote {
+    pub note: String,
+    /// Who wrote it (a user name).
+    pub author: String,
+    /// When (ms since the epoch); None: now.
+    pub created_at: Option<i64>,
+}
+
+/// A field value a user set.
+#[derive(Clone, Debug)]
+pub struct UserField {
+    pub kind: Kind,
+    pub value: String,
+    pub currency: Option<String>,
 }
 
 /// What registering an upload gave: the new document, or the one it duplicates.
@@ -407,6 +433,24 @@ pub struct Found {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 10] = [
+        Kind::Date,
+        Kind::Money,
+        Kind::Number,
+        Kind::Text,
+        Kind::Party,
+        Kind::Identifier,
+        Kind::Iban,
+        Kind::Email,
+        Kind::Phone,
+        Kind::Url,
+    ];
+
+    /// The kind of a stored name.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     /// The kind's name, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -4,7 +4,7 @@
 //! never queue behind the pipeline's actors. Split by concern into
 //! `reader/`.
 
-mod admin;
+pub mod admin;
 mod documents;
 mod search;
 mod status;

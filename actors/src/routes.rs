@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use crate::counters::Counters;
 use crate::errors::EngineError;
 use crate::model::{
-    Classification, DocJob, ErrorInfo, Extracted, Found, NewDocument, Origin, Registered,
-    RetryOutcome, Scope, Stage,
+    Classification, DocJob, ErrorInfo, Extracted, Found, Kind, NewDocument, NewNote, Origin,
+    Registered, RetryOutcome, Scope, Stage,
 };
 use crate::store::{Edit, EditResult, Flag, LabelKind, TokenRow};
 
@@ -123,6 +123,23 @@ pub enum CatalogMsg {
         color: Option<String>,
         origin: Origin,
         reply: Reply<(i64, bool)>,
+    },
+    /// Makes a field name known with its kind (Paperless's custom fields);
+    /// replies whether it is new.
+    CreateFieldName {
+        name: String,
+        kind: Kind,
+        origin: Origin,
+        reply: Reply<bool>,
+    },
+    /// Adds a note to a document of the scope; replies with the note's id,
+    /// or None when there is no such document.
+    AddNote {
+        id: String,
+        scope: Scope,
+        note: NewNote,
+        origin: Origin,
+        reply: Reply<Option<i64>>,
     },
     /// Stores a document type's definition (None: deleted).
     PutType {

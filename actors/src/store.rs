@@ -25,7 +25,7 @@ use anyhow::Result;
 use bytes::Bytes;
 
 pub use documents::Flag;
-pub use documents::{DocExtras, ListFilter, MimeCount};
+pub use documents::{Cmp, DocExtras, DocOrder, DocQuery, ListFilter, MimeCount, Note};
 pub use edits::{Edit, EditResult, UserField};
 pub use events::Event;
 pub use labels::{Label, LabelKind};

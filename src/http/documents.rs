@@ -147,6 +147,10 @@ pub struct FormFields {
     pub document_type: Option<String>,
     pub tags: Vec<String>,
     pub archive_serial_number: Option<String>,
+    pub correspondent: Option<String>,
+    /// Paperless's `custom_fields`: field ids (one part each, or a list), or
+    /// one JSON object of ids to values.
+    pub custom_fields: Vec<String>,
 }
 
 async fn read_parts(
@@ -183,10 +187,15 @@ async fn read_parts(
             }
         } else if FIELDS.contains(&name.as_str()) {
             let text = field.text().await.map_err(bad_multipart)?;
+            let limit = if name == "custom_fields" {
+                64 * 1024
+            } else {
+                1000
+            };
             let clean: String = text
                 .chars()
                 .filter(|c| !c.is_control())
-                .take(1000)
+                .take(limit)
                 .collect();
             let value = Some(clean.trim().to_string()).filter(|t| !t.is_empty());
             match name.as_str() {
@@ -196,11 +205,13 @@ async fn read_parts(
                 "document_type" => fields.document_type = value,
                 "tags" => fields.tags.extend(value),
                 "archive_serial_number" => fields.archive_serial_number = value,
+                "correspondent" => fields.correspondent = value,
+                "custom_fields" => fields.custom_fields.extend(value),
                 _ => {}
             }
         } else {
-            // Unknown parts (and Paperless's correspondent, storage_path,
-            // custom_fields, which docpipe has no place for) are read and ignored.
+            // Unknown parts (and Paperless's storage_path, which docpipe
+            // has no place for) are read and ignored.
             let mut f = field;
             while f.chunk().await.map_err(bad_multipart)?.is_some() {}
         }
@@ -215,6 +226,8 @@ const FIELDS: &[&str] = &[
     "document_type",
     "tags",
     "archive_serial_number",
+    "correspondent",
+    "custom_fields",
 ];
 
 /// Streams one file part into the blob store, rejecting it as soon as its

@@ -11,7 +11,7 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use docpipe_actors::Code;
+use docpipe_actors::{Code, Kind, UserField};
 use docpipe_actors::{DocExtras, Label, LabelKind};
 use docpipe_actors::{Document, Scope, SearchError, Stage, UploadExtras};
 use serde::Deserialize;
@@ -21,9 +21,15 @@ use super::documents::{
     apply_edit, discard_all, id_list, optional_text, receive, resolve_workspace, upload_slot,
 };
 use super::gateway::Caller;
+use super::paperless_fields::{
+    document_custom_fields, document_notes, fields_from_paperless, set_values,
+};
 use super::problem::Problem;
 use super::AppState;
 use docpipe_actors::Edit;
+
+/// The field that holds a document's issuer (Paperless's correspondent).
+const ISSUER: &str = "issuer";
 
 /// The API version docpipe answers as (Paperless-ngx's `X-Api-Version`).
 const API_VERSION: u32 = 9;
@@ -64,7 +70,14 @@ fn base_url(headers: &HeaderMap) -> String {
 pub async fn index(headers: HeaderMap) -> Response {
     let base = base_url(&headers);
     let mut v = serde_json::Map::new();
-    for r in ["documents", "document_types", "tags", "tasks"] {
+    for r in [
+        "correspondents",
+        "custom_fields",
+        "documents",
+        "document_types",
+        "tags",
+        "tasks",
+    ] {
         v.insert(r.into(), json!(format!("{base}/api/{r}/")));
     }
     reply(StatusCode::OK, Value::Object(v))
@@ -134,6 +147,16 @@ async fn upload_extras(
             .ok_or_else(|| unknown("document_type", id))?;
         x.doc_type = Some(label.name);
     }
+    if let Some(c) = &f.correspondent {
+        let id = parse_id(c, "correspondent")?;
+        x.fields
+            .push((ISSUER.into(), issuer_value(app, id, &here).await?));
+    }
+    if !f.custom_fields.is_empty() {
+        let given = upload_custom_fields(&f.custom_fields)?;
+        let values = fields_from_paperless(app, caller, &given, None).await?;
+        x.fields.extend(set_values(values));
+    }
     if let Some(c) = &f.created {
         x.doc_date = Some(parse_date(c)?);
     }
@@ -141,6 +164,40 @@ async fn upload_extras(
         x.asn = Some(parse_id(a, "archive_serial_number")?);
     }
     Ok((workspace, x))
+}
+
+/// An upload's `custom_fields` parts as one JSON value: a JSON object or
+/// list in one part, or ids (one per part, or comma-separated).
+fn upload_custom_fields(parts: &[String]) -> Result<Value, Problem> {
+    if let [one] = parts {
+        if one.starts_with('{') || one.starts_with('[') {
+            return serde_json::from_str(one).map_err(|e| {
+                Problem::new(Code::InvalidField, format!("custom_fields: not JSON: {e}"))
+            });
+        }
+    }
+    let mut ids = Vec::new();
+    for p in parts {
+        for id in p.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            ids.push(json!(parse_id(id, "custom_fields")?));
+        }
+    }
+    Ok(Value::Array(ids))
+}
+
+/// The issuer of id `id` in the workspace, as a field value set by hand.
+async fn issuer_value(app: &AppState, id: i64, here: &Scope) -> Result<UserField, Problem> {
+    let l = app
+        .pipeline
+        .reader()
+        .label(LabelKind::Issuer, id, here)
+        .await?
+        .ok_or_else(|| unknown("correspondent", id))?;
+    Ok(UserField {
+        kind: Kind::Party,
+        value: l.name,
+        currency: None,
+    })
 }
 
 fn parse_id(v: &str, field: &str) -> Result<i64, Problem> {
@@ -201,20 +258,36 @@ pub async fn tasks(
         .reader()
         .tasks(p.task_id.filter(|t| !t.is_empty()), &caller.scope(), 100)
         .await?;
-    let items: Vec<Value> = rows.iter().map(task_json).collect();
     if requested_version(&headers) >= 10 {
+        let items: Vec<Value> = rows.iter().map(task_json_v10).collect();
         let all: Vec<i64> = rows.iter().map(|t| t.seq).collect();
         return Ok(reply(
             StatusCode::OK,
             json!({"count": items.len(), "next": null, "previous": null, "all": all, "results": items}),
         ));
     }
+    let items: Vec<Value> = rows.iter().map(task_json).collect();
     Ok(reply(StatusCode::OK, Value::Array(items)))
 }
 
-fn task_json(t: &docpipe_actors::TaskView) -> Value {
-    let (status, result, related, done) = if t.duplicate {
-        (
+/// Where a task stands: Celery's state, its result message, the document
+/// it made, and when it ended.
+struct TaskState {
+    status: &'static str,
+    result: Option<String>,
+    document: Option<i64>,
+    done: Option<String>,
+}
+
+fn task_state(t: &docpipe_actors::TaskView) -> TaskState {
+    let state = |status, result: Option<String>, document, done| TaskState {
+        status,
+        result,
+        document,
+        done,
+    };
+    if t.duplicate {
+        return state(
             "FAILURE",
             Some(match t.doc_seq {
                 Some(n) => format!("Not consuming: It is a duplicate of document #{n}"),
@@ -222,31 +295,87 @@ fn task_json(t: &docpipe_actors::TaskView) -> Value {
             }),
             None,
             Some(t.created_at.clone()),
-        )
-    } else {
-        match (t.stage, t.doc_seq) {
-            (None, _) | (_, None) => (
-                "FAILURE",
-                Some("The document was deleted".to_string()),
-                None,
-                t.updated_at.clone(),
-            ),
-            (Some(Stage::Queued), _) => ("PENDING", None, None, None),
-            (Some(Stage::Indexed), Some(n)) => (
-                "SUCCESS",
-                Some(format!("Success. New document id {n} created")),
-                Some(n.to_string()),
-                t.updated_at.clone(),
-            ),
-            (Some(Stage::Failed), _) => (
-                "FAILURE",
-                Some(t.error.clone().unwrap_or_else(|| "failed".into())),
-                None,
-                t.updated_at.clone(),
-            ),
-            (Some(_), _) => ("STARTED", None, None, None),
-        }
+        );
+    }
+    match (t.stage, t.doc_seq) {
+        (None, _) | (_, None) => state(
+            "FAILURE",
+            Some("The document was deleted".to_string()),
+            None,
+            t.updated_at.clone(),
+        ),
+        (Some(Stage::Queued), _) => state("PENDING", None, None, None),
+        (Some(Stage::Indexed), Some(n)) => state(
+            "SUCCESS",
+            Some(format!("Success. New document id {n} created")),
+            Some(n),
+            t.updated_at.clone(),
+        ),
+        (Some(Stage::Failed), _) => state(
+            "FAILURE",
+            Some(t.error.clone().unwrap_or_else(|| "failed".into())),
+            None,
+            t.updated_at.clone(),
+        ),
+        (Some(_), _) => state("STARTED", None, None, None),
+    }
+}
+
+/// Seconds from one RFC 3339 time to another.
+fn seconds_between(from: &str, to: &str) -> Option<f64> {
+    let a = humantime::parse_rfc3339_weak(from).ok()?;
+    let b = humantime::parse_rfc3339_weak(to).ok()?;
+    b.duration_since(a).ok().map(|d| d.as_secs_f64())
+}
+
+/// A task as Paperless-ngx 3 (API version 10) gives it: lower-case states,
+/// the documents it made as a list, its input and result as objects.
+fn task_json_v10(t: &docpipe_actors::TaskView) -> Value {
+    let s = task_state(t);
+    let status = s.status.to_ascii_lowercase();
+    let display = {
+        let mut c = status.chars();
+        c.next()
+            .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+            .unwrap_or_default()
     };
+    let result_data = match (&s.result, s.document, s.status) {
+        (_, Some(n), _) => json!({"document_id": n}),
+        (Some(r), None, "FAILURE") => json!({"error": r}),
+        _ => Value::Null,
+    };
+    json!({
+        "id": t.seq,
+        "task_id": t.task_id,
+        "task_type": "consume_file",
+        "task_type_display": "Consume File",
+        "trigger_source": "api_upload",
+        "trigger_source_display": "API Upload",
+        "status": status,
+        "status_display": display,
+        "date_created": t.created_at,
+        // docpipe does not keep when a stage worker first took the
+        // document; the duration is from upload to done.
+        "date_started": null,
+        "date_done": s.done,
+        "duration_seconds": s.done.as_deref().and_then(|d| seconds_between(&t.created_at, d)),
+        "wait_time_seconds": null,
+        "input_data": {"filename": t.filename},
+        "result_data": result_data,
+        "related_document_ids": s.document.map_or_else(Vec::new, |n| vec![n]),
+        "acknowledged": false,
+        "owner": null,
+    })
+}
+
+fn task_json(t: &docpipe_actors::TaskView) -> Value {
+    let TaskState {
+        status,
+        result,
+        document,
+        done,
+    } = task_state(t);
+    let related = document.map(|n| n.to_string());
     json!({
         "id": t.seq,
         "task_id": t.task_id,
@@ -273,7 +402,12 @@ fn task_json(t: &docpipe_actors::TaskView) -> Value {
 /// A document as Paperless-ngx serializes it for API `version`: from
 /// version 9 on, `created` is a date (`"2026-12-01"`); before, a date and
 /// time with its offset. `added` and `modified` are always date and time.
-fn document_json(d: &Document, x: &DocExtras, content: Option<String>, version: u32) -> Value {
+pub(super) fn document_json(
+    d: &Document,
+    x: &DocExtras,
+    content: Option<String>,
+    version: u32,
+) -> Value {
     let when = x.doc_date.clone().unwrap_or_else(|| d.created_at.clone());
     let date = when.get(..10).unwrap_or(&when).to_string();
     let created = if version >= 9 {
@@ -285,7 +419,7 @@ fn document_json(d: &Document, x: &DocExtras, content: Option<String>, version: 
     };
     json!({
         "id": d.seq,
-        "correspondent": null,
+        "correspondent": x.issuer_id,
         "document_type": x.doc_type_id,
         "storage_path": null,
         "title": d.title.clone().unwrap_or_else(|| d.filename.clone()),
@@ -303,8 +437,8 @@ fn document_json(d: &Document, x: &DocExtras, content: Option<String>, version: 
         "owner": null,
         "user_can_change": true,
         "is_shared_by_requester": false,
-        "notes": [],
-        "custom_fields": [],
+        "notes": document_notes(x),
+        "custom_fields": document_custom_fields(d),
         "page_count": d.pages,
     })
 }
@@ -320,24 +454,8 @@ async fn with_content(
     Ok(document_json(d, x, text, version))
 }
 
-#[derive(Deserialize)]
-pub struct ListParams {
-    page: Option<usize>,
-    page_size: Option<usize>,
-    query: Option<String>,
-    more_like_id: Option<i64>,
-    /// Paperless's list option: each document's `content` cut to its first
-    /// 550 characters (what list views show).
-    truncate_content: Option<String>,
-}
-
 /// The characters of `content` a list keeps with `truncate_content`.
 const TRUNCATED_CONTENT_CHARS: usize = 550;
-
-/// A query flag as DRF's `BooleanField` reads it.
-fn flag(v: Option<&str>) -> bool {
-    matches!(v.map(str::trim), Some("true" | "True" | "1" | "yes" | "on"))
-}
 
 fn truncate_content(v: &mut Value) {
     if let Some(c) = v["content"].as_str() {
@@ -347,15 +465,19 @@ fn truncate_content(v: &mut Value) {
     }
 }
 
+/// `GET /api/documents/`: a page of the documents that pass the filters
+/// (see `paperless_filters`), of a full-text `query`'s hits, or of those
+/// like `more_like_id`.
 pub async fn documents(
     State(app): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    params: Result<Query<ListParams>, QueryRejection>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let version = requested_version(&headers);
-    let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
-    let truncate = flag(p.truncate_content.as_deref());
+    let Query(pairs) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
+    let (p, filter) = super::paperless_filters::parse(&pairs)?;
+    let truncate = p.truncate_content;
     let listed = |mut v: Value| {
         if truncate {
             truncate_content(&mut v);
@@ -366,13 +488,25 @@ pub async fn documents(
     let size = p.page_size.unwrap_or(25).clamp(1, 1000);
     let offset = (page - 1) * size;
     let scope = caller.scope();
+    if p.nothing {
+        return Ok(reply(
+            StatusCode::OK,
+            paginated(&headers, "documents", page, size, 0, Vec::new(), Vec::new()),
+        ));
+    }
     let mut results = Vec::new();
     let total;
-    if let Some(q) = p.query.as_deref().filter(|q| !q.trim().is_empty()) {
+    if let Some(q) = p.query.as_deref() {
         let r = match app
             .pipeline
             .reader()
-            .search(q, size, offset.min(10_000), &scope)
+            .search_where(
+                q,
+                size,
+                offset.min(10_000),
+                &scope,
+                filter.has_conditions().then_some(filter),
+            )
             .await
         {
             Ok(r) => r,
@@ -409,13 +543,15 @@ pub async fn documents(
             results.push(listed(with_content(&app, &scope, &d, &x, version).await?));
         }
     } else {
-        let (n, docs) = app.pipeline.reader().page(&scope, offset, size).await?;
-        total = n;
+        let (n, docs, all) = app
+            .pipeline
+            .reader()
+            .query(&scope, filter, offset, size)
+            .await?;
         for (d, x) in &docs {
             results.push(listed(with_content(&app, &scope, d, x, version).await?));
         }
         // Paperless's `all`: every document of the list, not just the page's.
-        let all = app.pipeline.reader().numbers(&scope).await?;
         return Ok(reply(
             StatusCode::OK,
             paginated(
@@ -423,7 +559,7 @@ pub async fn documents(
                 "documents",
                 page,
                 size,
-                total,
+                n,
                 all.into_iter().map(Value::from).collect(),
                 results,
             ),
@@ -458,6 +594,19 @@ fn paginated(
     })
 }
 
+/// A page of a list whose ids are all known.
+pub(super) fn paginated_all(
+    headers: &HeaderMap,
+    resource: &str,
+    page: usize,
+    size: usize,
+    all: Vec<Value>,
+    results: Vec<Value>,
+) -> Value {
+    let total = all.len() as u64;
+    paginated(headers, resource, page, size, total, all, results)
+}
+
 fn number(raw: &str) -> Result<i64, Problem> {
     raw.parse::<i64>()
         .map_err(|_| Problem::not_found("document"))
@@ -483,8 +632,9 @@ pub async fn document(
     ))
 }
 
-/// `PATCH /api/documents/{n}/`: title, document_type (id or null), tags,
-/// created, archive_serial_number. Other Paperless fields are ignored.
+/// `PATCH /api/documents/{n}/` (and `PUT`): title, correspondent and
+/// document_type (ids or null), tags, created, archive_serial_number,
+/// custom_fields. Other Paperless fields are ignored.
 pub async fn edit_document(
     State(app): State<AppState>,
     caller: Caller,
@@ -541,7 +691,31 @@ pub async fn edit_document(
                     })?),
                 })
             }
-            _ => {} // correspondent, storage_path, owner, custom_fields, …
+            "correspondent" => {
+                let value = match v {
+                    Value::Null => None,
+                    v => {
+                        let id = v.as_i64().ok_or_else(|| {
+                            Problem::new(Code::InvalidField, "correspondent must be an id or null")
+                        })?;
+                        Some(issuer_value(&app, id, &here).await?)
+                    }
+                };
+                e.fields
+                    .get_or_insert_with(Vec::new)
+                    .push((ISSUER.into(), value));
+            }
+            "custom_fields" => {
+                let values = fields_from_paperless(&app, &caller, v, Some(&d)).await?;
+                // (A correspondent given too wins over an issuer field here.)
+                let fields = e.fields.get_or_insert_with(Vec::new);
+                for (name, value) in values {
+                    if !fields.iter().any(|(n, _)| *n == name) {
+                        fields.push((name, value));
+                    }
+                }
+            }
+            _ => {} // storage_path, owner, set_permissions, remove_inbox_tags, …
         }
     }
     apply_edit(&app, &caller, &d.id, e).await?;
@@ -586,6 +760,9 @@ fn label_json(kind: LabelKind, l: &Label) -> Value {
         "owner": null,
         "user_can_change": true,
     });
+    if kind == LabelKind::Issuer {
+        v["last_correspondence"] = Value::Null;
+    }
     if kind == LabelKind::Tag {
         let color = l.color.clone().unwrap_or_else(|| DEFAULT_TAG_COLOR.into());
         v["text_color"] = json!(text_color(&color));
@@ -641,6 +818,16 @@ pub struct PageParams {
     page_size: Option<usize>,
 }
 
+impl PageParams {
+    /// The page (from 1) and its size (1 to 1000; 25 if not given).
+    pub fn page_and_size(&self) -> (usize, usize) {
+        (
+            self.page.unwrap_or(1).max(1),
+            self.page_size.unwrap_or(25).clamp(1, 1000),
+        )
+    }
+}
+
 async fn list_labels(
     app: AppState,
     caller: Caller,
@@ -649,8 +836,7 @@ async fn list_labels(
     kind: LabelKind,
 ) -> Result<Response, Problem> {
     let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
-    let page = p.page.unwrap_or(1).max(1);
-    let size = p.page_size.unwrap_or(25).clamp(1, 1000);
+    let (page, size) = p.page_and_size();
     let (total, labels) = app
         .pipeline
         .reader()
@@ -680,6 +866,7 @@ fn resource_of(kind: LabelKind) -> &'static str {
     match kind {
         LabelKind::Tag => "tags",
         LabelKind::DocType => "document_types",
+        LabelKind::Issuer => "correspondents",
     }
 }
 
@@ -689,10 +876,10 @@ async fn get_label(
     id: String,
     kind: LabelKind,
 ) -> Result<Response, Problem> {
-    let what = if kind == LabelKind::Tag {
-        "tag"
-    } else {
-        "document type"
+    let what = match kind {
+        LabelKind::Tag => "tag",
+        LabelKind::DocType => "document type",
+        LabelKind::Issuer => "correspondent",
     };
     let id = id.parse::<i64>().map_err(|_| Problem::not_found(what))?;
     let l = app
@@ -805,6 +992,31 @@ pub async fn create_doc_type(
     body: Result<Json<NewLabel>, JsonRejection>,
 ) -> Result<Response, Problem> {
     create_label(app, caller, body, LabelKind::DocType).await
+}
+
+pub async fn correspondents(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    params: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Response, Problem> {
+    list_labels(app, caller, headers, params, LabelKind::Issuer).await
+}
+
+pub async fn correspondent(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    get_label(app, caller, id, LabelKind::Issuer).await
+}
+
+pub async fn create_correspondent(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewLabel>, JsonRejection>,
+) -> Result<Response, Problem> {
+    create_label(app, caller, body, LabelKind::Issuer).await
 }
 
 #[cfg(test)]

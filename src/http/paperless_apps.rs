@@ -85,7 +85,7 @@ fn user_id(p: &Principal) -> u64 {
 }
 
 /// The user name shown for a token: its name.
-async fn user_name(app: &AppState, p: &Principal) -> Result<String, Problem> {
+pub(super) async fn user_name(app: &AppState, p: &Principal) -> Result<String, Problem> {
     if p.token_id == CONFIGURED_ADMIN_ID {
         return Ok("admin".into());
     }
@@ -108,8 +108,15 @@ fn permissions(role: Role) -> Vec<String> {
         "paperlesstask",
         "uisettings",
     ];
-    let editable = ["document", "tag", "documenttype", "correspondent", "note"];
-    let admin_only = ["user", "group", "storagepath", "savedview", "customfield"];
+    let editable = [
+        "document",
+        "tag",
+        "documenttype",
+        "correspondent",
+        "customfield",
+        "note",
+    ];
+    let admin_only = ["user", "group", "storagepath", "savedview"];
     let mut out: Vec<String> = read_only.iter().map(|m| format!("view_{m}")).collect();
     if role >= Role::Editor {
         for m in editable {
@@ -188,6 +195,7 @@ pub async fn statistics(State(app): State<AppState>, caller: Caller) -> Result<R
     let mimes = reader.mime_counts(&scope).await?;
     let (tags, _) = reader.labels(LabelKind::Tag, &scope, 0, 0).await?;
     let (types, _) = reader.labels(LabelKind::DocType, &scope, 0, 0).await?;
+    let (issuers, _) = reader.labels(LabelKind::Issuer, &scope, 0, 0).await?;
     let total: u64 = mimes.iter().map(|m| m.documents).sum();
     let chars: u64 = mimes.iter().map(|m| m.chars).sum();
     let counts: Vec<Value> = mimes
@@ -205,7 +213,7 @@ pub async fn statistics(State(app): State<AppState>, caller: Caller) -> Result<R
             "document_file_type_counts": counts,
             "character_count": chars,
             "tag_count": tags,
-            "correspondent_count": 0,
+            "correspondent_count": issuers,
             "document_type_count": types,
             "storage_path_count": 0,
             "current_asn": 0,

@@ -9,7 +9,7 @@ use crate::model::{Registered, Stage};
 use crate::routes::{CatalogMsg, StageOutput};
 use crate::store::classifier::{write_classifier, write_type_overlay};
 use crate::store::documents::{write_insert, write_mark_deleting, write_purge, Inserted};
-use crate::store::edits::{write_edit, EditResult};
+use crate::store::edits::{write_edit, write_field_name, write_note, EditResult};
 use crate::store::events::{write_event, NewEvent};
 use crate::store::labels::write_label;
 use crate::store::queue::{write_failure, write_reprocess_flagged, write_retry};
@@ -157,6 +157,25 @@ pub(super) fn write_one(
             reply,
         } => {
             let r = write_label(tx, kind, &workspace, &name, color.as_deref(), &origin, now)?;
+            fx.push(Effect::reply(reply, r));
+        }
+        CatalogMsg::CreateFieldName {
+            name,
+            kind,
+            origin,
+            reply,
+        } => {
+            let r = write_field_name(tx, &name, kind, &origin, now)?;
+            fx.push(Effect::reply(reply, r));
+        }
+        CatalogMsg::AddNote {
+            id,
+            scope,
+            note,
+            origin,
+            reply,
+        } => {
+            let r = write_note(tx, &id, &scope, &note, &origin, now)?;
             fx.push(Effect::reply(reply, r));
         }
         CatalogMsg::PutType {

@@ -131,7 +131,7 @@ fn write_stage(
             )
         }
         StageOutput::Enriched { fields, needs_llm } => {
-            let kept = write_found_fields(tx, job.seq, &fields)?;
+            let kept = write_found_fields(tx, job.seq, &fields, now)?;
             if needs_llm {
                 tx.prepare_cached("UPDATE documents SET needs_llm = 1 WHERE seq = ?1")?
                     .execute([job.seq])?;

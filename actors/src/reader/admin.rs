@@ -106,3 +106,82 @@ impl Reader {
         types::current(&self.types).field_kind(name)
     }
 }
+
+/// A field name as Paperless clients see it (a custom field): every field
+/// of the types in force, the common ones, and those set by hand or made
+/// over the API.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FieldName {
+    /// Stable for the name: see [`field_id`].
+    pub id: i64,
+    pub name: String,
+    pub kind: Kind,
+    /// Documents of the scope with a value for it.
+    pub document_count: i64,
+}
+
+/// The id of a field name: 31 bits of its FNV-1a hash, so that it is the
+/// same on every instance and across restarts without a table of ids (the
+/// names are a few hundred at most; a clash is reported by
+/// [`Reader::field_names`] and the later name left out).
+pub fn field_id(name: &str) -> i64 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    i64::from(h & 0x7fff_ffff).max(1)
+}
+
+impl Reader {
+    /// Every field name with its kind and how many documents of the scope
+    /// have a value for it, by name.
+    pub async fn field_names(&self, scope: &Scope) -> Result<Vec<FieldName>> {
+        let t = types::current(&self.types);
+        let mut kinds: BTreeMap<String, Kind> = BTreeMap::new();
+        for f in t
+            .list
+            .iter()
+            .flat_map(|t| t.fields.iter())
+            .chain(crate::fields::common_fields().iter())
+        {
+            kinds.entry(f.name.clone()).or_insert(f.kind);
+        }
+        let scope = scope.clone();
+        let (stored, counts) = self
+            .db
+            .run(move |c| crate::store::edits::field_names_and_counts(c, &scope))
+            .await?;
+        for (name, kind) in stored {
+            kinds.entry(name).or_insert(kind);
+        }
+        let mut seen: BTreeMap<i64, String> = BTreeMap::new();
+        let mut out = Vec::with_capacity(kinds.len());
+        for (name, kind) in kinds {
+            let id = field_id(&name);
+            if let Some(first) = seen.get(&id) {
+                tracing::warn!(%name, %first, id, "two field names have the same id; the later is not listed");
+                continue;
+            }
+            seen.insert(id, name.clone());
+            out.push(FieldName {
+                id,
+                document_count: counts.get(&name).copied().unwrap_or(0),
+                name,
+                kind,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn notes(
+        &self,
+        number: i64,
+        scope: &Scope,
+    ) -> Result<Option<Vec<crate::store::Note>>> {
+        Ok(self
+            .get_by_number(number, scope)
+            .await?
+            .map(|(_, x)| x.notes))
+    }
+}

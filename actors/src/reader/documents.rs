@@ -8,11 +8,11 @@ use super::{Original, Reader};
 use crate::model::{Document, Scope};
 use crate::store::documents::{
     extras_of, get_by_seq, get_document, get_inline_original, get_text, list_documents,
-    page_documents,
+    page_documents, query_documents,
 };
 use crate::store::events::events_for;
 use crate::store::links::links;
-use crate::store::{DocExtras, Event, Links, ListFilter};
+use crate::store::{DocExtras, DocQuery, Event, Links, ListFilter};
 
 impl Reader {
     pub async fn get(&self, id: &str, scope: &Scope) -> Result<Option<Document>> {
@@ -94,6 +94,29 @@ impl Reader {
         let scope = scope.clone();
         self.db
             .run(move |c| crate::store::documents::document_numbers(c, &scope))
+            .await
+    }
+
+    /// A page of the documents `q` picks, how many it picks, and all their
+    /// numbers in order.
+    pub async fn query(
+        &self,
+        scope: &Scope,
+        q: DocQuery,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<(Document, DocExtras)>, Vec<i64>)> {
+        let scope = scope.clone();
+        self.db
+            .run(move |c| {
+                let (total, docs, all) = query_documents(c, &scope, &q, offset, limit)?;
+                let mut out = Vec::with_capacity(docs.len());
+                for d in docs {
+                    let x = extras_of(c, &d)?;
+                    out.push((d, x));
+                }
+                Ok((total, out, all))
+            })
             .await
     }
 

@@ -5,8 +5,12 @@ use anyhow::Result;
 
 use super::{Reader, SearchError, SearchHit, SearchResults};
 use crate::model::Scope;
-use crate::store::documents::{get_document, get_text};
+use crate::store::documents::{get_document, get_text, query_documents};
 use crate::store::index::QueryError;
+use crate::store::DocQuery;
+
+/// How many of a filtered search's best hits are filtered.
+pub const FILTERED_HITS: usize = 10_000;
 
 impl Reader {
     pub async fn search(
@@ -16,16 +20,48 @@ impl Reader {
         offset: usize,
         scope: &Scope,
     ) -> Result<SearchResults, SearchError> {
+        self.search_where(q, limit, offset, scope, None).await
+    }
+
+    /// A search whose hits also pass `filter` (the catalog's conditions, such
+    /// as tags or dates): it ranks the best [`FILTERED_HITS`] hits and keeps
+    /// those the filter passes, so `total` counts the passing ones among them.
+    pub async fn search_where(
+        &self,
+        q: &str,
+        limit: usize,
+        offset: usize,
+        scope: &Scope,
+        filter: Option<DocQuery>,
+    ) -> Result<SearchResults, SearchError> {
         let index = self.index.clone();
         let q = q.to_string();
         let scope = scope.clone();
         let r = self
             .db
             .run(move |conn| {
-                let raw = match index.search(&q, limit, offset, &scope) {
+                let (window, skip) = match filter {
+                    Some(_) => (FILTERED_HITS, 0),
+                    None => (limit, offset),
+                };
+                let mut raw = match index.search(&q, window, skip, &scope) {
                     Ok(r) => r,
                     Err(e) => return Ok(Err(e)),
                 };
+                if let Some(f) = &filter {
+                    let (_, _, passing) = query_documents(conn, &scope, f, 0, 0)?;
+                    let passing: std::collections::HashSet<i64> = passing.into_iter().collect();
+                    let mut kept = Vec::new();
+                    for (id, score) in raw.hits {
+                        if let Some(doc) = get_document(conn, &id, &scope)? {
+                            if passing.contains(&doc.seq) {
+                                kept.push((id, score));
+                            }
+                        }
+                    }
+                    raw.total = kept.len() as u64;
+                    raw.hits = kept.into_iter().skip(offset).take(limit).collect();
+                }
                 let mut hits = Vec::with_capacity(raw.hits.len());
                 for (id, score) in raw.hits {
                     let Some(doc) = get_document(conn, &id, &scope)? else {

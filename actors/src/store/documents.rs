@@ -1,11 +1,12 @@
 //! Documents: their rows, texts and inline originals; reads by id, number
 //! and page; registration, deletion.
 
+use super::edits::{ensure_field_name, ISSUER};
 use super::events::{write_event, NewEvent};
-use super::labels::doc_type_id;
+use super::labels::{doc_type_id, ensure_issuer_of};
 use super::schema::workspace_filter;
 use super::tasks::write_task;
-use crate::model::{format_ms, Document, ErrorInfo, NewDocument, Origin, Scope, Stage};
+use crate::model::{format_ms, Document, ErrorInfo, NewDocument, NewNote, Origin, Scope, Stage};
 use anyhow::Result;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::Serialize;
@@ -241,10 +242,20 @@ pub fn write_insert(
         return Ok(Inserted::Duplicate(Box::new(existing)));
     }
     let x = &d.extra;
+    // A number asked for is kept if free; NULL takes the next one.
+    let number = match x.number {
+        Some(n) if n > 0 => tx
+            .prepare_cached("SELECT 1 FROM documents WHERE seq = ?1")?
+            .query_row([n], |_| Ok(()))
+            .optional()?
+            .is_none()
+            .then_some(n),
+        _ => None,
+    };
     tx.prepare_cached(
         "INSERT INTO documents (id, workspace, filename, title, mime, size, sha256, stage, request_id,
-           doc_date, asn, user_doc_type, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?11, ?12, ?12)",
+           doc_date, asn, user_doc_type, created_at, updated_at, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
     )?
     .execute(params![
         d.id,
@@ -258,7 +269,8 @@ pub fn write_insert(
         x.doc_date,
         x.asn,
         x.doc_type,
-        now
+        now,
+        number
     ])?;
     let seq = tx.last_insert_rowid();
     if let Some(bytes) = &d.inline {
@@ -271,6 +283,20 @@ pub fn write_insert(
     }
     if let Some(task) = &x.task_id {
         write_task(tx, task, &d.workspace, &d.id, &d.filename, false, now)?;
+    }
+    for (name, f) in &x.fields {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO doc_fields (doc_seq, name, kind, value, currency, confidence, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, 1.0, 'user')",
+        )?
+        .execute(params![seq, name, f.kind.as_str(), f.value, f.currency])?;
+        ensure_field_name(tx, name, f.kind, now)?;
+        if name == ISSUER {
+            ensure_issuer_of(tx, seq, now)?;
+        }
+    }
+    for n in &x.notes {
+        write_note_row(tx, seq, n, now)?;
     }
     let (kind, detail) = match &x.parent {
         Some(parent) => (
@@ -370,8 +396,28 @@ pub fn write_purge(tx: &Transaction<'_>, id: &str, origin: &Origin, now: i64) ->
 pub struct DocExtras {
     pub tags: Vec<i64>,
     pub doc_type_id: Option<i64>,
+    /// The id of the document's issuer (see [`LabelKind::Issuer`](super::LabelKind)).
+    pub issuer_id: Option<i64>,
     pub doc_date: Option<String>,
     pub asn: Option<i64>,
+    pub notes: Vec<Note>,
+}
+
+/// A note on a document.
+#[derive(Clone, Debug, Serialize)]
+pub struct Note {
+    pub id: i64,
+    pub note: String,
+    pub author: String,
+    pub created_at: String,
+}
+
+pub(crate) fn write_note_row(tx: &Transaction<'_>, seq: i64, n: &NewNote, now: i64) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO notes (doc_seq, note, author, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![seq, n.note, n.author, n.created_at.unwrap_or(now)])?;
+    Ok(tx.last_insert_rowid())
 }
 
 pub fn extras_of(conn: &Connection, doc: &Document) -> Result<DocExtras> {
@@ -387,11 +433,33 @@ pub fn extras_of(conn: &Connection, doc: &Document) -> Result<DocExtras> {
         Some(t) => doc_type_id(conn, &doc.workspace, t)?,
         None => None,
     };
+    let issuer_id = conn
+        .prepare_cached(
+            "SELECT i.id FROM doc_fields f JOIN issuers i ON i.name = f.value AND i.workspace = ?2
+             WHERE f.doc_seq = ?1 AND f.name = 'issuer'",
+        )?
+        .query_row(params![doc.seq, doc.workspace], |r| r.get(0))
+        .optional()?;
+    let notes = conn
+        .prepare_cached(
+            "SELECT id, note, author, created_at FROM notes WHERE doc_seq = ?1 ORDER BY id",
+        )?
+        .query_map([doc.seq], |r| {
+            Ok(Note {
+                id: r.get(0)?,
+                note: r.get(1)?,
+                author: r.get(2)?,
+                created_at: format_ms(r.get(3)?),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(DocExtras {
         tags,
         doc_type_id,
+        issuer_id,
         doc_date,
         asn,
+        notes,
     })
 }
 
@@ -431,6 +499,271 @@ pub fn page_documents(
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((total as u64, docs))
+}
+
+/// Which documents a list shows and in what order (the Paperless list's
+/// filters); empty: all of the scope's, newest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DocQuery {
+    /// Documents carrying every one of these tags.
+    pub tags_all: Vec<i64>,
+    /// Documents carrying at least one of these tags (if any are given).
+    pub tags_any: Option<Vec<i64>>,
+    /// Documents carrying none of these tags.
+    pub tags_none: Vec<i64>,
+    pub is_tagged: Option<bool>,
+    /// Document-type ids; `Some(vec![])` matches nothing.
+    pub doc_types: Option<Vec<i64>>,
+    pub doc_types_none: Vec<i64>,
+    pub doc_type_null: Option<bool>,
+    /// Issuer ids.
+    pub issuers: Option<Vec<i64>>,
+    pub issuers_none: Vec<i64>,
+    pub issuer_null: Option<bool>,
+    /// Document numbers.
+    pub numbers: Option<Vec<i64>>,
+    /// Case-insensitive substrings.
+    pub title_contains: Option<String>,
+    pub content_contains: Option<String>,
+    pub title_or_content: Option<String>,
+    pub filename_contains: Option<String>,
+    /// The document's date (`created`), against `YYYY-MM-DD`.
+    pub created: Vec<(Cmp, String)>,
+    /// The day it was added (UTC), against `YYYY-MM-DD`.
+    pub added_date: Vec<(Cmp, String)>,
+    /// When it was added, against ms since the epoch.
+    pub added: Vec<(Cmp, i64)>,
+    pub asn: Vec<(Cmp, i64)>,
+    pub asn_null: Option<bool>,
+    pub mime: Option<String>,
+    pub order: Option<(DocOrder, bool)>,
+}
+
+/// A comparison of a filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl Cmp {
+    fn sql(self) -> &'static str {
+        match self {
+            Cmp::Eq => "=",
+            Cmp::Gt => ">",
+            Cmp::Gte => ">=",
+            Cmp::Lt => "<",
+            Cmp::Lte => "<=",
+        }
+    }
+}
+
+/// What a list can be ordered by (`true`: descending).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocOrder {
+    Number,
+    Title,
+    Created,
+    Added,
+    Modified,
+    Asn,
+    DocType,
+    Issuer,
+    Mime,
+    Pages,
+}
+
+/// The document's own date, or the day it was added.
+const CREATED_DATE_SQL: &str =
+    "COALESCE(substr(d.doc_date, 1, 10), date(d.created_at / 1000, 'unixepoch'))";
+
+impl DocQuery {
+    /// Whether it leaves any document out (its order aside).
+    pub fn has_conditions(&self) -> bool {
+        let bare = DocQuery {
+            order: None,
+            ..self.clone()
+        };
+        bare != DocQuery::default()
+    }
+
+    /// `AND`-ed SQL conditions over `documents d`, and their arguments.
+    fn conditions(&self, args: &mut Vec<rusqlite::types::Value>) -> Result<String> {
+        let mut sql = String::new();
+        let ids = |v: &[i64]| serde_json::to_string(v).map(rusqlite::types::Value::from);
+        let tagged = "(SELECT 1 FROM document_tags t WHERE t.doc_seq = d.seq AND t.tag_id";
+        for t in &self.tags_all {
+            sql.push_str(&format!(" AND EXISTS {tagged} = ?)"));
+            args.push((*t).into());
+        }
+        if let Some(any) = &self.tags_any {
+            sql.push_str(&format!(
+                " AND EXISTS {tagged} IN (SELECT value FROM json_each(?)))"
+            ));
+            args.push(ids(any)?);
+        }
+        if !self.tags_none.is_empty() {
+            sql.push_str(&format!(
+                " AND NOT EXISTS {tagged} IN (SELECT value FROM json_each(?)))"
+            ));
+            args.push(ids(&self.tags_none)?);
+        }
+        if let Some(t) = self.is_tagged {
+            let not = if t { "" } else { "NOT " };
+            sql.push_str(&format!(
+                " AND {not}EXISTS (SELECT 1 FROM document_tags t WHERE t.doc_seq = d.seq)"
+            ));
+        }
+        let type_id = "(SELECT ty.id FROM doc_types ty WHERE ty.workspace = d.workspace AND ty.name = d.doc_type)";
+        if let Some(v) = &self.doc_types {
+            sql.push_str(&format!(
+                " AND {type_id} IN (SELECT value FROM json_each(?))"
+            ));
+            args.push(ids(v)?);
+        }
+        if !self.doc_types_none.is_empty() {
+            sql.push_str(&format!(
+                " AND (d.doc_type IS NULL OR {type_id} NOT IN (SELECT value FROM json_each(?)))"
+            ));
+            args.push(ids(&self.doc_types_none)?);
+        }
+        if let Some(null) = self.doc_type_null {
+            sql.push_str(if null {
+                " AND d.doc_type IS NULL"
+            } else {
+                " AND d.doc_type IS NOT NULL"
+            });
+        }
+        let issuer_id = "(SELECT i.id FROM doc_fields f JOIN issuers i ON i.name = f.value AND i.workspace = d.workspace WHERE f.doc_seq = d.seq AND f.name = 'issuer')";
+        if let Some(v) = &self.issuers {
+            sql.push_str(&format!(
+                " AND {issuer_id} IN (SELECT value FROM json_each(?))"
+            ));
+            args.push(ids(v)?);
+        }
+        if !self.issuers_none.is_empty() {
+            sql.push_str(&format!(
+                " AND COALESCE({issuer_id} NOT IN (SELECT value FROM json_each(?)), 1)"
+            ));
+            args.push(ids(&self.issuers_none)?);
+        }
+        if let Some(null) = self.issuer_null {
+            let not = if null { "" } else { "NOT " };
+            sql.push_str(&format!(" AND {issuer_id} IS {not}NULL"));
+        }
+        if let Some(v) = &self.numbers {
+            sql.push_str(" AND d.seq IN (SELECT value FROM json_each(?))");
+            args.push(ids(v)?);
+        }
+        let text = "(SELECT x.text FROM texts x WHERE x.seq = d.seq)";
+        let title = "COALESCE(d.title, d.filename)";
+        for (value, expr) in [
+            (&self.title_contains, title.to_string()),
+            (&self.content_contains, text.to_string()),
+            (&self.filename_contains, "d.filename".to_string()),
+            (
+                &self.title_or_content,
+                format!("{title} || char(10) || COALESCE({text}, '')"),
+            ),
+        ] {
+            if let Some(v) = value {
+                sql.push_str(&format!(" AND instr(lower({expr}), lower(?)) > 0"));
+                args.push(v.clone().into());
+            }
+        }
+        for (cmp, v) in &self.created {
+            sql.push_str(&format!(" AND {CREATED_DATE_SQL} {} ?", cmp.sql()));
+            args.push(v.clone().into());
+        }
+        for (cmp, v) in &self.added_date {
+            sql.push_str(&format!(
+                " AND date(d.created_at / 1000, 'unixepoch') {} ?",
+                cmp.sql()
+            ));
+            args.push(v.clone().into());
+        }
+        for (cmp, v) in &self.added {
+            sql.push_str(&format!(" AND d.created_at {} ?", cmp.sql()));
+            args.push((*v).into());
+        }
+        for (cmp, v) in &self.asn {
+            sql.push_str(&format!(" AND d.asn {} ?", cmp.sql()));
+            args.push((*v).into());
+        }
+        if let Some(null) = self.asn_null {
+            sql.push_str(if null {
+                " AND d.asn IS NULL"
+            } else {
+                " AND d.asn IS NOT NULL"
+            });
+        }
+        if let Some(m) = &self.mime {
+            sql.push_str(" AND d.mime = ?");
+            args.push(m.clone().into());
+        }
+        Ok(sql)
+    }
+
+    fn order_sql(&self) -> String {
+        let Some((by, desc)) = self.order else {
+            return "d.seq DESC".into();
+        };
+        let col = match by {
+            DocOrder::Number => "d.seq",
+            DocOrder::Title => "lower(COALESCE(d.title, d.filename))",
+            DocOrder::Created => CREATED_DATE_SQL,
+            DocOrder::Added => "d.created_at",
+            DocOrder::Modified => "d.updated_at",
+            DocOrder::Asn => "d.asn",
+            DocOrder::DocType => "d.doc_type",
+            DocOrder::Issuer => {
+                "(SELECT f.value FROM doc_fields f WHERE f.doc_seq = d.seq AND f.name = 'issuer')"
+            }
+            DocOrder::Mime => "d.mime",
+            DocOrder::Pages => "(SELECT x.pages FROM texts x WHERE x.seq = d.seq)",
+        };
+        let dir = if desc { "DESC" } else { "ASC" };
+        format!("{col} {dir}, d.seq {dir}")
+    }
+}
+
+/// A page of the documents a query picks, how many it picks, and all their
+/// numbers in order (Paperless's `all`).
+pub fn query_documents(
+    conn: &Connection,
+    scope: &Scope,
+    q: &DocQuery,
+    offset: usize,
+    limit: usize,
+) -> Result<(u64, Vec<Document>, Vec<i64>)> {
+    let mut args: Vec<rusqlite::types::Value> = vec![match scope.sql_param() {
+        Some(s) => s.into(),
+        None => rusqlite::types::Value::Null,
+    }];
+    let cond = q.conditions(&mut args)?;
+    let base = format!(
+        "FROM documents d WHERE d.stage != 'deleting' AND {}{cond}",
+        workspace_filter("d.workspace", 1)
+    );
+    let order = q.order_sql();
+    let numbers = conn
+        .prepare_cached(&format!("SELECT d.seq {base} ORDER BY {order}"))?
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let page: Vec<i64> = numbers.iter().skip(offset).take(limit).copied().collect();
+    let mut docs = Vec::with_capacity(page.len());
+    let mut one = conn.prepare_cached(&format!(
+        "SELECT {DOC_COLUMNS} FROM documents WHERE seq = ?1"
+    ))?;
+    for n in page {
+        if let Some(doc) = one.query_row([n], doc_from_row).optional()? {
+            docs.push(doc);
+        }
+    }
+    Ok((numbers.len() as u64, docs, numbers))
 }
 
 /// The numbers of all the scope's documents, newest first (Paperless's

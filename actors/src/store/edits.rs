@@ -2,9 +2,10 @@
 //! found (a value a user set stays).
 
 use super::events::{write_event, NewEvent};
-use super::labels::ensure_doc_type;
+use super::labels::{ensure_doc_type, ensure_issuer_of};
 use super::schema::workspace_filter;
-use crate::model::{Found, Kind, Origin, Scope, Stage};
+pub use crate::model::UserField;
+use crate::model::{Found, Kind, NewNote, Origin, Scope, Stage};
 use anyhow::Result;
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -23,18 +24,15 @@ pub struct Edit {
     pub fields: Option<Vec<(String, Option<UserField>)>>,
 }
 
-/// A field value a user set.
-#[derive(Clone, Debug)]
-pub struct UserField {
-    pub kind: Kind,
-    pub value: String,
-    pub currency: Option<String>,
-}
-
 /// Stores the fields Enrich found, in place of the ones found before; a
 /// value a user set stays (whatever was found for that name). Returns the
-/// names of the user's values kept.
-pub fn write_found_fields(tx: &Transaction<'_>, seq: i64, found: &[Found]) -> Result<Vec<String>> {
+/// names of the user's values kept. A new issuer is listed as a label.
+pub fn write_found_fields(
+    tx: &Transaction<'_>,
+    seq: i64,
+    found: &[Found],
+    now: i64,
+) -> Result<Vec<String>> {
     tx.prepare_cached("DELETE FROM doc_fields WHERE doc_seq = ?1 AND source != 'user'")?
         .execute([seq])?;
     let mut insert = tx.prepare_cached(
@@ -52,6 +50,9 @@ pub fn write_found_fields(tx: &Transaction<'_>, seq: i64, found: &[Found]) -> Re
             f.source
         ])?;
     }
+    if found.iter().any(|f| f.name == ISSUER) {
+        ensure_issuer_of(tx, seq, now)?;
+    }
     let kept = tx
         .prepare_cached(
             "SELECT name FROM doc_fields WHERE doc_seq = ?1 AND source = 'user' ORDER BY name",
@@ -59,6 +60,19 @@ pub fn write_found_fields(tx: &Transaction<'_>, seq: i64, found: &[Found]) -> Re
         .query_map([seq], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(kept)
+}
+
+/// The field that holds a document's issuer.
+pub const ISSUER: &str = "issuer";
+
+/// Remembers the kind of a field name set by hand, unless known already (a
+/// type's fields are known from the types).
+pub fn ensure_field_name(tx: &Transaction<'_>, name: &str, kind: Kind, now: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO field_names (name, kind, created_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![name, kind.as_str(), now])?;
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -160,6 +174,12 @@ pub fn write_edit(
                     params![seq, name],
                 )?,
             };
+            if let Some(f) = value {
+                ensure_field_name(tx, name, f.kind, now)?;
+                if name == ISSUER {
+                    ensure_issuer_of(tx, seq, now)?;
+                }
+            }
         }
     }
     let mut stage = Stage::parse(&stage).unwrap_or(Stage::Failed);
@@ -211,4 +231,74 @@ pub fn write_edit(
         .detail(serde_json::Value::Object(changed));
     write_event(tx, &ev, now)?;
     Ok(EditResult::Edited(stage))
+}
+
+/// Field names made over the API or set by hand, with their kinds.
+pub type StoredFieldNames = Vec<(String, Kind)>;
+
+/// The field names set by hand or made over the API, with their kinds, and
+/// how many documents of the scope have a value, per name.
+pub fn field_names_and_counts(
+    conn: &rusqlite::Connection,
+    scope: &Scope,
+) -> Result<(StoredFieldNames, std::collections::BTreeMap<String, i64>)> {
+    let stored = conn
+        .prepare_cached("SELECT name, kind FROM field_names ORDER BY name")?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .map(|(n, k)| (n, Kind::parse(&k).unwrap_or(Kind::Text)))
+        .collect();
+    let counts = conn
+        .prepare_cached(&format!(
+            "SELECT f.name, COUNT(*) FROM doc_fields f JOIN documents d ON d.seq = f.doc_seq
+             WHERE d.stage != 'deleting' AND {} GROUP BY f.name",
+            workspace_filter("d.workspace", 1)
+        ))?
+        .query_map(params![scope.sql_param()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((stored, counts))
+}
+
+/// Makes a field name known with its kind (over the API); false if it was.
+pub fn write_field_name(
+    tx: &Transaction<'_>,
+    name: &str,
+    kind: Kind,
+    origin: &Origin,
+    now: i64,
+) -> Result<bool> {
+    let new = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO field_names (name, kind, created_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![name, kind.as_str(), now])?
+        == 1;
+    if new {
+        let ev = NewEvent::action(origin, "field_created", None)
+            .detail(serde_json::json!({"name": name, "kind": kind.as_str()}));
+        write_event(tx, &ev, now)?;
+    }
+    Ok(new)
+}
+
+/// Adds a note to a document of the scope: the note's id, or None when
+/// there is no such document.
+pub fn write_note(
+    tx: &Transaction<'_>,
+    id: &str,
+    scope: &Scope,
+    note: &NewNote,
+    origin: &Origin,
+    now: i64,
+) -> Result<Option<i64>> {
+    let Some((seq, workspace)) = super::documents::find_in_scope(tx, id, scope)? else {
+        return Ok(None);
+    };
+    let note_id = super::documents::write_note_row(tx, seq, note, now)?;
+    let ev = NewEvent::action(origin, "note_added", Some(&workspace))
+        .doc(id)
+        .detail(serde_json::json!({"note": note_id}));
+    write_event(tx, &ev, now)?;
+    Ok(Some(note_id))
 }

@@ -1,4 +1,4 @@
-//! Labels: tags and document types, per workspace.
+//! Labels: tags, document types and issuers, per workspace.
 
 use super::events::{write_event, NewEvent};
 use super::schema::workspace_filter;
@@ -11,6 +11,9 @@ use serde::Serialize;
 pub enum LabelKind {
     Tag,
     DocType,
+    /// Who issued a document (Paperless's correspondent): the value of its
+    /// `issuer` field, found by Enrich or set by hand.
+    Issuer,
 }
 
 impl LabelKind {
@@ -18,6 +21,7 @@ impl LabelKind {
         match self {
             LabelKind::Tag => "tags",
             LabelKind::DocType => "doc_types",
+            LabelKind::Issuer => "issuers",
         }
     }
 
@@ -28,11 +32,15 @@ impl LabelKind {
             LabelKind::DocType => {
                 "(SELECT COUNT(*) FROM documents d WHERE d.workspace = l.workspace AND d.doc_type = l.name AND d.stage != 'deleting')"
             }
+            LabelKind::Issuer => {
+                "(SELECT COUNT(*) FROM doc_fields f JOIN documents d ON d.seq = f.doc_seq
+                  WHERE f.name = 'issuer' AND f.value = l.name AND d.workspace = l.workspace AND d.stage != 'deleting')"
+            }
         }
     }
 }
 
-/// A tag or a document type.
+/// A tag, a document type or an issuer.
 #[derive(Clone, Debug, Serialize)]
 pub struct Label {
     pub id: i64,
@@ -81,8 +89,8 @@ pub fn write_label(
             "INSERT INTO tags (workspace, name, color, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![workspace, name, color.unwrap_or(DEFAULT_TAG_COLOR), now],
         )?,
-        LabelKind::DocType => tx.execute(
-            "INSERT INTO doc_types (workspace, name, created_at) VALUES (?1, ?2, ?3)",
+        LabelKind::DocType | LabelKind::Issuer => tx.execute(
+            &format!("INSERT INTO {table} (workspace, name, created_at) VALUES (?1, ?2, ?3)"),
             params![workspace, name, now],
         )?,
     };
@@ -90,6 +98,7 @@ pub fn write_label(
     let kind_name = match kind {
         LabelKind::Tag => "tag_created",
         LabelKind::DocType => "doc_type_created",
+        LabelKind::Issuer => "issuer_created",
     };
     let ev = NewEvent::action(origin, kind_name, Some(workspace))
         .detail(serde_json::json!({"id": id, "name": name}));
@@ -161,6 +170,18 @@ pub fn get_label(
             label_from_row,
         )
         .optional()?)
+}
+
+/// Lists the issuer of a document (its `issuer` field, if it has one) in
+/// the document's workspace.
+pub fn ensure_issuer_of(tx: &Transaction<'_>, seq: i64, now: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO issuers (workspace, name, created_at)
+         SELECT d.workspace, f.value, ?2 FROM doc_fields f JOIN documents d ON d.seq = f.doc_seq
+         WHERE f.doc_seq = ?1 AND f.name = 'issuer'",
+    )?
+    .execute(params![seq, now])?;
+    Ok(())
 }
 
 /// The document-type id of `name` in `workspace`.

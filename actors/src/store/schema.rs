@@ -212,6 +212,36 @@ CREATE TABLE doc_type_defs (
     updated_at INTEGER NOT NULL
 );
 "#,
+    // Issuers as labels of their own (Paperless's correspondents): a
+    // document's issuer is its `issuer` field, and this table gives each
+    // name an id per workspace. Field names made over the API with their
+    // kind (Paperless's custom fields), and notes on documents.
+    r#"
+CREATE TABLE issuers (
+    id         INTEGER PRIMARY KEY,
+    workspace  TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (workspace, name)
+);
+INSERT OR IGNORE INTO issuers (workspace, name, created_at)
+  SELECT DISTINCT d.workspace, f.value, 0 FROM doc_fields f JOIN documents d ON d.seq = f.doc_seq
+  WHERE f.name = 'issuer';
+CREATE INDEX doc_fields_issuer ON doc_fields(value, doc_seq) WHERE name = 'issuer';
+CREATE TABLE field_names (
+    name       TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE notes (
+    id         INTEGER PRIMARY KEY,
+    doc_seq    INTEGER NOT NULL REFERENCES documents(seq) ON DELETE CASCADE,
+    note       TEXT NOT NULL,
+    author     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX notes_doc ON notes(doc_seq, id);
+"#,
 ];
 
 /// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is
