@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod http;
+mod migrate;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,6 +43,9 @@ enum Command {
     /// Manage API tokens of a running server (admin token needed)
     #[command(subcommand)]
     Token(cli::TokenCommand),
+    /// Bring every document of a running Paperless-ngx into this data
+    /// directory (stop `docpipe serve` on it first); resumable
+    MigrateFromPaperless(migrate::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
             Command::Status(a) => cli::status(a).await,
             Command::Reprocess(a) => cli::reprocess(a).await,
             Command::Token(c) => cli::token(c).await,
+            Command::MigrateFromPaperless(a) => migrate::migrate(a).await,
         }
     });
     match result {

@@ -1058,3 +1058,228 @@ fn a_strict_client_parses_every_paperless_route_in_versions_9_and_10() {
         "routes without a strict check: {missing:?}"
     );
 }
+
+/// The values a migration must carry, of one Paperless document, with its
+/// labels and custom fields by name (ids differ between instances).
+fn carried(s: &Server, n: i64) -> Value {
+    let get = |path: &str| paperless_get(s, path, "application/json; version=9");
+    let d = get(&format!("/api/documents/{n}/"));
+    let name = |resource: &str, id: &Value| match id.as_i64() {
+        Some(id) => get(&format!("/api/{resource}/{id}/"))["name"].clone(),
+        None => Value::Null,
+    };
+    let mut tags: Vec<Value> = d["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| name("tags", t))
+        .collect();
+    tags.sort_by_key(|t| t.to_string());
+    let fields: std::collections::BTreeMap<String, Value> = d["custom_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                name("custom_fields", &f["field"])
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                f["value"].clone(),
+            )
+        })
+        .collect();
+    let notes: Vec<Value> = d["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| json!([n["note"], n["user"]["username"], n["created"]]))
+        .collect();
+    json!({
+        "title": d["title"], "created": d["created"], "asn": d["archive_serial_number"],
+        "file": d["original_file_name"], "mime": d["mime_type"], "content": d["content"],
+        "type": name("document_types", &d["document_type"]),
+        "correspondent": name("correspondents", &d["correspondent"]),
+        "tags": tags, "fields": fields, "notes": notes,
+    })
+}
+
+/// `docpipe migrate-from-paperless` against a docpipe instance's own
+/// Paperless API: 200 documents with tags, types, correspondents, custom
+/// fields, dates, ASNs and notes into a fresh data directory, killed part
+/// way and run again: every document once, under its own number, with
+/// everything it carried, and its type and fields as they came.
+#[test]
+fn migrate_from_paperless_brings_200_documents_and_resumes_after_a_kill() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Server::start(&tmp.path().join("source"), FAST_CONFIG, &[]);
+    let post = |path: &str, body: Value| {
+        let (code, v) = post_json(&src, path, body);
+        assert_eq!(code, 201, "{path}: {v}");
+        v["id"].as_i64().unwrap()
+    };
+    let tags: Vec<i64> = ["tax", "home", "car"]
+        .iter()
+        .map(|t| post("/api/tags/", json!({"name": t})))
+        .collect();
+    let types: Vec<i64> = ["letter", "statement"]
+        .iter()
+        .map(|t| post("/api/document_types/", json!({"name": t})))
+        .collect();
+    let people: Vec<i64> = ["Quokka Trust", "Acme Bank", "City Council", "Dr. Who"]
+        .iter()
+        .map(|c| post("/api/correspondents/", json!({"name": c})))
+        .collect();
+    let reference = post(
+        "/api/custom_fields/",
+        json!({"name": "reference", "data_type": "string"}),
+    );
+    let paid = post(
+        "/api/custom_fields/",
+        json!({"name": "paid", "data_type": "monetary"}),
+    );
+    let pdf = fixture("quokka.pdf");
+    for i in 0..200usize {
+        let text = format!(
+            "Letter {i} of the migration test.\nThe quokka census counted {} quokkas on day {i}.\n",
+            1000 + i * 7
+        );
+        let (file, name): (Vec<u8>, String) = if i == 0 {
+            (pdf.clone(), "census.pdf".into())
+        } else {
+            (text.into_bytes(), format!("letter-{i}.txt"))
+        };
+        let created = format!("2020-{:02}-{:02}", 1 + i % 12, 1 + i % 28);
+        let tag = tags[i % 3].to_string();
+        let ty = types[i % 2].to_string();
+        let who = people[i % 4].to_string();
+        let values = json!({reference.to_string(): format!("R-{i}"), paid.to_string(): format!("EUR{i}.50")})
+            .to_string();
+        let asn = (1000 + i).to_string();
+        let title = format!("Letter {i}");
+        let mut form: Vec<(&str, &str)> =
+            vec![("title", &title), ("created", &created), ("tags", &tag)];
+        if i % 5 != 0 {
+            form.push(("document_type", &ty));
+        }
+        if i % 7 != 0 {
+            form.push(("correspondent", &who));
+        }
+        if i % 2 == 0 {
+            form.push(("custom_fields", &values));
+        }
+        if i % 10 == 0 {
+            form.push(("archive_serial_number", &asn));
+        }
+        let (code, body) = post_form(&src, &form, &name, &file);
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    wait_until(Duration::from_secs(120), "the source to index 200", || {
+        get_json(&src.url("/api/v1/status")).1["stages"]["indexed"]["documents"] == 200
+    });
+    let numbers: Vec<i64> = paperless_get(&src, "/api/documents/?page_size=1", "application/json")
+        ["all"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers.len(), 200);
+    for n in &numbers[..3] {
+        let (code, v) = post_json(
+            &src,
+            &format!("/api/documents/{n}/notes/"),
+            json!({"note": format!("checked #{n}")}),
+        );
+        assert_eq!(code, 200, "{v}");
+    }
+
+    let dest = tmp.path().join("dest");
+    let config = dest.with_extension("toml");
+    std::fs::write(&config, FAST_CONFIG).unwrap();
+    let migrate = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_docpipe"));
+        c.arg("migrate-from-paperless")
+            .args(["--url", &src.base, "--token", ADMIN_TOKEN])
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&dest);
+        c
+    };
+    // Killed once 60 documents are reported brought (each after its commit).
+    let mut child = migrate()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut brought = 0;
+    for line in lines {
+        let line = line.unwrap();
+        assert!(!line.contains("skipped"), "{line}");
+        if line.ends_with(": brought") {
+            brought += 1;
+            if brought == 60 {
+                break;
+            }
+        }
+    }
+    assert_eq!(brought, 60, "the first run stopped early");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Run again: the rest, none twice.
+    let out = migrate().output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = stdout.lines().next().unwrap_or_default().to_string();
+    let count = |after: &str| -> u64 {
+        let (_, rest) = summary
+            .split_once(after)
+            .unwrap_or_else(|| panic!("{stdout}"));
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let (new, earlier) = (count("\": "), count("documents, "));
+    assert_eq!(new + earlier, 200, "{stdout}");
+    assert!(earlier >= 60, "{stdout}");
+    assert!(stdout.contains("numbers: all kept"), "{stdout}");
+    let correspondents = paperless_get(&src, "/api/correspondents/", "application/json")["count"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        stdout.contains(&format!("{correspondents} correspondents")),
+        "{stdout}"
+    );
+    // A third run finds nothing to do.
+    let out = migrate().output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(": 0 new documents, 200 brought"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let dst = Server::start(&dest, FAST_CONFIG, &[]);
+    let all: Vec<i64> = paperless_get(&dst, "/api/documents/?page_size=1", "application/json")
+        ["all"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_i64().unwrap())
+        .collect();
+    assert_eq!(all, numbers, "the same numbers, each once");
+    for n in &numbers {
+        assert_eq!(carried(&dst, *n), carried(&src, *n), "document #{n}");
+    }
+    let (code, _, bytes) = send(
+        anon_client()
+            .get(dst.url(&format!("/api/documents/{}/download/", numbers[199])))
+            .header("authorization", format!("Token {ADMIN_TOKEN}")),
+    );
+    assert_eq!((code, bytes == pdf), (200, true), "the first upload, a PDF");
+}

@@ -249,6 +249,12 @@ pub struct UploadExtras {
     pub number: Option<i64>,
     /// Notes on the document.
     pub notes: Vec<NewNote>,
+    /// The type (even none) and fields came with the document: it is not
+    /// typed or filled again.
+    pub keep_metadata: bool,
+    /// The system and id the document was brought from (a migration): a
+    /// second run skips it.
+    pub imported_from: Option<(String, i64)>,
 }
 
 /// A note to add to a document.

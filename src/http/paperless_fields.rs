@@ -117,7 +117,7 @@ fn bad(msg: impl Into<String>) -> Problem {
 }
 
 /// Reads a value given for a field of `kind` into docpipe's form.
-fn user_value(name: &str, kind: Kind, v: &Value) -> Result<Option<UserField>, Problem> {
+pub(crate) fn user_value(name: &str, kind: Kind, v: &Value) -> Result<Option<UserField>, Problem> {
     let raw = match v {
         Value::Null => return Ok(None),
         Value::String(s) if s.trim().is_empty() => return Ok(None),

@@ -60,7 +60,7 @@ fn date(key: &str, v: &str) -> Result<String, Problem> {
 
 /// A date and time (RFC 3339, `Z` or an offset), or a date (its midnight,
 /// UTC), as ms since the epoch.
-fn instant(key: &str, v: &str) -> Result<i64, Problem> {
+pub(crate) fn instant(key: &str, v: &str) -> Result<i64, Problem> {
     let v = v.trim();
     let parsed = if v.len() == 10 {
         humantime::parse_rfc3339_weak(&format!("{v} 00:00:00")).ok()

@@ -89,6 +89,15 @@ impl Reader {
             .await
     }
 
+    /// The ids of the documents brought from `source` so far, with the
+    /// documents they became.
+    pub async fn imported(&self, source: &str) -> Result<Vec<(i64, String)>> {
+        let source = source.to_string();
+        self.db
+            .run(move |c| crate::store::documents::imported_from(c, &source))
+            .await
+    }
+
     /// The numbers of all the scope's documents, newest first.
     pub async fn numbers(&self, scope: &Scope) -> Result<Vec<i64>> {
         let scope = scope.clone();

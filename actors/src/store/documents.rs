@@ -239,6 +239,9 @@ pub fn write_insert(
         if let Some(task) = &d.extra.task_id {
             write_task(tx, task, &d.workspace, &existing.id, &d.filename, true, now)?;
         }
+        if let Some((source, n)) = &d.extra.imported_from {
+            write_imported(tx, source, *n, &existing.id, now)?;
+        }
         return Ok(Inserted::Duplicate(Box::new(existing)));
     }
     let x = &d.extra;
@@ -254,8 +257,8 @@ pub fn write_insert(
     };
     tx.prepare_cached(
         "INSERT INTO documents (id, workspace, filename, title, mime, size, sha256, stage, request_id,
-           doc_date, asn, user_doc_type, created_at, updated_at, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
+           doc_date, asn, user_doc_type, created_at, updated_at, seq, keep_metadata)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
     )?
     .execute(params![
         d.id,
@@ -270,7 +273,8 @@ pub fn write_insert(
         x.asn,
         x.doc_type,
         now,
-        number
+        number,
+        x.keep_metadata
     ])?;
     let seq = tx.last_insert_rowid();
     if let Some(bytes) = &d.inline {
@@ -297,6 +301,9 @@ pub fn write_insert(
     }
     for n in &x.notes {
         write_note_row(tx, seq, n, now)?;
+    }
+    if let Some((source, n)) = &x.imported_from {
+        write_imported(tx, source, *n, &d.id, now)?;
     }
     let (kind, detail) = match &x.parent {
         Some(parent) => (
@@ -410,6 +417,29 @@ pub struct Note {
     pub note: String,
     pub author: String,
     pub created_at: String,
+}
+
+fn write_imported(
+    tx: &Transaction<'_>,
+    source: &str,
+    n: i64,
+    doc_id: &str,
+    now: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO imported (source, source_id, doc_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![source, n, doc_id, now])?;
+    Ok(())
+}
+
+/// The ids of the documents brought from `source` so far, with the
+/// documents they became.
+pub fn imported_from(conn: &Connection, source: &str) -> Result<Vec<(i64, String)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT source_id, doc_id FROM imported WHERE source = ?1")?;
+    let rows = stmt.query_map([source], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 pub(crate) fn write_note_row(tx: &Transaction<'_>, seq: i64, n: &NewNote, now: i64) -> Result<i64> {

@@ -35,6 +35,11 @@ pub fn write_found_fields(
 ) -> Result<Vec<String>> {
     tx.prepare_cached("DELETE FROM doc_fields WHERE doc_seq = ?1 AND source != 'user'")?
         .execute([seq])?;
+    // A document that came with its fields is not filled again.
+    let keep: bool = tx
+        .prepare_cached("SELECT keep_metadata FROM documents WHERE seq = ?1")?
+        .query_row([seq], |r| r.get(0))?;
+    let found = if keep { &[][..] } else { found };
     let mut insert = tx.prepare_cached(
         "INSERT INTO doc_fields (doc_seq, name, kind, value, currency, confidence, source)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (doc_seq, name) DO NOTHING",

@@ -117,19 +117,23 @@ pub fn write_classification(
     class: &Classification,
     now: i64,
 ) -> Result<Classification> {
+    // A document that came with its metadata keeps its type, even none.
     let (doc_type, confidence, source, review, workspace): (
         Option<String>,
-        f64,
+        Option<f64>,
         Option<String>,
         bool,
         String,
     ) = tx
         .prepare_cached(
-            "UPDATE documents SET doc_type = COALESCE(user_doc_type, ?2),
-               confidence = CASE WHEN user_doc_type IS NULL THEN ?3 ELSE 1.0 END,
-               type_source = CASE WHEN user_doc_type IS NULL THEN ?4 ELSE 'user' END,
-               needs_review = CASE WHEN user_doc_type IS NULL THEN ?5 ELSE 0 END,
-               needs_llm = ?6
+            "UPDATE documents SET
+               doc_type = CASE WHEN keep_metadata = 1 THEN user_doc_type ELSE COALESCE(user_doc_type, ?2) END,
+               confidence = CASE WHEN user_doc_type IS NOT NULL THEN 1.0
+                 WHEN keep_metadata = 1 THEN NULL ELSE ?3 END,
+               type_source = CASE WHEN user_doc_type IS NOT NULL THEN 'user'
+                 WHEN keep_metadata = 1 THEN NULL ELSE ?4 END,
+               needs_review = CASE WHEN user_doc_type IS NULL AND keep_metadata = 0 THEN ?5 ELSE 0 END,
+               needs_llm = CASE WHEN keep_metadata = 1 THEN 0 ELSE ?6 END
              WHERE seq = ?1 RETURNING doc_type, confidence, type_source, needs_review, workspace",
         )?
         .query_row(
@@ -148,7 +152,7 @@ pub fn write_classification(
     }
     Ok(Classification {
         doc_type,
-        confidence: confidence as f32,
+        confidence: confidence.unwrap_or(0.0) as f32,
         source,
         needs_review: review,
         needs_llm: class.needs_llm,

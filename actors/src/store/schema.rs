@@ -215,7 +215,9 @@ CREATE TABLE doc_type_defs (
     // Issuers as labels of their own (Paperless's correspondents): a
     // document's issuer is its `issuer` field, and this table gives each
     // name an id per workspace. Field names made over the API with their
-    // kind (Paperless's custom fields), and notes on documents.
+    // kind (Paperless's custom fields), notes on documents, documents
+    // whose type and fields came with them (a migration: not typed or
+    // filled again), and which documents of another system were brought.
     r#"
 CREATE TABLE issuers (
     id         INTEGER PRIMARY KEY,
@@ -241,6 +243,14 @@ CREATE TABLE notes (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX notes_doc ON notes(doc_seq, id);
+ALTER TABLE documents ADD COLUMN keep_metadata INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE imported (
+    source     TEXT NOT NULL,
+    source_id  INTEGER NOT NULL,
+    doc_id     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (source, source_id)
+) WITHOUT ROWID;
 "#,
 ];
 
