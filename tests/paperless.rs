@@ -869,6 +869,13 @@ fn a_strict_client_parses_every_paperless_route_in_versions_9_and_10() {
         (400, Some("invalid_field")),
         "{v}"
     );
+    // DRF's shape too: the field, with its messages.
+    assert!(
+        v["custom_fields"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("date")),
+        "{v}"
+    );
     let (code, _, bytes) = send(
         anon_client()
             .put(s.url(&format!("/api/documents/{n}/")))
@@ -1040,6 +1047,37 @@ fn a_strict_client_parses_every_paperless_route_in_versions_9_and_10() {
         (400, Some("invalid_parameter")),
         "{v}"
     );
+    assert!(v["tags__id__all"][0].is_string(), "{v}");
+    // A search's `all` holds every hit, not just the page's.
+    let page: strict::Page<strict::Document> = parse(
+        "a search's first page",
+        paperless_get(
+            &s,
+            "/api/documents/?query=quokka%20OR%20acme&page_size=1",
+            &accept(9),
+        ),
+    );
+    assert_eq!((page.count, page.results.len()), (2, 1));
+    let mut all = page.all.clone();
+    all.sort_unstable();
+    assert_eq!(all.len(), 2);
+    assert_eq!(page.all[0], page.results[0].id, "best first");
+    // Labels are found by name, as the apps' pickers ask.
+    let picked: strict::Page<strict::Correspondent> = parse(
+        "correspondents by name",
+        paperless_get(&s, "/api/correspondents/?name__icontains=acme", &accept(9)),
+    );
+    assert_eq!(
+        picked.results.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![acme_id]
+    );
+    assert_eq!(picked.all, vec![acme_id]);
+    let picked: strict::Page<strict::CustomField> = parse(
+        "custom fields by name",
+        paperless_get(&s, "/api/custom_fields/?name__istartswith=REF", &accept(9)),
+    );
+    assert_eq!(picked.count, 1);
+    assert_eq!(picked.results[0].id, fields["reference"]);
 
     // Every Paperless route of the table was read with a strict model.
     let (code, api) = get_json(&s.url("/api/v1/openapi.json"));

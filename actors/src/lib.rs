@@ -71,8 +71,8 @@ pub use reader::{
 };
 pub use store::blobs::{Staged, Upload, HEAD_BYTES};
 pub use store::{
-    Cmp, DocExtras, DocOrder, DocQuery, Edit, EditResult, Event, Flag, Label, LabelKind, Links,
-    ListFilter, MimeCount, Note, TaskView, TokenRow, UserField,
+    Cmp, DocExtras, DocOrder, DocQuery, Edit, EditResult, Event, Flag, Label, LabelFilter,
+    LabelKind, Links, ListFilter, MimeCount, Note, TaskView, TokenRow, UserField,
 };
 
 /// Entry point of the parser mode (see [`extract::sandbox`]).

@@ -28,7 +28,7 @@ pub use documents::Flag;
 pub use documents::{Cmp, DocExtras, DocOrder, DocQuery, ListFilter, MimeCount, Note};
 pub use edits::{Edit, EditResult, UserField};
 pub use events::Event;
-pub use labels::{Label, LabelKind};
+pub use labels::{Label, LabelFilter, LabelKind};
 pub use links::Links;
 pub use pool::ReadPool;
 pub use tasks::TaskView;

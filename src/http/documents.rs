@@ -670,7 +670,8 @@ pub async fn apply_edit(app: &AppState, caller: &Caller, id: &str, e: Edit) -> R
         EditResult::UnknownTag(t) => Err(Problem::new(
             Code::InvalidField,
             format!("tags: there is no {t} in this document's workspace"),
-        )),
+        )
+        .on_field("tags")),
     }
 }
 
@@ -689,14 +690,16 @@ pub fn optional_text(
                 return Err(Problem::new(
                     Code::InvalidBody,
                     format!("{field} is longer than {max} characters"),
-                ));
+                )
+                .on_field(field));
             }
             Ok(Some(t.to_string()).filter(|t| !t.is_empty()))
         }
         _ => Err(Problem::new(
             Code::InvalidBody,
             format!("{field} must be a string or null"),
-        )),
+        )
+        .on_field(field)),
     }
 }
 
@@ -708,7 +711,10 @@ pub fn id_list(v: &serde_json::Value, field: &str) -> Result<Vec<i64>, Problem> 
                 .map(|x| x.as_i64().filter(|n| *n >= 0))
                 .collect::<Option<Vec<_>>>()
         })
-        .ok_or_else(|| Problem::new(Code::InvalidBody, format!("{field} must be a list of ids")))
+        .ok_or_else(|| {
+            Problem::new(Code::InvalidBody, format!("{field} must be a list of ids"))
+                .on_field(field)
+        })
 }
 
 #[derive(Deserialize)]

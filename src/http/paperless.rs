@@ -123,7 +123,8 @@ async fn upload_extras(
         return Err(Problem::new(
             Code::OneDocument,
             "post_document takes exactly one part named \"document\"",
-        ));
+        )
+        .on_field("document"));
     }
     let workspace = resolve_workspace(caller, f.workspace.clone())?;
     let here = Scope::only([workspace.clone()]);
@@ -201,10 +202,9 @@ async fn issuer_value(app: &AppState, id: i64, here: &Scope) -> Result<UserField
 }
 
 fn parse_id(v: &str, field: &str) -> Result<i64, Problem> {
-    v.parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .ok_or_else(|| Problem::new(Code::InvalidField, format!("{field}: {v:?} is not an id")))
+    v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+        Problem::new(Code::InvalidField, format!("{field}: {v:?} is not an id")).on_field(field)
+    })
 }
 
 fn unknown(field: &str, id: i64) -> Problem {
@@ -212,6 +212,7 @@ fn unknown(field: &str, id: i64) -> Problem {
         Code::InvalidField,
         format!("{field}: there is no {id} in this workspace"),
     )
+    .on_field(field)
 }
 
 /// `YYYY-MM-DD` or an RFC 3339 date-time; kept as given.
@@ -224,7 +225,8 @@ fn parse_date(v: &str) -> Result<String, Problem> {
         Err(Problem::new(
             Code::InvalidField,
             format!("created: {v:?} is not a date (YYYY-MM-DD or an ISO 8601 date-time)"),
-        ))
+        )
+        .on_field("created"))
     }
 }
 
@@ -496,24 +498,33 @@ pub async fn documents(
     }
     let mut results = Vec::new();
     let total;
+    let search_all;
     if let Some(q) = p.query.as_deref() {
-        let r = match app
+        let searched = |e| match e {
+            SearchError::Query(m) => Problem::new(Code::InvalidQuery, m),
+            SearchError::Internal(e) => Problem::internal(e),
+        };
+        let filter = filter.has_conditions().then_some(filter);
+        let r = app
             .pipeline
             .reader()
-            .search_where(
-                q,
-                size,
-                offset.min(10_000),
-                &scope,
-                filter.has_conditions().then_some(filter),
-            )
+            .search_where(q, size, offset.min(10_000), &scope, filter.clone())
             .await
-        {
-            Ok(r) => r,
-            Err(SearchError::Query(m)) => return Err(Problem::new(Code::InvalidQuery, m)),
-            Err(SearchError::Internal(e)) => return Err(Problem::internal(e)),
-        };
+            .map_err(searched)?;
         total = r.total;
+        // Paperless's `all`: every hit's number (of the best 10,000), not
+        // just the page's; a second, cheap pass without snippets.
+        search_all = if total as usize > r.hits.len() {
+            Some(
+                app.pipeline
+                    .reader()
+                    .search_numbers(q, &scope, filter)
+                    .await
+                    .map_err(searched)?,
+            )
+        } else {
+            None
+        };
         let ids = r.hits.iter().map(|h| h.id.clone()).collect();
         let docs = app.pipeline.reader().get_many(ids, &scope).await?;
         for (rank, (d, x)) in docs.iter().enumerate() {
@@ -538,6 +549,7 @@ pub async fn documents(
             .await?
             .unwrap_or_default();
         total = hits.len() as u64;
+        search_all = None;
         let ids = hits.into_iter().map(|h| h.id).collect();
         for (d, x) in app.pipeline.reader().get_many(ids, &scope).await? {
             results.push(listed(with_content(&app, &scope, &d, &x, version).await?));
@@ -565,9 +577,10 @@ pub async fn documents(
             ),
         ));
     }
-    // (A search's or similarity's `all` is the page's hits: the rest would
-    // cost the whole search.)
-    let ids: Vec<Value> = results.iter().map(|r| r["id"].clone()).collect();
+    let ids: Vec<Value> = match search_all {
+        Some(all) => all.into_iter().map(Value::from).collect(),
+        None => results.iter().map(|r| r["id"].clone()).collect(),
+    };
     Ok(reply(
         StatusCode::OK,
         paginated(&headers, "documents", page, size, total, ids, results),
@@ -666,6 +679,7 @@ pub async fn edit_document(
                     v => {
                         let id = v.as_i64().ok_or_else(|| {
                             Problem::new(Code::InvalidField, "document_type must be an id or null")
+                                .on_field("document_type")
                         })?;
                         let l = app
                             .pipeline
@@ -688,6 +702,7 @@ pub async fn edit_document(
                     Value::Null => None,
                     v => Some(v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
                         Problem::new(Code::InvalidField, "archive_serial_number must be a number")
+                            .on_field("archive_serial_number")
                     })?),
                 })
             }
@@ -697,6 +712,7 @@ pub async fn edit_document(
                     v => {
                         let id = v.as_i64().ok_or_else(|| {
                             Problem::new(Code::InvalidField, "correspondent must be an id or null")
+                                .on_field("correspondent")
                         })?;
                         Some(issuer_value(&app, id, &here).await?)
                     }
@@ -812,35 +828,19 @@ fn slugify(name: &str) -> String {
     s.trim_end_matches('-').to_string()
 }
 
-#[derive(Deserialize)]
-pub struct PageParams {
-    page: Option<usize>,
-    page_size: Option<usize>,
-}
-
-impl PageParams {
-    /// The page (from 1) and its size (1 to 1000; 25 if not given).
-    pub fn page_and_size(&self) -> (usize, usize) {
-        (
-            self.page.unwrap_or(1).max(1),
-            self.page_size.unwrap_or(25).clamp(1, 1000),
-        )
-    }
-}
-
 async fn list_labels(
     app: AppState,
     caller: Caller,
     headers: HeaderMap,
-    params: Result<Query<PageParams>, QueryRejection>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
     kind: LabelKind,
 ) -> Result<Response, Problem> {
-    let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
-    let (page, size) = p.page_and_size();
-    let (total, labels) = app
-        .pipeline
-        .reader()
-        .labels(kind, &caller.scope(), (page - 1) * size, size)
+    let Query(pairs) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
+    let (page, size, filter) = super::paperless_filters::parse_labels(&pairs)?;
+    let reader = app.pipeline.reader();
+    let scope = caller.scope();
+    let (total, labels) = reader
+        .labels_where(kind, &scope, filter.clone(), (page - 1) * size, size)
         .await?;
     let results: Vec<Value> = labels.iter().map(|l| label_json(kind, l)).collect();
     // Paperless's `all`: the ids of every label of the list, not just the
@@ -848,10 +848,8 @@ async fn list_labels(
     let ids = if total as usize == labels.len() {
         labels.iter().map(|l| json!(l.id)).collect()
     } else {
-        let (_, every) = app
-            .pipeline
-            .reader()
-            .labels(kind, &caller.scope(), 0, total as usize)
+        let (_, every) = reader
+            .labels_where(kind, &scope, filter, 0, total as usize)
             .await?;
         every.iter().map(|l| json!(l.id)).collect()
     };
@@ -913,7 +911,8 @@ async fn create_label(
         return Err(Problem::new(
             Code::InvalidBody,
             "name must be 1 to 128 characters, without control characters",
-        ));
+        )
+        .on_field("name"));
     }
     if let Some(c) = &b.color {
         let hex = c.strip_prefix('#').unwrap_or("");
@@ -921,7 +920,8 @@ async fn create_label(
             return Err(Problem::new(
                 Code::InvalidBody,
                 format!("color {c:?} is not like #a6cee3"),
-            ));
+            )
+            .on_field("color"));
         }
     }
     let workspace = resolve_workspace(&caller, b.workspace)?;
@@ -933,7 +933,8 @@ async fn create_label(
         return Err(Problem::new(
             Code::AlreadyExists,
             format!("{} {name:?} exists already (id {id})", resource_of(kind)),
-        ));
+        )
+        .on_field("name"));
     }
     let l = app
         .pipeline
@@ -948,7 +949,7 @@ pub async fn tags(
     State(app): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    params: Result<Query<PageParams>, QueryRejection>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Problem> {
     list_labels(app, caller, headers, params, LabelKind::Tag).await
 }
@@ -973,7 +974,7 @@ pub async fn doc_types(
     State(app): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    params: Result<Query<PageParams>, QueryRejection>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Problem> {
     list_labels(app, caller, headers, params, LabelKind::DocType).await
 }
@@ -998,7 +999,7 @@ pub async fn correspondents(
     State(app): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    params: Result<Query<PageParams>, QueryRejection>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Problem> {
     list_labels(app, caller, headers, params, LabelKind::Issuer).await
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::gateway::Caller;
-use super::paperless::{paginated_all, reply, PageParams};
+use super::paperless::{paginated_all, reply};
 use super::paperless_apps::user_name;
 use super::problem::Problem;
 use super::AppState;
@@ -113,7 +113,7 @@ fn note_json(n: &Note) -> Value {
 }
 
 fn bad(msg: impl Into<String>) -> Problem {
-    Problem::new(Code::InvalidField, msg)
+    Problem::new(Code::InvalidField, msg).on_field("custom_fields")
 }
 
 /// Reads a value given for a field of `kind` into docpipe's form.
@@ -250,12 +250,31 @@ pub async fn custom_fields(
     State(app): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    params: Result<Query<PageParams>, QueryRejection>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
-    let all = app.pipeline.reader().field_names(&caller.scope()).await?;
+    let Query(pairs) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
+    let (page, size, filter) = super::paperless_filters::parse_labels(&pairs)?;
+    let lower = |s: &Option<String>| s.as_ref().map(|s| s.to_lowercase());
+    let (contains, starts, is) = (
+        lower(&filter.name_contains),
+        lower(&filter.name_starts),
+        lower(&filter.name_is),
+    );
+    let all: Vec<FieldName> = app
+        .pipeline
+        .reader()
+        .field_names(&caller.scope())
+        .await?
+        .into_iter()
+        .filter(|f| {
+            let name = f.name.to_lowercase();
+            contains.as_ref().is_none_or(|c| name.contains(c))
+                && starts.as_ref().is_none_or(|s| name.starts_with(s))
+                && is.as_ref().is_none_or(|s| name == *s)
+                && filter.ids.as_ref().is_none_or(|ids| ids.contains(&f.id))
+        })
+        .collect();
     let ids: Vec<Value> = all.iter().map(|f| json!(f.id)).collect();
-    let (page, size) = p.page_and_size();
     let results: Vec<Value> = all
         .iter()
         .skip((page - 1) * size)
@@ -302,7 +321,8 @@ pub async fn create_custom_field(
         return Err(Problem::new(
             Code::InvalidBody,
             "name must be 1 to 64 characters, without control characters",
-        ));
+        )
+        .on_field("name"));
     }
     let kind = kind_of(&b.data_type).ok_or_else(|| {
         Problem::new(
@@ -312,13 +332,15 @@ pub async fn create_custom_field(
                 b.data_type
             ),
         )
+        .on_field("data_type")
     })?;
     let names = app.pipeline.reader().field_names(&caller.scope()).await?;
     if let Some(f) = names.iter().find(|f| f.name == name) {
         return Err(Problem::new(
             Code::AlreadyExists,
             format!("custom field {name:?} exists already (id {})", f.id),
-        ));
+        )
+        .on_field("name"));
     }
     app.pipeline
         .create_field_name(name, kind, &caller.origin())
@@ -371,10 +393,9 @@ pub async fn add_note(
     let Json(b) = body.map_err(|e| Problem::new(Code::InvalidBody, e.body_text()))?;
     let note = b.note.trim();
     if note.is_empty() || note.chars().count() > 10_000 {
-        return Err(Problem::new(
-            Code::InvalidBody,
-            "note must be 1 to 10,000 characters",
-        ));
+        return Err(
+            Problem::new(Code::InvalidBody, "note must be 1 to 10,000 characters").on_field("note"),
+        );
     }
     let (d, _) = document_by_number(&app, &caller, &id).await?;
     app.pipeline

@@ -4,7 +4,7 @@
 //! would answer them for an instance without any: `storage_path__isnull`
 //! holds for every document, `owner__id` for none.
 
-use docpipe_actors::{Cmp, Code, DocOrder, DocQuery};
+use docpipe_actors::{Cmp, Code, DocOrder, DocQuery, LabelFilter};
 
 use super::problem::Problem;
 
@@ -25,6 +25,7 @@ fn bad(key: &str, value: &str, what: &str) -> Problem {
         Code::InvalidParameter,
         format!("{key}: {value:?} is not {what}"),
     )
+    .on_field(key)
 }
 
 fn id(key: &str, v: &str) -> Result<i64, Problem> {
@@ -205,6 +206,28 @@ pub fn parse(pairs: &[(String, String)]) -> Result<(ListOptions, DocQuery), Prob
         }
     }
     Ok((o, q))
+}
+
+/// A label list's page and filters (`name__icontains`, `name__istartswith`,
+/// `name__iexact`, `id__in`, `id`); other keys are ignored.
+pub fn parse_labels(pairs: &[(String, String)]) -> Result<(usize, usize, LabelFilter), Problem> {
+    let (mut page, mut size) = (1, 25);
+    let mut f = LabelFilter::default();
+    for (key, v) in pairs {
+        let k = key.as_str();
+        let text = || Some(v.trim().to_string()).filter(|s| !s.is_empty());
+        match k {
+            "page" => page = id(k, v)?.max(1) as usize,
+            "page_size" => size = id(k, v)?.clamp(1, 1000) as usize,
+            "name__icontains" => f.name_contains = text(),
+            "name__istartswith" => f.name_starts = text(),
+            "name__iexact" => f.name_is = text(),
+            "id" => f.ids = Some(vec![id(k, v)?]),
+            "id__in" => f.ids = Some(ids(k, v)?),
+            _ => {}
+        }
+    }
+    Ok((page, size, f))
 }
 
 #[cfg(test)]

@@ -13,6 +13,10 @@ pub struct Problem {
     pub retry_after: Option<u64>,
     /// `WWW-Authenticate` (401).
     pub challenge: Option<&'static str>,
+    /// The request field the problem is about: the body also carries
+    /// `{"<field>": ["<detail>"]}`, the shape Django REST framework gives
+    /// validation errors, which Paperless clients read.
+    pub field: Option<String>,
 }
 
 impl Problem {
@@ -24,7 +28,14 @@ impl Problem {
             detail: detail.into(),
             retry_after: (code.http_status() == 503).then_some(1),
             challenge: None,
+            field: None,
         }
+    }
+
+    /// The problem is about this request field (see [`Problem::field`]).
+    pub fn on_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_string());
+        self
     }
 
     pub fn status(&self) -> StatusCode {
@@ -102,13 +113,20 @@ impl From<anyhow::Error> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = json!({
+        let mut body = json!({
             "type": format!("urn:docpipe:problem:{}", self.code),
             "title": self.status().canonical_reason().unwrap_or("Error"),
             "status": self.status().as_u16(),
             "code": self.code,
             "detail": self.detail,
         });
+        if let Some(f) = &self.field {
+            // (A field named like a member of the problem itself keeps the
+            // problem's member.)
+            if body.get(f).is_none() {
+                body[f] = json!([self.detail]);
+            }
+        }
         let mut response = (
             self.status(),
             [(header::CONTENT_TYPE, "application/problem+json")],

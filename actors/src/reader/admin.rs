@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::{ClassifierInfo, Reader, TypeInfo};
 use crate::model::{format_ms, Kind, Scope};
 use crate::store::events::audit_events;
-use crate::store::labels::{get_label, list_labels};
+use crate::store::labels::{get_label, list_labels, LabelFilter};
 use crate::store::tasks::tasks;
 use crate::store::tokens::list_tokens;
 use crate::store::{Event, Label, LabelKind, TaskView, TokenRow};
@@ -35,9 +35,22 @@ impl Reader {
         offset: usize,
         limit: usize,
     ) -> Result<(u64, Vec<Label>)> {
+        self.labels_where(kind, scope, LabelFilter::default(), offset, limit)
+            .await
+    }
+
+    /// The labels `filter` picks, by name.
+    pub async fn labels_where(
+        &self,
+        kind: LabelKind,
+        scope: &Scope,
+        filter: LabelFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<Label>)> {
         let scope = scope.clone();
         self.db
-            .run(move |c| list_labels(c, kind, &scope, offset, limit))
+            .run(move |c| list_labels(c, kind, &scope, &filter, offset, limit))
             .await
     }
 

@@ -85,6 +85,54 @@ impl Reader {
         r.map_err(|QueryError(m)| SearchError::Query(m))
     }
 
+    /// The numbers of a search's best [`FILTERED_HITS`] hits that pass
+    /// `filter`, best first (Paperless's `all` of a search).
+    pub async fn search_numbers(
+        &self,
+        q: &str,
+        scope: &Scope,
+        filter: Option<DocQuery>,
+    ) -> Result<Vec<i64>, SearchError> {
+        let index = self.index.clone();
+        let q = q.to_string();
+        let scope = scope.clone();
+        let r = self
+            .db
+            .run(move |conn| {
+                let raw = match index.search(&q, FILTERED_HITS, 0, &scope) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let ids: Vec<&str> = raw.hits.iter().map(|(id, _)| id.as_str()).collect();
+                let numbers: std::collections::HashMap<String, i64> = conn
+                    .prepare_cached(
+                        "SELECT id, seq FROM documents WHERE stage != 'deleting'
+                         AND id IN (SELECT value FROM json_each(?1))",
+                    )?
+                    .query_map([serde_json::to_string(&ids)?], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let passing: Option<std::collections::HashSet<i64>> = match &filter {
+                    Some(f) => Some(
+                        query_documents(conn, &scope, f, 0, 0)?
+                            .2
+                            .into_iter()
+                            .collect(),
+                    ),
+                    None => None,
+                };
+                Ok(Ok(raw
+                    .hits
+                    .iter()
+                    .filter_map(|(id, _)| numbers.get(id).copied())
+                    .filter(|n| passing.as_ref().is_none_or(|p| p.contains(n)))
+                    .collect()))
+            })
+            .await?;
+        r.map_err(|QueryError(m)| SearchError::Query(m))
+    }
+
     pub async fn similar(
         &self,
         id: &str,

@@ -106,18 +106,51 @@ pub fn write_label(
     Ok((id, true))
 }
 
+/// Which labels a list shows (Paperless's label filters); empty: all.
+#[derive(Clone, Debug, Default)]
+pub struct LabelFilter {
+    /// Case-insensitive.
+    pub name_contains: Option<String>,
+    pub name_starts: Option<String>,
+    pub name_is: Option<String>,
+    pub ids: Option<Vec<i64>>,
+}
+
+/// The filter's conditions over the label row `l`, parameters `?2` to `?5`
+/// (each holds when its parameter is NULL).
+const LABEL_FILTER_SQL: &str = " AND (?2 IS NULL OR instr(lower(l.name), lower(?2)) > 0)
+  AND (?3 IS NULL OR lower(substr(l.name, 1, length(?3))) = lower(?3))
+  AND (?4 IS NULL OR lower(l.name) = lower(?4))
+  AND (?5 IS NULL OR l.id IN (SELECT value FROM json_each(?5)))";
+
+impl LabelFilter {
+    fn ids_json(&self) -> Option<String> {
+        self.ids
+            .as_ref()
+            .map(|v| serde_json::to_string(v).unwrap_or_else(|_| "[]".into()))
+    }
+}
+
 pub fn list_labels(
     conn: &Connection,
     kind: LabelKind,
     scope: &Scope,
+    filter: &LabelFilter,
     offset: usize,
     limit: usize,
 ) -> Result<(u64, Vec<Label>)> {
     let table = kind.table();
-    let filter = workspace_filter("l.workspace", 1);
+    let ws = workspace_filter("l.workspace", 1);
+    let cond = LABEL_FILTER_SQL;
     let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM {table} l WHERE {filter}"),
-        params![scope.sql_param()],
+        &format!("SELECT COUNT(*) FROM {table} l WHERE {ws}{cond}"),
+        params![
+            scope.sql_param(),
+            filter.name_contains,
+            filter.name_starts,
+            filter.name_is,
+            filter.ids_json()
+        ],
         |r| r.get(0),
     )?;
     let color = if kind == LabelKind::Tag {
@@ -126,12 +159,20 @@ pub fn list_labels(
         "NULL"
     };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT l.id, l.workspace, l.name, {color}, {} FROM {table} l WHERE {filter}
-         ORDER BY l.name, l.id LIMIT ?2 OFFSET ?3",
+        "SELECT l.id, l.workspace, l.name, {color}, {} FROM {table} l WHERE {ws}{cond}
+         ORDER BY l.name, l.id LIMIT ?6 OFFSET ?7",
         kind.count_sql()
     ))?;
     let rows = stmt.query_map(
-        params![scope.sql_param(), limit as i64, offset as i64],
+        params![
+            scope.sql_param(),
+            filter.name_contains,
+            filter.name_starts,
+            filter.name_is,
+            filter.ids_json(),
+            limit as i64,
+            offset as i64
+        ],
         label_from_row,
     )?;
     Ok((total as u64, rows.collect::<rusqlite::Result<Vec<_>>>()?))
