@@ -1048,6 +1048,11 @@ fn a_strict_client_parses_every_paperless_route_in_versions_9_and_10() {
         "{v}"
     );
     assert!(v["tags__id__all"][0].is_string(), "{v}");
+    // The native list filters by issuer too.
+    let (code, v) = get_json(&s.url("/api/v1/documents?issuer=ACME%20Tools%20Ltd"));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["documents"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["documents"][0]["filename"], "acme.txt");
     // A search's `all` holds every hit, not just the page's.
     let page: strict::Page<strict::Document> = parse(
         "a search's first page",

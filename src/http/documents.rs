@@ -507,6 +507,8 @@ pub fn percent_encode(s: &str) -> String {
 pub struct ListParams {
     stage: Option<String>,
     doc_type: Option<String>,
+    /// The issuer's name, exactly (the `issuer` field).
+    issuer: Option<String>,
     /// `needs_review`, `needs_ocr` or `needs_llm`.
     flag: Option<String>,
     limit: Option<usize>,
@@ -548,6 +550,7 @@ pub async fn list(
         scope: Some(caller.scope()),
         stage,
         doc_type: p.doc_type.filter(|t| !t.is_empty()),
+        issuer: p.issuer.filter(|t| !t.is_empty()),
         flag,
         limit,
         after_seq,

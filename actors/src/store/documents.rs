@@ -122,6 +122,8 @@ pub struct ListFilter {
     pub scope: Option<Scope>,
     pub stage: Option<Stage>,
     pub doc_type: Option<String>,
+    /// Only documents whose issuer is this.
+    pub issuer: Option<String>,
     /// Only documents carrying this flag.
     pub flag: Option<Flag>,
     pub limit: usize,
@@ -144,6 +146,12 @@ pub fn list_documents(conn: &Connection, f: &ListFilter) -> Result<(Vec<Document
     if let Some(t) = &f.doc_type {
         sql.push_str(" AND doc_type = ?");
         args.push(t.clone().into());
+    }
+    if let Some(i) = &f.issuer {
+        sql.push_str(
+            " AND seq IN (SELECT doc_seq FROM doc_fields WHERE name = 'issuer' AND value = ?)",
+        );
+        args.push(i.clone().into());
     }
     if let Some(flag) = f.flag {
         sql.push_str(&format!(" AND {} = 1", flag.column()));

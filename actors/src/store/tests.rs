@@ -258,3 +258,105 @@ fn list_pages_by_keyset_newest_first() {
     }
     assert_eq!(seen, ["d4", "d3", "d2", "d1", "d0"]);
 }
+
+/// What a migration writes with a document: the number it asks for (if
+/// free), values set by hand, notes, where it came from (also for a
+/// duplicate), and metadata that typing and enrichment leave alone.
+#[test]
+fn a_brought_document_keeps_its_number_metadata_and_origin() {
+    use super::edits::write_found_fields;
+    use super::labels::{list_labels, LabelFilter, LabelKind};
+    use crate::model::{Classification, Found, Kind, NewNote, UserField};
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = open_writer(&dir.path().join("c.sqlite"), "normal").unwrap();
+    let tx = conn.transaction().unwrap();
+    write_insert(&tx, &new_doc("first", "s0"), &o(), 0).unwrap();
+    let brought = |id: &str, sha: &str, number: i64| {
+        let mut d = new_doc(id, sha);
+        d.extra.number = Some(number);
+        d.extra.keep_metadata = true;
+        d.extra.imported_from = Some(("paperless:x".into(), number));
+        d.extra.fields = vec![(
+            "issuer".into(),
+            UserField {
+                kind: Kind::Party,
+                value: "Acme Bank".into(),
+                currency: None,
+            },
+        )];
+        d.extra.notes = vec![NewNote {
+            note: "checked".into(),
+            author: "ann".into(),
+            created_at: Some(1_000),
+        }];
+        d
+    };
+    write_insert(&tx, &brought("b40", "s40", 40), &o(), 5).unwrap();
+    // Number 1 is taken (by "first"): the next free one.
+    write_insert(&tx, &brought("b1", "s1", 1), &o(), 6).unwrap();
+    // The same bytes again: not a document, but remembered as brought.
+    write_insert(&tx, &brought("again", "s40", 77), &o(), 7).unwrap();
+    let class = Classification {
+        doc_type: Some("invoice".into()),
+        confidence: 0.9,
+        source: Some("rule".into()),
+        ..Default::default()
+    };
+    let seq40 = get_document(&tx, "b40", &Scope::All).unwrap().unwrap().seq;
+    let kept = write_classification(&tx, seq40, &class, 8).unwrap();
+    assert_eq!(kept.doc_type, None, "no type came with it: none is given");
+    let found = Found {
+        name: "total".into(),
+        kind: Kind::Money,
+        value: "12.00".into(),
+        currency: None,
+        confidence: 0.9,
+        source: "rule",
+    };
+    write_found_fields(&tx, seq40, &[found], 9).unwrap();
+    tx.commit().unwrap();
+
+    let d40 = get_document(&conn, "b40", &Scope::All).unwrap().unwrap();
+    assert_eq!(d40.seq, 40);
+    let names: Vec<&str> = d40.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["issuer"], "found fields are not added");
+    let d1 = get_document(&conn, "b1", &Scope::All).unwrap().unwrap();
+    assert_eq!(d1.seq, 41, "number 1 was taken");
+    let x = extras_of(&conn, &d40).unwrap();
+    assert_eq!(x.notes.len(), 1);
+    assert_eq!(
+        (x.notes[0].author.as_str(), x.notes[0].note.as_str()),
+        ("ann", "checked")
+    );
+    assert!(x.issuer_id.is_some());
+    let mut from = imported_from(&conn, "paperless:x").unwrap();
+    from.sort();
+    assert_eq!(
+        from,
+        [
+            (1, "b1".to_string()),
+            (40, "b40".to_string()),
+            (77, "b40".to_string())
+        ]
+    );
+    let (n, issuers) = list_labels(
+        &conn,
+        LabelKind::Issuer,
+        &Scope::All,
+        &LabelFilter {
+            name_contains: Some("acme".into()),
+            ..Default::default()
+        },
+        0,
+        10,
+    )
+    .unwrap();
+    assert_eq!((n, issuers[0].document_count), (1, 2));
+    let q = DocQuery {
+        issuers: Some(vec![issuers[0].id]),
+        order: Some((DocOrder::Number, false)),
+        ..Default::default()
+    };
+    let (total, _, numbers) = query_documents(&conn, &Scope::All, &q, 0, 10).unwrap();
+    assert_eq!((total, numbers), (2, vec![40, 41]));
+}
