@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use docpipe_actors::config::{
-    default_types, BlobConfig, CatalogConfig, IndexConfig, OllamaConfig, PipelineConfig, TypeConfig,
+    default_types, BlobConfig, CatalogConfig, IndexConfig, OllamaConfig, PipelineConfig,
+    StorageConfig, TypeConfig,
 };
 use docpipe_actors::EngineConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -28,6 +29,7 @@ pub struct Config {
     pub catalog: CatalogConfig,
     pub index: IndexConfig,
     pub blobs: BlobConfig,
+    pub storage: StorageConfig,
     pub ollama: OllamaConfig,
     pub types: Vec<TypeConfig>,
 }
@@ -99,6 +101,7 @@ impl Default for Config {
             catalog: CatalogConfig::default(),
             index: IndexConfig::default(),
             blobs: BlobConfig::default(),
+            storage: StorageConfig::default(),
             ollama: OllamaConfig::default(),
             types: default_types(),
         }
@@ -228,6 +231,7 @@ impl Config {
             catalog: self.catalog.clone(),
             index: self.index.clone(),
             blobs: self.blobs.clone(),
+            storage: self.storage.clone(),
             types: self.types.clone(),
             ollama: self.ollama.clone(),
             parser_command,
@@ -302,7 +306,10 @@ pub fn describe(cfg: &Config, fig: &Figment) -> String {
     let value = serde_json::to_value(cfg).unwrap_or_default();
     let mut lines = Vec::new();
     walk(&value, String::new(), &mut |key, v| {
-        let v = if key.ends_with("token") && v != "\"\"" {
+        let secret = ["token", "secret_access_key", "password"]
+            .iter()
+            .any(|s| key.ends_with(s));
+        let v = if secret && v != "\"\"" {
             "\"(hidden)\"".to_string()
         } else {
             v

@@ -404,7 +404,8 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(app): State<AppState>) -> Response {
     match app.pipeline.ready().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Ok(()) => Json(json!({"status": "ready", "storage": app.pipeline.reader().storage()}))
+            .into_response(),
         Err(e) => Problem::new(Code::NotReady, format!("{e:#}")).into_response(),
     }
 }

@@ -60,6 +60,9 @@ pub struct ExtractConfig {
     pub max_attachment_depth: usize,
     /// PDFs with more pages fail `too_large`.
     pub max_pages: usize,
+    /// Originals larger than this are kept but not read (they fail
+    /// `too_large`): reading holds an original whole in memory.
+    pub max_read_mb: u64,
 }
 
 /// Text from scans and images: tesseract, with pdftoppm to render PDF pages.
@@ -170,6 +173,69 @@ pub struct BlobConfig {
     pub inline_max_bytes: u64,
 }
 
+/// Where the originals live: the data directory's `blobs/` (`local`), or
+/// an S3-compatible bucket (`s3`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    pub s3: S3Config,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    #[default]
+    Local,
+    S3,
+}
+
+/// An S3-compatible bucket. Keys left empty come from the standard AWS
+/// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, `AWS_REGION`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// e.g. `http://127.0.0.1:9000`; empty: AWS itself.
+    pub endpoint: String,
+    /// Empty: `AWS_REGION`, else `us-east-1`.
+    pub region: String,
+    pub bucket: String,
+    /// Keys are stored under this prefix (`docpipe/`…); empty: the bucket's root.
+    pub prefix: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Plain HTTP to a non-loopback endpoint (a loopback one may always
+    /// use it).
+    pub allow_http: bool,
+    /// `http://endpoint/bucket/key` rather than `http://bucket.endpoint/key`
+    /// (MinIO, moto, most self-hosted servers).
+    pub path_style: bool,
+    /// Each request's limit, and the connection's.
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// Tries after the first, with exponential backoff, for errors that may pass.
+    pub retries: usize,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            endpoint: String::new(),
+            region: String::new(),
+            bucket: String::new(),
+            prefix: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            allow_http: false,
+            path_style: true,
+            timeout_ms: 30_000,
+            connect_timeout_ms: 5_000,
+            retries: 3,
+        }
+    }
+}
+
 /// Ollama, optional: with endpoints, Classify asks it for the type and
 /// Enrich for the type's fields (structured output, validated).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -247,6 +313,7 @@ pub struct EngineConfig {
     pub catalog: CatalogConfig,
     pub index: IndexConfig,
     pub blobs: BlobConfig,
+    pub storage: StorageConfig,
     pub types: Vec<TypeConfig>,
     pub ollama: OllamaConfig,
     /// The program and arguments that start a parser process (the docpipe
@@ -269,6 +336,7 @@ impl Default for ExtractConfig {
             max_attachments: 100,
             max_attachment_depth: 3,
             max_pages: 5_000,
+            max_read_mb: 1024,
         }
     }
 }
@@ -377,6 +445,7 @@ impl EngineConfig {
             p.extract.max_text_chars as u64,
         );
         positive("pipeline.extract.max_pages", p.extract.max_pages as u64);
+        positive("pipeline.extract.max_read_mb", p.extract.max_read_mb);
         positive("pipeline.ocr.workers", p.ocr.workers as u64);
         positive("pipeline.enrich.workers", p.enrich.workers as u64);
         positive("pipeline.ocr.page_timeout_ms", p.ocr.page_timeout_ms);
@@ -393,6 +462,23 @@ impl EngineConfig {
         positive("index.commit_batch", self.index.commit_batch as u64);
         positive("index.commit_interval_ms", self.index.commit_interval_ms);
         positive("index.writer_threads", self.index.writer_threads as u64);
+        if self.storage.backend == StorageBackend::S3 {
+            let s3 = &self.storage.s3;
+            if s3.bucket.trim().is_empty() {
+                problems.push("storage.s3.bucket must be set when storage.backend = \"s3\"".into());
+            }
+            let url = |e: &str| e.starts_with("http://") || e.starts_with("https://");
+            if !(s3.endpoint.is_empty() || url(&s3.endpoint)) {
+                problems.push(format!(
+                    "storage.s3.endpoint: {:?} is not an http:// or https:// URL",
+                    s3.endpoint
+                ));
+            }
+            if s3.timeout_ms == 0 || s3.connect_timeout_ms == 0 {
+                problems
+                    .push("storage.s3.timeout_ms and connect_timeout_ms must be at least 1".into());
+            }
+        }
         for e in &self.ollama.endpoints {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
                 problems.push(format!(

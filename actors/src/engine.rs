@@ -83,11 +83,11 @@ impl Pipeline {
         let path = db_path(&dir);
         drop(open_writer(&path, &config.catalog.synchronous)?); // migrations
         let db = ReadPool::new(path.clone());
-        let blobs = Blobs::local(
-            &dir.join("blobs"),
-            config.blobs.fsync,
-            config.blobs.inline_max_bytes,
-        )?;
+        let blobs = Blobs::open(&config.storage, &config.blobs, &dir)?;
+        blobs
+            .probe()
+            .await
+            .with_context(|| format!("the blob store ({}) does not answer", blobs.describe()))?;
         {
             let conn = rusqlite::Connection::open(&path)?;
             let (promoted, deleted) = blobs.sweep_incoming(|id| exists_id(&conn, id)).await?;

@@ -46,3 +46,26 @@ pub async fn read_original(db: &ReadPool, blobs: &blobs::Blobs, id: &str) -> Res
     }
     blobs.get(id).await
 }
+
+/// A blob-store original larger than the reading limit.
+#[derive(Debug, thiserror::Error)]
+#[error("the original is {size_mb} MB, more than pipeline.extract.max_read_mb ({max_mb} MB); it is kept but not read")]
+pub struct TooLargeToRead {
+    pub size_mb: u64,
+    pub max_mb: u64,
+}
+
+/// Refuses to read an original of the blob store larger than `max_mb`
+/// (inline originals are small by construction).
+pub async fn check_readable(blobs: &blobs::Blobs, id: &str, max_mb: u64) -> Result<()> {
+    if let Some(size) = blobs.size(id).await? {
+        if size > max_mb.saturating_mul(1024 * 1024) {
+            return Err(TooLargeToRead {
+                size_mb: size.div_ceil(1024 * 1024),
+                max_mb,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}

@@ -17,6 +17,9 @@ use crate::store::documents::get_inline_original;
 const WORK_IN_PLACE_MAX_BYTES: usize = 16 * 1024;
 
 fn storage_error(e: anyhow::Error) -> ParseError {
+    if let Some(t) = e.downcast_ref::<crate::store::TooLargeToRead>() {
+        return ParseError::new(Code::TooLarge, t.to_string());
+    }
     ParseError::new(Code::Storage, format!("cannot read the original: {e:#}"))
 }
 
@@ -41,6 +44,9 @@ impl ExtractCtx {
     ) -> Result<Extracted, ParseError> {
         let started = std::time::Instant::now();
         let cfg = &self.config;
+        crate::store::check_readable(&self.blobs, &job.id, cfg.max_read_mb)
+            .await
+            .map_err(storage_error)?;
         let bytes = crate::store::read_original(&self.db, &self.blobs, &job.id)
             .await
             .map_err(storage_error)?;
@@ -160,6 +166,9 @@ impl ExtractCtx {
             }
             Some(bytes) => self.in_blocking_task(move || work(&bytes)).await??,
             None => {
+                crate::store::check_readable(&self.blobs, &job.id, cfg.max_read_mb)
+                    .await
+                    .map_err(storage_error)?;
                 let bytes = self.blobs.get(&job.id).await.map_err(storage_error)?;
                 self.in_blocking_task(move || work(&bytes)).await??
             }

@@ -22,6 +22,11 @@ impl Reader {
         self.db.run(move |c| mime_counts(c, &owned)).await
     }
 
+    /// Where the originals live: `local`, or the bucket and prefix.
+    pub fn storage(&self) -> String {
+        self.blobs.describe()
+    }
+
     pub async fn status(&self, scope: &Scope) -> Result<Status> {
         let owned = scope.clone();
         let counts: BTreeMap<Stage, u64> = self

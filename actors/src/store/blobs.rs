@@ -17,14 +17,25 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::prefix::PrefixStore;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
+};
+use std::time::Duration;
+
+use crate::config::{BlobConfig, S3Config, StorageBackend, StorageConfig};
 use sha2::{Digest, Sha256};
 
-/// Uploads smaller than this are written with one `put`; larger ones stream
-/// through a multipart upload in parts of this size.
+/// Uploads smaller than a part are written with one `put`; larger ones
+/// stream through a multipart upload in parts of this size: on disk…
 const PART_BYTES: usize = MAX_INLINE_BYTES as usize;
+/// …and in S3, whose parts but the last must be at least 5 MiB (8 MiB is
+/// what the AWS tools use).
+const S3_PART_BYTES: usize = 8 * 1024 * 1024;
 pub use crate::config::MAX_INLINE_BYTES;
 /// How much of the start of each upload is kept for type sniffing.
 pub const HEAD_BYTES: usize = 8192;
@@ -33,6 +44,7 @@ pub const HEAD_BYTES: usize = 8192;
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
     inline_max_bytes: u64,
+    part_bytes: usize,
     /// Set for the local file system: lets the sweep also remove the
     /// half-written part files object_store leaves behind after a crash.
     local_root: Option<PathBuf>,
@@ -66,8 +78,86 @@ impl Blobs {
         Ok(Blobs {
             store: Arc::new(store),
             inline_max_bytes: inline_max_bytes.min(MAX_INLINE_BYTES),
+            part_bytes: PART_BYTES,
             local_root: Some(root.to_path_buf()),
         })
+    }
+
+    /// An S3-compatible bucket (see [`S3Config`]), under its prefix.
+    pub fn s3(c: &S3Config, inline_max_bytes: u64) -> Result<Self> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let region = Some(c.region.clone())
+            .filter(|r| !r.is_empty())
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into());
+        let loopback = {
+            let host = c
+                .endpoint
+                .split("://")
+                .nth(1)
+                .unwrap_or("")
+                .split(['/', ':'])
+                .next()
+                .unwrap_or("");
+            matches!(host, "127.0.0.1" | "localhost" | "[" | "::1")
+                || c.endpoint.contains("://[::1]")
+        };
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&c.bucket)
+            .with_region(region)
+            .with_virtual_hosted_style_request(!c.path_style)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_timeout(Duration::from_millis(c.timeout_ms))
+                    .with_connect_timeout(Duration::from_millis(c.connect_timeout_ms))
+                    .with_allow_http(c.allow_http || loopback),
+            )
+            .with_retry(RetryConfig {
+                max_retries: c.retries,
+                retry_timeout: Duration::from_millis(c.timeout_ms * (c.retries as u64 + 1)),
+                backoff: BackoffConfig::default(),
+            });
+        if !c.endpoint.is_empty() {
+            b = b.with_endpoint(c.endpoint.trim_end_matches('/'));
+        }
+        let key = Some(c.access_key_id.clone())
+            .filter(|k| !k.is_empty())
+            .or_else(|| env("AWS_ACCESS_KEY_ID"));
+        let secret = Some(c.secret_access_key.clone())
+            .filter(|k| !k.is_empty())
+            .or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+        if let (Some(k), Some(s)) = (key, secret) {
+            b = b.with_access_key_id(k).with_secret_access_key(s);
+            if let Some(t) = env("AWS_SESSION_TOKEN") {
+                b = b.with_token(t);
+            }
+        }
+        let s3 = b
+            .build()
+            .with_context(|| format!("cannot use the S3 bucket {:?}", c.bucket))?;
+        let prefix = c.prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix))
+        };
+        Ok(Blobs {
+            store,
+            inline_max_bytes: inline_max_bytes.min(MAX_INLINE_BYTES),
+            part_bytes: S3_PART_BYTES,
+            local_root: None,
+        })
+    }
+
+    /// The store the configuration names.
+    pub fn open(storage: &StorageConfig, blobs: &BlobConfig, data_dir: &FsPath) -> Result<Self> {
+        match storage.backend {
+            StorageBackend::Local => {
+                Self::local(&data_dir.join("blobs"), blobs.fsync, blobs.inline_max_bytes)
+            }
+            StorageBackend::S3 => Self::s3(&storage.s3, blobs.inline_max_bytes),
+        }
     }
 
     /// Starts streaming a new upload into `incoming/<id>`.
@@ -75,6 +165,7 @@ impl Blobs {
         Upload {
             store: self.store.clone(),
             inline_max_bytes: self.inline_max_bytes,
+            part_bytes: self.part_bytes,
             path: incoming_path(id),
             hasher: Sha256::new(),
             size: 0,
@@ -114,6 +205,18 @@ impl Blobs {
             }
         }
         anyhow::bail!("blob {id} is missing from the blob store")
+    }
+
+    /// A registered document's size in the store, if it is there.
+    pub async fn size(&self, id: &str) -> Result<Option<u64>> {
+        for path in [doc_path(id), incoming_path(id), doc_path(id)] {
+            match self.store.head(&path).await {
+                Ok(m) => return Ok(Some(m.size)),
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e).with_context(|| format!("cannot read blob {id}")),
+            }
+        }
+        Ok(None)
     }
 
     /// The stored original as a stream of chunks (for downloads).
@@ -192,6 +295,15 @@ impl Blobs {
         Ok((promoted, deleted))
     }
 
+    /// Which store this is, for messages and the status: `local` or
+    /// `s3://bucket/prefix`.
+    pub fn describe(&self) -> String {
+        match &self.local_root {
+            Some(_) => "local".into(),
+            None => self.store.to_string(),
+        }
+    }
+
     /// Writes and reads back a small probe object (for `/readyz`).
     pub async fn probe(&self) -> Result<()> {
         let p = Path::from("incoming/.readyz-probe");
@@ -206,6 +318,7 @@ impl Blobs {
 pub struct Upload {
     store: Arc<dyn ObjectStore>,
     inline_max_bytes: u64,
+    part_bytes: usize,
     path: Path,
     hasher: Sha256,
     size: u64,
@@ -250,9 +363,9 @@ impl Upload {
             }
             None => {
                 self.buffer.extend_from_slice(chunk);
-                if self.buffer.len() >= PART_BYTES {
+                if self.buffer.len() >= self.part_bytes {
                     let upload = self.store.put_multipart(&self.path).await?;
-                    let mut w = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+                    let mut w = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
                     w.put(Bytes::from(std::mem::take(&mut self.buffer)));
                     self.multipart = Some(w);
                 }

@@ -1,0 +1,203 @@
+//! Originals in an S3-compatible bucket: the real binary against a real S3
+//! server on loopback (moto from PyPI, started by `../shared/scripts`).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::reqwest::{async_client, run, send};
+use common::*;
+use futures::StreamExt;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const MOTO: &str = "http://127.0.0.1:9000";
+
+/// moto on :9000 (started once per machine; the script is idempotent, but
+/// two tests must not run it at once).
+fn moto() {
+    static UP: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    UP.get_or_init(start_moto);
+}
+
+fn start_moto() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/scripts/start-s3-moto.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "start-s3-moto.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A new empty bucket (moto takes an unsigned request).
+fn bucket(name: &str) {
+    let (code, _, body) = send(common::reqwest::anon_client().put(format!("{MOTO}/{name}")));
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+}
+
+/// The keys under `prefix` in the bucket.
+fn keys(name: &str, prefix: &str) -> Vec<String> {
+    let (code, _, body) = send(
+        common::reqwest::anon_client().get(format!("{MOTO}/{name}?list-type=2&prefix={prefix}")),
+    );
+    assert_eq!(code, 200);
+    let xml = String::from_utf8_lossy(&body).to_string();
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|k| k.split("</Key>").next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn s3_config(name: &str, extra: &str) -> String {
+    format!(
+        r#"{FAST_CONFIG}
+[blobs]
+inline_max_bytes = 0
+[storage]
+backend = "s3"
+[storage.s3]
+endpoint = "{MOTO}"
+bucket = "{name}"
+prefix = "docpipe"
+access_key_id = "test"
+secret_access_key = "test"
+{extra}"#
+    )
+}
+
+/// Upload, process, download, delete, with every original in the bucket
+/// under its prefix; and a 300 MB upload streamed through, its bytes
+/// never held whole by the server.
+#[test]
+fn originals_live_in_s3_streamed_in_and_out() {
+    moto();
+    let name = format!("docpipe-{}", std::process::id());
+    bucket(&name);
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &tmp.path().join("data"),
+        &format!(
+            "{}\n[server]\nmax_upload_bytes = 400000000\n",
+            // (The 300 MB document is kept, not read: reading holds an
+            // original whole, and this test measures the upload.)
+            s3_config(&name, "[pipeline.extract]\nmax_read_mb = 64\n")
+        ),
+        &[],
+    );
+    let (_, ready) = get_json(&s.url("/readyz"));
+    assert_eq!(ready["status"], "ready", "{ready}");
+
+    let pdf = fixture("quokka.pdf");
+    let id = upload_one(&s, "quokka.pdf", pdf.clone());
+    assert_eq!(
+        wait_terminal(&s, &id, Duration::from_secs(60))["stage"],
+        "indexed"
+    );
+    let stored = keys(&name, "docpipe/docs/");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].ends_with(&id), "{stored:?}");
+    assert!(keys(&name, "docpipe/incoming/").is_empty());
+    let (code, _, bytes) =
+        send(async_client().get(s.url(&format!("/api/v1/documents/{id}/content"))));
+    assert_eq!((code, bytes == pdf), (200, true));
+
+    // 300 MB, generated as it is sent: the server streams it to S3 in parts.
+    let total: u64 = 300 * 1024 * 1024;
+    let line = b"The quokka census goes on, line after line, for three hundred megabytes.\n";
+    let chunk: Vec<u8> = line.iter().copied().cycle().take(1 << 20).collect();
+    let mut sent_hash = Sha256::new();
+    for _ in 0..(total >> 20) {
+        sent_hash.update(&chunk);
+    }
+    let sent_hash = hex::encode(sent_hash.finalize());
+    let before = vm_hwm_mib(s.pid());
+    let body = {
+        let chunk = bytes::Bytes::from(chunk);
+        futures::stream::iter(0..(total >> 20)).map(move |_| Ok::<_, std::io::Error>(chunk.clone()))
+    };
+    let part =
+        ::reqwest::multipart::Part::stream_with_length(::reqwest::Body::wrap_stream(body), total)
+            .file_name("census.txt");
+    let (code, _, body) = send(
+        async_client()
+            .post(s.url("/api/v1/documents"))
+            .multipart(::reqwest::multipart::Form::new().part("file", part)),
+    );
+    assert_eq!(code, 202, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let big = v["documents"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(v["documents"][0]["sha256"], sent_hash.as_str());
+    let grew = vm_hwm_mib(s.pid()).saturating_sub(before);
+    eprintln!("a 300 MB upload streamed to S3: the server's peak RSS grew by {grew} MiB");
+    assert!(
+        grew < 64,
+        "the server's peak RSS grew by {grew} MiB for a 300 MB upload"
+    );
+    let done = wait_terminal(&s, &big, Duration::from_secs(180));
+    assert_eq!(
+        (done["stage"].as_str(), done["error"]["code"].as_str()),
+        (Some("failed"), Some("too_large")),
+        "{done}"
+    );
+    // Streamed back out: the same bytes.
+    let got = run(async {
+        let r = async_client()
+            .get(s.url(&format!("/api/v1/documents/{big}/content")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let mut h = Sha256::new();
+        let mut stream = r.bytes_stream();
+        while let Some(c) = stream.next().await {
+            h.update(c.unwrap());
+        }
+        hex::encode(h.finalize())
+    });
+    assert_eq!(got, sent_hash);
+
+    // Deleting removes the original from the bucket.
+    for doc in [&id, &big] {
+        let (code, _, _) = send(async_client().delete(s.url(&format!("/api/v1/documents/{doc}"))));
+        assert!(code == 200 || code == 204, "delete answered {code}");
+    }
+    assert!(
+        keys(&name, "docpipe/docs/").is_empty(),
+        "{:?}",
+        keys(&name, "docpipe/docs/")
+    );
+    let (code, _) = get_json(&s.url(&format!("/api/v1/documents/{id}")));
+    assert_eq!(code, 404);
+}
+
+/// A bucket that does not exist is named at start, and the server does not
+/// start.
+#[test]
+fn a_missing_bucket_is_named_at_start() {
+    moto();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config.toml");
+    std::fs::write(&config, s3_config("no-such-bucket-here", "")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_docpipe"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("blob store") && err.contains("no-such-bucket-here"),
+        "{err}"
+    );
+}
