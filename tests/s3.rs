@@ -201,3 +201,147 @@ fn a_missing_bucket_is_named_at_start() {
         "{err}"
     );
 }
+
+const S3S: &str = "http://127.0.0.1:8014";
+
+fn script(name: &str, args: &[&str]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/scripts")
+        .join(name);
+    let out = Command::new("bash").arg(&path).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// s3s-fs (files on disk, checks SigV4 signatures) is one server for the
+/// machine, stopped and started by one of these tests: they take turns.
+fn s3s_fs() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    script("start-s3s-fs.sh", &[]);
+    turn
+}
+
+/// A bucket of s3s-fs: a directory of its data.
+fn s3s_bucket(name: &str) {
+    let root = std::env::var("CORPUS_ROOT").unwrap_or_else(|_| "/tmp/docpipe-corpus".into());
+    std::fs::create_dir_all(Path::new(&root).join("data/s3s-fs").join(name)).unwrap();
+}
+
+fn s3s_config(bucket: &str, secret: &str, extra: &str) -> String {
+    format!(
+        r#"{FAST_CONFIG}
+[blobs]
+inline_max_bytes = 1024
+[storage]
+backend = "s3"
+[storage.s3]
+endpoint = "{S3S}"
+bucket = "{bucket}"
+access_key_id = "testkey"
+secret_access_key = "{secret}"
+{extra}"#
+    )
+}
+
+/// s3s-fs checks signatures: a wrong secret stops the server at start with
+/// a line that says so.
+#[test]
+fn a_wrong_secret_is_refused_at_start_with_a_clear_error() {
+    let _turn = s3s_fs();
+    let name = format!("wrong-{}", std::process::id());
+    s3s_bucket(&name);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config.toml");
+    std::fs::write(&config, s3s_config(&name, "not-the-secret", "retries = 0")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_docpipe"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("blob store") && err.contains(&name) && err.contains("SignatureDoesNotMatch"),
+        "{err}"
+    );
+}
+
+/// The S3 server stops in the middle of an ingest and starts again: while
+/// it is away, uploads that need it answer 503 with Retry-After (never a
+/// 500), small ones (kept in SQLite) are still taken, the breaker shows in
+/// the status, and every acknowledged document ends `indexed`.
+#[test]
+fn an_s3_outage_holds_documents_and_refuses_uploads_until_it_ends() {
+    let _turn = s3s_fs();
+    let name = format!("outage-{}", std::process::id());
+    s3s_bucket(&name);
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &tmp.path().join("data"),
+        &s3s_config(
+            &name,
+            "testsecret",
+            "retries = 1\ntimeout_ms = 2000\nconnect_timeout_ms = 500\nfailure_threshold = 2\nopen_ms = 300",
+        ),
+        &[],
+    );
+    let text =
+        |i: usize, n: usize| -> Vec<u8> { format!("Outage letter {i}. ").repeat(n).into_bytes() };
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        acknowledged.push(upload_one(&s, &format!("before-{i}.txt"), text(i, 400)));
+    }
+    script("stop-servers.sh", &["s3s-fs"]);
+    let mut refused = 0;
+    for i in 0..4 {
+        let (code, headers, body) = send(
+            async_client().post(s.url("/api/v1/documents")).multipart(
+                ::reqwest::multipart::Form::new().part(
+                    "file",
+                    ::reqwest::multipart::Part::bytes(text(100 + i, 400))
+                        .file_name(format!("during-{i}.txt")),
+                ),
+            ),
+        );
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert_eq!(
+            (code, v["code"].as_str()),
+            (503, Some("storage_unavailable")),
+            "{v}"
+        );
+        assert!(
+            headers.get("retry-after").is_some(),
+            "503 without Retry-After"
+        );
+        refused += 1;
+    }
+    // A small document does not need the store.
+    acknowledged.push(upload_one(&s, "small.txt", b"a small note".to_vec()));
+    let (_, status) = get_json(&s.url("/api/v1/status"));
+    let storage = &status["storage"];
+    assert_eq!(storage["backend"], "s3", "{storage}");
+    assert_ne!(storage["breaker"], "closed", "{storage}");
+    assert!(storage["failures"].as_u64() >= Some(2), "{storage}");
+    script("start-s3s-fs.sh", &[]);
+    for id in &acknowledged {
+        let d = wait_terminal(&s, id, Duration::from_secs(120));
+        assert_eq!(d["stage"], "indexed", "{d}");
+    }
+    assert_eq!(refused, 4);
+    // And uploads are taken again.
+    let id = upload_one(&s, "after.txt", text(999, 400));
+    assert_eq!(
+        wait_terminal(&s, &id, Duration::from_secs(60))["stage"],
+        "indexed"
+    );
+    let (_, status) = get_json(&s.url("/api/v1/status"));
+    assert_eq!(status["storage"]["breaker"], "closed");
+}

@@ -216,6 +216,10 @@ pub struct S3Config {
     pub connect_timeout_ms: u64,
     /// Tries after the first, with exponential backoff, for errors that may pass.
     pub retries: usize,
+    /// Calls failing in a row that open the store's circuit breaker; then
+    /// calls are refused at once for `open_ms` before one tries again.
+    pub failure_threshold: u32,
+    pub open_ms: u64,
 }
 
 impl Default for S3Config {
@@ -232,6 +236,8 @@ impl Default for S3Config {
             timeout_ms: 30_000,
             connect_timeout_ms: 5_000,
             retries: 3,
+            failure_threshold: 3,
+            open_ms: 5_000,
         }
     }
 }

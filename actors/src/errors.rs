@@ -61,6 +61,9 @@ codes! {
     Crashed = "crashed", 500, true;
     ParserUnavailable = "parser_unavailable", 503, true;
     Storage = "storage", 503, true;
+    // The remote blob store does not answer: documents wait (attempts are
+    // not used up), uploads answer 503.
+    StorageUnavailable = "storage_unavailable", 503, true;
     Lost = "lost", 500, true;
     // An engine operation.
     Unavailable = "unavailable", 503, true;

@@ -29,6 +29,7 @@
 //! connections and the Tantivy reader, never through the actors.
 
 pub mod analyze;
+pub mod breaker;
 pub mod catalog;
 pub mod classifier;
 pub mod classify;
@@ -69,7 +70,7 @@ pub use reader::{
     ClassifierInfo, Original, Reader, SearchError, SearchHit, SearchResults, StageStatus, Status,
     TypeInfo,
 };
-pub use store::blobs::{Staged, Upload, HEAD_BYTES};
+pub use store::blobs::{Staged, StoreUnavailable, Upload, HEAD_BYTES};
 pub use store::{
     Cmp, DocExtras, DocOrder, DocQuery, Edit, EditResult, Event, Flag, Label, LabelFilter,
     LabelKind, Links, ListFilter, MimeCount, Note, TaskView, TokenRow, UserField,

@@ -16,8 +16,7 @@
 //!   to be run through the LLM later (`docpipe reprocess --llm`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ollama_rs::generation::chat::request::ChatMessageRequest;
 use ollama_rs::generation::chat::ChatMessage;
@@ -26,28 +25,15 @@ use ollama_rs::Ollama;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::breaker::Breaker;
 use crate::config::OllamaConfig;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Closed {
-        failures: u32,
-    },
-    Open {
-        until: Instant,
-    },
-    /// One probe request is out.
-    HalfOpen,
-}
 
 struct Endpoint {
     url: String,
     client: Ollama,
-    state: Mutex<State>,
+    breaker: Breaker,
     in_flight: AtomicU64,
     requests: AtomicU64,
-    failures: AtomicU64,
-    opened: AtomicU64,
 }
 
 /// An endpoint as `/api/v1/status` shows it.
@@ -100,11 +86,12 @@ impl Llm {
                     url: url.clone(),
                     client: Ollama::try_new(url.as_str())
                         .map_err(|e| anyhow::anyhow!("ollama.endpoints: {url:?}: {e}"))?,
-                    state: Mutex::new(State::Closed { failures: 0 }),
+                    breaker: Breaker::new(
+                        cfg.failure_threshold,
+                        Duration::from_millis(cfg.open_ms),
+                    ),
                     in_flight: AtomicU64::new(0),
                     requests: AtomicU64::new(0),
-                    failures: AtomicU64::new(0),
-                    opened: AtomicU64::new(0),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -125,17 +112,16 @@ impl Llm {
             endpoints: self
                 .endpoints
                 .iter()
-                .map(|e| EndpointStatus {
-                    url: e.url.clone(),
-                    breaker: match *e.state.lock().unwrap_or_else(|p| p.into_inner()) {
-                        State::Closed { .. } => "closed",
-                        State::Open { until } if Instant::now() < until => "open",
-                        State::Open { .. } | State::HalfOpen => "half_open",
-                    },
-                    in_flight: e.in_flight.load(Relaxed),
-                    requests: e.requests.load(Relaxed),
-                    failures: e.failures.load(Relaxed),
-                    opened: e.opened.load(Relaxed),
+                .map(|e| {
+                    let (failures, opened) = e.breaker.counts();
+                    EndpointStatus {
+                        url: e.url.clone(),
+                        breaker: e.breaker.state(),
+                        in_flight: e.in_flight.load(Relaxed),
+                        requests: e.requests.load(Relaxed),
+                        failures,
+                        opened,
+                    }
                 })
                 .collect(),
         }
@@ -145,7 +131,6 @@ impl Llm {
     /// breaker lets a request through (an open breaker whose time is up lets
     /// exactly one probe through).
     fn pick(&self, tried: &[usize]) -> Option<usize> {
-        let now = Instant::now();
         let mut candidates: Vec<usize> = (0..self.endpoints.len())
             .filter(|i| !tried.contains(i))
             .collect();
@@ -154,45 +139,15 @@ impl Llm {
             let e = &self.endpoints[i];
             (e.in_flight.load(Relaxed), e.requests.load(Relaxed))
         });
-        for i in candidates {
-            let mut st = self.endpoints[i]
-                .state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            match *st {
-                State::Closed { .. } => return Some(i),
-                State::Open { until } if now >= until => {
-                    *st = State::HalfOpen;
-                    return Some(i);
-                }
-                _ => {}
-            }
-        }
-        None
+        candidates
+            .into_iter()
+            .find(|&i| self.endpoints[i].breaker.allow().is_ok())
     }
 
     fn record(&self, i: usize, ok: bool) {
         let e = &self.endpoints[i];
-        let mut st = e.state.lock().unwrap_or_else(|p| p.into_inner());
-        let open = || State::Open {
-            until: Instant::now() + Duration::from_millis(self.cfg.open_ms),
-        };
-        *st = match (*st, ok) {
-            (_, true) => State::Closed { failures: 0 },
-            (State::Closed { failures }, false) if failures + 1 < self.cfg.failure_threshold => {
-                State::Closed {
-                    failures: failures + 1,
-                }
-            }
-            (State::Open { until }, false) => State::Open { until },
-            (_, false) => {
-                e.opened.fetch_add(1, Relaxed);
-                tracing::warn!(endpoint = %e.url, open_ms = self.cfg.open_ms, "Ollama endpoint failing: its circuit breaker opened");
-                open()
-            }
-        };
-        if !ok {
-            e.failures.fetch_add(1, Relaxed);
+        if e.breaker.record(ok) {
+            tracing::warn!(endpoint = %e.url, open_ms = self.cfg.open_ms, "Ollama endpoint failing: its circuit breaker opened");
         }
     }
 

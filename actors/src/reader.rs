@@ -117,6 +117,21 @@ pub struct Status {
     pub llm: LlmStatus,
     /// Documents typed by the classifier below `review_threshold`.
     pub needs_review: u64,
+    pub storage: StorageStatus,
+}
+
+/// The blob store: which, and how its breaker stands.
+#[derive(Debug, Serialize)]
+pub struct StorageStatus {
+    /// `local` or `s3`.
+    pub backend: &'static str,
+    /// `local`, or `s3://bucket/prefix`.
+    pub location: String,
+    /// `closed`, `open` or `half_open`; null for the local disk.
+    pub breaker: Option<&'static str>,
+    /// Calls that failed, and times the breaker opened, since start.
+    pub failures: u64,
+    pub opened: u64,
 }
 
 #[derive(Debug, Serialize)]

@@ -14,6 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::config::RetryConfig;
 use crate::counters::Counters;
+use crate::errors::Code;
 use crate::model::now_ms;
 use crate::routes::{current_routes, tell, CatalogMsg, IntakeMsg, RoutesRx, SchedulerMsg};
 use crate::store::pool::ReadPool;
@@ -82,8 +83,20 @@ impl Actor for Scheduler {
                 error,
                 retryable,
             } => {
-                let attempts = job.attempts + 1;
-                let retry_at = next_attempt_at(&st.args.retry, attempts, retryable, now_ms());
+                // While the blob store is away a document waits for it: the
+                // attempt is not counted, and it is tried again after the
+                // longest backoff.
+                let waits = error.code == Code::StorageUnavailable.as_str();
+                let (attempts, retry_at) = if waits {
+                    (
+                        job.attempts,
+                        Some(now_ms() + st.args.retry.max_backoff_ms as i64),
+                    )
+                } else {
+                    let attempts = job.attempts + 1;
+                    let at = next_attempt_at(&st.args.retry, attempts, retryable, now_ms());
+                    (attempts, at)
+                };
                 let c = &st.args.counters;
                 c.scheduler.num_processed.fetch_add(1, Relaxed);
                 if retry_at.is_some() {

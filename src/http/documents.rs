@@ -263,10 +263,7 @@ async fn stream_file(
         }
         if let Err(e) = up.write(&chunk).await {
             up.abort().await;
-            return Err(Problem::new(
-                Code::StorageFailed,
-                format!("cannot store the upload: {e:#}"),
-            ));
+            return Err(super::problem::storage_problem(e));
         }
         if mime.is_none() && up.head().len() >= HEAD_BYTES {
             match check_type(up.head(), filename) {
@@ -288,12 +285,7 @@ async fn stream_file(
             }
         },
     };
-    let staged = up.finish().await.map_err(|e| {
-        Problem::new(
-            Code::StorageFailed,
-            format!("cannot store the upload: {e:#}"),
-        )
-    })?;
+    let staged = up.finish().await.map_err(super::problem::storage_problem)?;
     Ok((mime, staged))
 }
 

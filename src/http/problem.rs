@@ -2,7 +2,7 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use docpipe_actors::{Code, EngineError};
+use docpipe_actors::{Code, EngineError, StoreUnavailable};
 use serde_json::json;
 
 #[derive(Debug)]
@@ -104,10 +104,30 @@ impl From<EngineError> for Problem {
 
 impl From<anyhow::Error> for Problem {
     fn from(e: anyhow::Error) -> Self {
+        if let Some(u) = e.downcast_ref::<StoreUnavailable>() {
+            return unavailable_store(u);
+        }
         match e.downcast::<EngineError>() {
             Ok(e) => e.into(),
             Err(e) => Problem::internal(format!("{e:#}")),
         }
+    }
+}
+
+/// `503` with `Retry-After` while the blob store is away.
+fn unavailable_store(u: &StoreUnavailable) -> Problem {
+    Problem::new(Code::StorageUnavailable, u.to_string()).retry_after(u.retry_after.as_secs())
+}
+
+/// A failure to store an upload: `503` while a remote store is away, else
+/// `507` (the disk).
+pub fn storage_problem(e: anyhow::Error) -> Problem {
+    match e.downcast_ref::<StoreUnavailable>() {
+        Some(u) => unavailable_store(u),
+        None => Problem::new(
+            Code::StorageFailed,
+            format!("cannot store the upload: {e:#}"),
+        ),
     }
 }
 

@@ -20,6 +20,9 @@ fn storage_error(e: anyhow::Error) -> ParseError {
     if let Some(t) = e.downcast_ref::<crate::store::TooLargeToRead>() {
         return ParseError::new(Code::TooLarge, t.to_string());
     }
+    if let Some(u) = e.downcast_ref::<crate::store::blobs::StoreUnavailable>() {
+        return ParseError::new(Code::StorageUnavailable, u.to_string());
+    }
     ParseError::new(Code::Storage, format!("cannot read the original: {e:#}"))
 }
 

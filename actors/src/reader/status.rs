@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use anyhow::Result;
 
-use super::{Commits, Reader, StageStatus, Status};
+use super::{Commits, Reader, StageStatus, Status, StorageStatus};
 use crate::counters::ActorCounters;
 use crate::llm::LlmStatus;
 use crate::model::{Scope, Stage};
@@ -94,6 +94,16 @@ impl Reader {
             ocr: self.ocr.status().clone(),
             needs_llm,
             needs_review,
+            storage: {
+                let b = self.blobs.breaker();
+                StorageStatus {
+                    backend: if b.is_some() { "s3" } else { "local" },
+                    location: self.blobs.describe(),
+                    breaker: b.map(|b| b.0),
+                    failures: b.map_or(0, |b| b.1),
+                    opened: b.map_or(0, |b| b.2),
+                }
+            },
             llm: match &self.llm {
                 Some(l) => l.status(),
                 None => LlmStatus {

@@ -27,6 +27,7 @@ use object_store::{
 };
 use std::time::Duration;
 
+use crate::breaker::Breaker;
 use crate::config::{BlobConfig, S3Config, StorageBackend, StorageConfig};
 use sha2::{Digest, Sha256};
 
@@ -40,9 +41,71 @@ pub use crate::config::MAX_INLINE_BYTES;
 /// How much of the start of each upload is kept for type sniffing.
 pub const HEAD_BYTES: usize = 8192;
 
+/// A remote blob store that does not answer, or answers with errors: the
+/// caller waits and tries again (uploads answer 503, documents wait in
+/// SQLite); nothing acknowledged is lost.
+#[derive(Debug, thiserror::Error)]
+#[error("the blob store ({store}) is unavailable: {detail}")]
+pub struct StoreUnavailable {
+    pub store: String,
+    pub detail: String,
+    /// When to try again.
+    pub retry_after: Duration,
+}
+
+/// The breaker of a remote store (none for the local disk, whose errors are
+/// its own), and the store's name for messages.
+#[derive(Clone, Debug)]
+struct Guard {
+    breaker: Option<Arc<Breaker>>,
+    name: String,
+}
+
+impl Guard {
+    /// Refuses at once while the breaker is open.
+    fn enter(&self) -> Result<()> {
+        if let Some(b) = &self.breaker {
+            if let Err(wait) = b.allow() {
+                return Err(StoreUnavailable {
+                    store: self.name.clone(),
+                    detail: "it failed several times in a row; its circuit breaker is open".into(),
+                    retry_after: wait.max(Duration::from_secs(1)),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Records an answer (a missing object is an answer).
+    fn exit<T>(&self, r: object_store::Result<T>) -> object_store::Result<T> {
+        if let Some(b) = &self.breaker {
+            let answered = matches!(r, Ok(_) | Err(object_store::Error::NotFound { .. }));
+            if b.record(answered) {
+                tracing::warn!(store = %self.name, "the blob store is failing: its circuit breaker opened");
+            }
+        }
+        r
+    }
+
+    /// An error of the store: for a remote one, unavailable.
+    fn error(&self, e: object_store::Error, what: String) -> anyhow::Error {
+        match &self.breaker {
+            Some(_) => StoreUnavailable {
+                store: self.name.clone(),
+                detail: format!("{what}: {e}"),
+                retry_after: Duration::from_secs(1),
+            }
+            .into(),
+            None => anyhow::Error::new(e).context(what),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+    guard: Guard,
     inline_max_bytes: u64,
     part_bytes: usize,
     /// Set for the local file system: lets the sweep also remove the
@@ -79,6 +142,10 @@ impl Blobs {
             store: Arc::new(store),
             inline_max_bytes: inline_max_bytes.min(MAX_INLINE_BYTES),
             part_bytes: PART_BYTES,
+            guard: Guard {
+                breaker: None,
+                name: "local".into(),
+            },
             local_root: Some(root.to_path_buf()),
         })
     }
@@ -137,6 +204,7 @@ impl Blobs {
             .build()
             .with_context(|| format!("cannot use the S3 bucket {:?}", c.bucket))?;
         let prefix = c.prefix.trim_matches('/');
+        let name = format!("s3://{}/{prefix}", c.bucket);
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
             Arc::new(s3)
         } else {
@@ -146,6 +214,13 @@ impl Blobs {
             store,
             inline_max_bytes: inline_max_bytes.min(MAX_INLINE_BYTES),
             part_bytes: S3_PART_BYTES,
+            guard: Guard {
+                breaker: Some(Arc::new(Breaker::new(
+                    c.failure_threshold,
+                    Duration::from_millis(c.open_ms),
+                ))),
+                name,
+            },
             local_root: None,
         })
     }
@@ -166,6 +241,7 @@ impl Blobs {
             store: self.store.clone(),
             inline_max_bytes: self.inline_max_bytes,
             part_bytes: self.part_bytes,
+            guard: self.guard.clone(),
             path: incoming_path(id),
             hasher: Sha256::new(),
             size: 0,
@@ -177,16 +253,24 @@ impl Blobs {
 
     /// Moves a registered upload to its permanent place.
     pub async fn promote(&self, id: &str) -> Result<()> {
-        self.store
-            .rename(&incoming_path(id), &doc_path(id))
-            .await
-            .with_context(|| format!("failed to move blob {id} into place"))
+        self.guard.enter()?;
+        let r = self
+            .guard
+            .exit(self.store.rename(&incoming_path(id), &doc_path(id)).await);
+        r.map_err(|e| {
+            self.guard
+                .error(e, format!("failed to move blob {id} into place"))
+        })
     }
 
     /// Drops an upload that was not registered (rejected, duplicate, failed).
     /// Nothing staged (an inline original) is fine.
     pub async fn discard(&self, id: &str) {
-        match self.store.delete(&incoming_path(id)).await {
+        if self.guard.enter().is_err() {
+            // (The boot sweep deletes what is left in incoming/.)
+            return;
+        }
+        match self.guard.exit(self.store.delete(&incoming_path(id)).await) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => tracing::warn!(doc_id = id, error = %e, "failed to delete incoming blob"),
         }
@@ -198,10 +282,15 @@ impl Blobs {
     /// between the two looks).
     pub async fn get(&self, id: &str) -> Result<Bytes> {
         for path in [doc_path(id), incoming_path(id), doc_path(id)] {
-            match self.store.get(&path).await {
-                Ok(r) => return Ok(r.bytes().await?),
+            self.guard.enter()?;
+            let r = match self.store.get(&path).await {
+                Ok(r) => r.bytes().await,
+                Err(e) => Err(e),
+            };
+            match self.guard.exit(r) {
+                Ok(b) => return Ok(b),
                 Err(object_store::Error::NotFound { .. }) => continue,
-                Err(e) => return Err(e).with_context(|| format!("cannot read blob {id}")),
+                Err(e) => return Err(self.guard.error(e, format!("cannot read blob {id}"))),
             }
         }
         anyhow::bail!("blob {id} is missing from the blob store")
@@ -210,10 +299,11 @@ impl Blobs {
     /// A registered document's size in the store, if it is there.
     pub async fn size(&self, id: &str) -> Result<Option<u64>> {
         for path in [doc_path(id), incoming_path(id), doc_path(id)] {
-            match self.store.head(&path).await {
+            self.guard.enter()?;
+            match self.guard.exit(self.store.head(&path).await) {
                 Ok(m) => return Ok(Some(m.size)),
                 Err(object_store::Error::NotFound { .. }) => continue,
-                Err(e) => return Err(e).with_context(|| format!("cannot read blob {id}")),
+                Err(e) => return Err(self.guard.error(e, format!("cannot read blob {id}"))),
             }
         }
         Ok(None)
@@ -225,11 +315,11 @@ impl Blobs {
         id: &str,
     ) -> Result<futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>>
     {
+        self.guard.enter()?;
         let r = self
-            .store
-            .get(&doc_path(id))
-            .await
-            .with_context(|| format!("blob {id} missing"))?;
+            .guard
+            .exit(self.store.get(&doc_path(id)).await)
+            .map_err(|e| self.guard.error(e, format!("cannot read blob {id}")))?;
         Ok(r.into_stream())
     }
 
@@ -239,10 +329,20 @@ impl Blobs {
 
     /// Deletes a document's blob; a blob that is already gone is fine.
     pub async fn delete(&self, id: &str) -> Result<()> {
-        match self.store.delete(&doc_path(id)).await {
+        self.guard.enter()?;
+        match self.guard.exit(self.store.delete(&doc_path(id)).await) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("failed to delete blob {id}")),
+            Err(e) => Err(self.guard.error(e, format!("failed to delete blob {id}"))),
         }
+    }
+
+    /// The breaker's state (`closed`, `open`, `half_open`), failed calls
+    /// and times it opened; None for the local disk.
+    pub fn breaker(&self) -> Option<(&'static str, u64, u64)> {
+        self.guard.breaker.as_ref().map(|b| {
+            let (failures, opened) = b.counts();
+            (b.state(), failures, opened)
+        })
     }
 
     /// Every blob id under `docs/` (for consistency checks).
@@ -298,18 +398,20 @@ impl Blobs {
     /// Which store this is, for messages and the status: `local` or
     /// `s3://bucket/prefix`.
     pub fn describe(&self) -> String {
-        match &self.local_root {
-            Some(_) => "local".into(),
-            None => self.store.to_string(),
-        }
+        self.guard.name.clone()
     }
 
     /// Writes and reads back a small probe object (for `/readyz`).
     pub async fn probe(&self) -> Result<()> {
         let p = Path::from("incoming/.readyz-probe");
-        self.store.put(&p, PutPayload::from_static(b"ok")).await?;
-        self.store.delete(&p).await?;
-        Ok(())
+        self.guard.enter()?;
+        let r = match self.store.put(&p, PutPayload::from_static(b"ok")).await {
+            Ok(_) => self.store.delete(&p).await,
+            Err(e) => Err(e),
+        };
+        self.guard
+            .exit(r)
+            .map_err(|e| self.guard.error(e, "cannot write a probe object".into()))
     }
 }
 
@@ -319,6 +421,7 @@ pub struct Upload {
     store: Arc<dyn ObjectStore>,
     inline_max_bytes: u64,
     part_bytes: usize,
+    guard: Guard,
     path: Path,
     hasher: Sha256,
     size: u64,
@@ -358,13 +461,19 @@ impl Upload {
         }
         match &mut self.multipart {
             Some(w) => {
-                w.wait_for_capacity(2).await?;
+                self.guard.enter()?;
+                let r = self.guard.exit(w.wait_for_capacity(2).await);
+                r.map_err(|e| self.guard.error(e, "cannot store the upload".into()))?;
                 w.write(chunk);
             }
             None => {
                 self.buffer.extend_from_slice(chunk);
                 if self.buffer.len() >= self.part_bytes {
-                    let upload = self.store.put_multipart(&self.path).await?;
+                    self.guard.enter()?;
+                    let upload = self
+                        .guard
+                        .exit(self.store.put_multipart(&self.path).await)
+                        .map_err(|e| self.guard.error(e, "cannot store the upload".into()))?;
                     let mut w = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
                     w.put(Bytes::from(std::mem::take(&mut self.buffer)));
                     self.multipart = Some(w);
@@ -378,14 +487,19 @@ impl Upload {
         let mut inline = None;
         match self.multipart {
             Some(w) => {
-                w.finish().await.context("failed to store upload")?;
+                self.guard.enter()?;
+                let r = self.guard.exit(w.finish().await);
+                r.map_err(|e| self.guard.error(e, "cannot store the upload".into()))?;
             }
             None if self.size <= self.inline_max_bytes => inline = Some(Bytes::from(self.buffer)),
             None => {
-                self.store
-                    .put(&self.path, PutPayload::from(Bytes::from(self.buffer)))
-                    .await
-                    .context("failed to store upload")?;
+                self.guard.enter()?;
+                let r = self.guard.exit(
+                    self.store
+                        .put(&self.path, PutPayload::from(Bytes::from(self.buffer)))
+                        .await,
+                );
+                r.map_err(|e| self.guard.error(e, "cannot store the upload".into()))?;
             }
         }
         Ok(Staged {
