@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod http;
 mod migrate;
+mod migrate_storage;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -46,6 +47,10 @@ enum Command {
     /// Bring every document of a running Paperless-ngx into this data
     /// directory (stop `docpipe serve` on it first); resumable
     MigrateFromPaperless(migrate::MigrateArgs),
+    /// Copy every original to another store (s3://bucket/prefix or local),
+    /// check each SHA-256, then switch the configuration file to it;
+    /// resumable (stop `docpipe serve` first)
+    MigrateStorage(migrate_storage::MigrateStorageArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +83,7 @@ fn main() -> ExitCode {
             Command::Reprocess(a) => cli::reprocess(a).await,
             Command::Token(c) => cli::token(c).await,
             Command::MigrateFromPaperless(a) => migrate::migrate(a).await,
+            Command::MigrateStorage(a) => migrate_storage::migrate_storage(a).await,
         }
     });
     match result {

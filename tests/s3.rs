@@ -345,3 +345,132 @@ fn an_s3_outage_holds_documents_and_refuses_uploads_until_it_ends() {
     let (_, status) = get_json(&s.url("/api/v1/status"));
     assert_eq!(status["storage"]["breaker"], "closed");
 }
+
+/// `docpipe migrate-storage` moves a populated instance's originals from
+/// local disk to S3 (killed part way and run again) and back, every hash
+/// checked, the configuration switched only once all are there.
+#[test]
+fn migrate_storage_moves_originals_to_s3_and_back_resuming_after_a_kill() {
+    use std::io::BufRead;
+    moto();
+    let name = format!("moved-{}", std::process::id());
+    bucket(&name);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let local = format!(
+        r#"{FAST_CONFIG}
+[blobs]
+inline_max_bytes = 1024
+[storage]
+backend = "local"
+[storage.s3]
+endpoint = "{MOTO}"
+access_key_id = "test"
+secret_access_key = "test"
+"#
+    );
+    let mut s = Server::start(&data, &local, &[]);
+    let mut originals = Vec::new();
+    for i in 0..30 {
+        let bytes = format!("Original number {i}, moved between stores. ")
+            .repeat(100)
+            .into_bytes();
+        originals.push((upload_one(&s, &format!("o{i}.txt"), bytes.clone()), bytes));
+    }
+    originals.push((
+        upload_one(&s, "small.txt", b"kept in SQLite".to_vec()),
+        b"kept in SQLite".to_vec(),
+    ));
+    for (id, _) in &originals {
+        assert_eq!(
+            wait_terminal(&s, id, Duration::from_secs(60))["stage"],
+            "indexed"
+        );
+    }
+    s.stop();
+    let config = data.with_extension("toml");
+    let backend = || -> String {
+        let t: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+        t["storage"]["backend"].as_str().unwrap().to_string()
+    };
+    let migrate = |to: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_docpipe"));
+        c.args(["migrate-storage", "--to", to])
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data);
+        c
+    };
+    let to = format!("s3://{name}/moved");
+    // Killed after ten originals are copied and checked.
+    let mut child = migrate(&to)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut copied = 0;
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        if line.unwrap().ends_with(": copied, checked") {
+            copied += 1;
+            if copied == 10 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(copied, 10);
+    assert_eq!(
+        backend(),
+        "local",
+        "not switched before every original is there"
+    );
+    let out = migrate(&to).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let number = |after: &str| -> u64 {
+        let (before, _) = stdout
+            .split_once(after)
+            .unwrap_or_else(|| panic!("{stdout}"));
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (now, already) = (number(" copied"), number(" there already"));
+    assert_eq!(now + already, 30, "{stdout}");
+    assert!(already >= 10, "{stdout}");
+    assert_eq!(backend(), "s3");
+    assert_eq!(keys(&name, "moved/docs/").len(), 30);
+
+    let check = |s: &Server| {
+        for (id, bytes) in &originals {
+            let (code, _, got) =
+                send(async_client().get(s.url(&format!("/api/v1/documents/{id}/content"))));
+            assert_eq!((code, &got), (200, bytes), "{id}");
+        }
+    };
+    let on_s3 = std::fs::read_to_string(&config).unwrap();
+    let mut s = Server::start(&data, &on_s3, &[]);
+    check(&s);
+    s.stop();
+
+    // And back, with the local copies gone.
+    std::fs::remove_dir_all(data.join("blobs/docs")).unwrap();
+    let out = migrate("local").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("30 copied, 0 there already"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(backend(), "local");
+    let s = Server::start(&data, &std::fs::read_to_string(&config).unwrap(), &[]);
+    check(&s);
+}

@@ -89,6 +89,11 @@ impl Reader {
             .await
     }
 
+    /// Every document whose original is in the blob store: id, SHA-256, size.
+    pub async fn blob_documents(&self) -> Result<Vec<(String, String, u64)>> {
+        self.db.run(crate::store::documents::blob_documents).await
+    }
+
     /// The ids of the documents brought from `source` so far, with the
     /// documents they became.
     pub async fn imported(&self, source: &str) -> Result<Vec<(i64, String)>> {

@@ -395,6 +395,48 @@ impl Blobs {
         Ok((promoted, deleted))
     }
 
+    /// Copies a document's original from `src` into this store (its final
+    /// place), streaming, and returns its SHA-256 and size as written.
+    pub async fn copy_from(&self, src: &Blobs, id: &str) -> Result<(String, u64)> {
+        let mut input = src.stream(id).await?;
+        let mut up = Upload {
+            inline_max_bytes: 0,
+            ..self.begin(id)
+        };
+        while let Some(chunk) = input.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    up.abort().await;
+                    return Err(src.guard.error(e, format!("cannot read blob {id}")));
+                }
+            };
+            if let Err(e) = up.write(&chunk).await {
+                up.abort().await;
+                return Err(e);
+            }
+        }
+        let staged = up.finish().await?;
+        self.promote(id).await?;
+        Ok((staged.sha256, staged.size))
+    }
+
+    /// The SHA-256 and size of a document's original as this store holds
+    /// it (read whole, streaming); None if it has none.
+    pub async fn hash(&self, id: &str) -> Result<Option<(String, u64)>> {
+        if self.size(id).await?.is_none() {
+            return Ok(None);
+        }
+        let mut input = self.stream(id).await?;
+        let (mut h, mut n) = (Sha256::new(), 0u64);
+        while let Some(chunk) = input.next().await {
+            let chunk = chunk.map_err(|e| self.guard.error(e, format!("cannot read blob {id}")))?;
+            n += chunk.len() as u64;
+            h.update(&chunk);
+        }
+        Ok(Some((hex::encode(h.finalize()), n)))
+    }
+
     /// Which store this is, for messages and the status: `local` or
     /// `s3://bucket/prefix`.
     pub fn describe(&self) -> String {

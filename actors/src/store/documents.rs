@@ -441,6 +441,20 @@ fn write_imported(
     Ok(())
 }
 
+/// Every document whose original is in the blob store (not inline): id,
+/// SHA-256 and size, oldest first.
+pub fn blob_documents(conn: &Connection) -> Result<Vec<(String, String, u64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT d.id, d.sha256, d.size FROM documents d
+         WHERE d.stage != 'deleting' AND NOT EXISTS (SELECT 1 FROM originals o WHERE o.seq = d.seq)
+         ORDER BY d.seq",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 /// The ids of the documents brought from `source` so far, with the
 /// documents they became.
 pub fn imported_from(conn: &Connection, source: &str) -> Result<Vec<(i64, String)>> {
