@@ -32,6 +32,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub ollama: OllamaConfig,
     pub types: Vec<TypeConfig>,
+    /// Watched folders (`[[watch]]`).
+    pub watch: Vec<crate::watch::WatchConfig>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -104,6 +106,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             ollama: OllamaConfig::default(),
             types: default_types(),
+            watch: Vec::new(),
         }
     }
 }
@@ -260,6 +263,22 @@ impl Config {
         if !t.is_empty() && (t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             problems.push("auth.admin_token must be at least 16 characters, without spaces".into());
+        }
+        for (i, w) in self.watch.iter().enumerate() {
+            if w.path.as_os_str().is_empty() {
+                problems.push(format!("watch[{i}].path must be set"));
+            }
+            if !docpipe_actors::valid_workspace(&w.workspace) {
+                problems.push(format!(
+                    "watch[{i}].workspace {:?}: 1 to 64 letters, digits, '-' or '_'",
+                    w.workspace
+                ));
+            }
+            if w.settle_ms == 0 || w.scan_ms == 0 {
+                problems.push(format!(
+                    "watch[{i}].settle_ms and scan_ms must be at least 1"
+                ));
+            }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problems.push(format!(

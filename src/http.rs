@@ -66,6 +66,8 @@ pub struct App {
     pub cors_origins: Vec<String>,
     /// `/metrics` without a token (`auth.metrics_public`).
     pub metrics_public: bool,
+    /// The watched folders' figures.
+    pub watch: Vec<Arc<crate::watch::WatchState>>,
 }
 
 pub const STATUS_PAGE: &str = include_str!("../assets/index.html");
@@ -415,7 +417,10 @@ async fn classifier(State(app): State<AppState>) -> Json<docpipe_actors::Classif
 }
 
 async fn status(State(app): State<AppState>, caller: Caller) -> Result<Response, Problem> {
-    Ok(Json(app.pipeline.reader().status(&caller.scope()).await?).into_response())
+    let mut v = serde_json::to_value(app.pipeline.reader().status(&caller.scope()).await?)
+        .map_err(Problem::internal)?;
+    v["watch"] = app.watch.iter().map(|w| w.json()).collect();
+    Ok(Json(v).into_response())
 }
 
 /// The pipeline's figures in the Prometheus text format.

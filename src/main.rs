@@ -5,6 +5,7 @@ mod config;
 mod http;
 mod migrate;
 mod migrate_storage;
+mod watch;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -136,6 +137,7 @@ async fn serve(flags: config::Flags) -> Result<(), String> {
         body_timeout: Duration::from_millis(cfg.server.request_body_timeout_ms),
         cors_origins: cfg.server.cors_origins.clone(),
         metrics_public: cfg.auth.metrics_public,
+        watch: watch::start(&pipeline, &cfg.watch, cfg.server.max_upload_bytes)?,
     });
     // Tests and scripts read this line to learn the port when given port 0.
     println!("docpipe listening on http://{local}");

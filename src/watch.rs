@@ -1,0 +1,346 @@
+//! Watched folders (`[[watch]]`): files dropped into a folder are ingested
+//! once they stop changing, then moved to `done/` (or deleted); a file
+//! docpipe refuses goes to `failed/` with a `.error.txt` beside it naming
+//! the problem.
+//!
+//! One task per folder scans it every `scan_ms` (network shares send no
+//! change events, so a scan is the one mechanism that always works). A file
+//! is taken when its size and modification time have not changed for
+//! `settle_ms`. It is streamed into the blob store and registered like an
+//! upload, and only then moved: a crash in between leaves it in place, and
+//! taking it again finds the same bytes in the workspace (a duplicate, not
+//! a second document), so each file is ingested exactly once, across
+//! restarts.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use docpipe_actors::{
+    clean_filename, sniff, LabelKind, NewDocument, Origin, Pipeline, Sniffed, UploadExtras,
+    DEFAULT_WORKSPACE,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum After {
+    #[default]
+    Move,
+    Delete,
+}
+
+/// One watched folder.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    pub path: PathBuf,
+    pub workspace: String,
+    /// A document type the classifier does not override; empty: classified.
+    pub doc_type: String,
+    /// Each subfolder's name a file sits in becomes a tag.
+    pub tags_from_folders: bool,
+    pub after: After,
+    /// Default `PATH/done`.
+    pub done_dir: Option<PathBuf>,
+    /// Default `PATH/failed`.
+    pub failed_dir: Option<PathBuf>,
+    /// A file is taken once unchanged this long.
+    pub settle_ms: u64,
+    /// How often the folder is looked at.
+    pub scan_ms: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            path: PathBuf::new(),
+            workspace: DEFAULT_WORKSPACE.into(),
+            doc_type: String::new(),
+            tags_from_folders: false,
+            after: After::Move,
+            done_dir: None,
+            failed_dir: None,
+            settle_ms: 2_000,
+            scan_ms: 1_000,
+        }
+    }
+}
+
+impl WatchConfig {
+    fn done(&self) -> PathBuf {
+        self.done_dir
+            .clone()
+            .unwrap_or_else(|| self.path.join("done"))
+    }
+
+    fn failed(&self) -> PathBuf {
+        self.failed_dir
+            .clone()
+            .unwrap_or_else(|| self.path.join("failed"))
+    }
+}
+
+/// A folder's figures, for `/api/v1/status`.
+#[derive(Debug, Default)]
+pub struct WatchState {
+    pub path: String,
+    pub ingested: AtomicU64,
+    pub failed: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl WatchState {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "path": self.path,
+            "ingested": self.ingested.load(Relaxed),
+            "failed": self.failed.load(Relaxed),
+            "last_error": *self.last_error.lock().unwrap_or_else(|p| p.into_inner()),
+        })
+    }
+
+    fn error(&self, e: String) {
+        tracing::warn!(folder = %self.path, error = %e, "watched folder");
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
+}
+
+/// Starts one task per folder; their figures.
+pub fn start(
+    pipeline: &Pipeline,
+    folders: &[WatchConfig],
+    max_bytes: u64,
+) -> Result<Vec<Arc<WatchState>>, String> {
+    let mut states = Vec::new();
+    for w in folders {
+        std::fs::create_dir_all(&w.path)
+            .and_then(|_| std::fs::create_dir_all(w.done()))
+            .and_then(|_| std::fs::create_dir_all(w.failed()))
+            .map_err(|e| format!("watch {}: {e}", w.path.display()))?;
+        let state = Arc::new(WatchState {
+            path: w.path.display().to_string(),
+            ..Default::default()
+        });
+        states.push(state.clone());
+        let (pipeline, w) = (pipeline.clone(), w.clone());
+        tokio::spawn(async move {
+            let mut seen: HashMap<PathBuf, (u64, SystemTime, Instant)> = HashMap::new();
+            loop {
+                if let Err(e) = scan(&pipeline, &w, &state, &mut seen, max_bytes).await {
+                    state.error(e);
+                }
+                tokio::time::sleep(Duration::from_millis(w.scan_ms.max(50))).await;
+            }
+        });
+    }
+    Ok(states)
+}
+
+/// The files under `dir`, but not under the done and failed folders.
+fn files(dir: &Path, skip: &[PathBuf], out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() && !skip.contains(&p) => files(&p, skip, out),
+            Ok(t) if t.is_file() => {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                // Partial downloads and hidden files are not documents yet.
+                if !name.starts_with('.') && !name.ends_with(".part") && !name.ends_with(".tmp") {
+                    out.push(p);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn scan(
+    pipeline: &Pipeline,
+    w: &WatchConfig,
+    state: &WatchState,
+    seen: &mut HashMap<PathBuf, (u64, SystemTime, Instant)>,
+    max_bytes: u64,
+) -> Result<(), String> {
+    let mut found = Vec::new();
+    files(&w.path, &[w.done(), w.failed()], &mut found);
+    seen.retain(|p, _| found.contains(p));
+    let now = Instant::now();
+    for p in found {
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        let (size, mtime) = (
+            meta.len(),
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        );
+        let entry = seen.entry(p.clone()).or_insert((size, mtime, now));
+        if (entry.0, entry.1) != (size, mtime) {
+            *entry = (size, mtime, now);
+            continue;
+        }
+        if now.duration_since(entry.2) < Duration::from_millis(w.settle_ms) {
+            continue;
+        }
+        seen.remove(&p);
+        match take(pipeline, w, &p, max_bytes).await {
+            Ok(()) => {
+                state.ingested.fetch_add(1, Relaxed);
+                settle(w, &p, None);
+            }
+            Err(Taken::Refused(why)) => {
+                state.failed.fetch_add(1, Relaxed);
+                state.error(format!("{}: {why}", p.display()));
+                settle(w, &p, Some(&why));
+            }
+            // The store or the catalog is away: left in place, taken later.
+            Err(Taken::NotNow(why)) => state.error(format!("{}: {why}", p.display())),
+        }
+    }
+    Ok(())
+}
+
+enum Taken {
+    /// docpipe will not take this file.
+    Refused(String),
+    /// It could not be taken now.
+    NotNow(String),
+}
+
+/// Streams a file into the blob store and registers it.
+async fn take(pipeline: &Pipeline, w: &WatchConfig, p: &Path, max_bytes: u64) -> Result<(), Taken> {
+    let not_now = |e: String| Taken::NotNow(e);
+    let filename = clean_filename(&p.file_name().unwrap_or_default().to_string_lossy());
+    let mut file = tokio::fs::File::open(p)
+        .await
+        .map_err(|e| not_now(format!("cannot open it: {e}")))?;
+    let (id, mut up) = pipeline.begin_upload();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match file.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                up.abort().await;
+                return Err(not_now(format!("cannot read it: {e}")));
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        if up.size() + n as u64 > max_bytes {
+            up.abort().await;
+            return Err(Taken::Refused(format!(
+                "it is larger than server.max_upload_bytes ({max_bytes} bytes)"
+            )));
+        }
+        if let Err(e) = up.write(&buf[..n]).await {
+            up.abort().await;
+            return Err(not_now(format!("{e:#}")));
+        }
+    }
+    let staged = up.finish().await.map_err(|e| not_now(format!("{e:#}")))?;
+    let mime = match sniff(&staged.head, &filename) {
+        Sniffed::Supported(m) => m,
+        Sniffed::Empty => {
+            pipeline.discard_upload(&id).await;
+            return Err(Taken::Refused(format!("{filename:?} is empty")));
+        }
+        Sniffed::Unsupported(t) => {
+            pipeline.discard_upload(&id).await;
+            return Err(Taken::Refused(format!(
+                "{filename:?} looks like {t}, which docpipe does not read"
+            )));
+        }
+    };
+    let origin = Origin {
+        token_id: None,
+        request_id: Some(format!("watch:{}", uuid::Uuid::now_v7().simple())),
+    };
+    let mut extra = UploadExtras {
+        doc_type: Some(w.doc_type.clone()).filter(|t| !t.is_empty()),
+        ..Default::default()
+    };
+    if w.tags_from_folders {
+        let rel = p.parent().and_then(|d| d.strip_prefix(&w.path).ok());
+        for folder in rel.into_iter().flat_map(|r| r.components()) {
+            let name = folder.as_os_str().to_string_lossy().trim().to_string();
+            if name.is_empty() {
+                continue;
+            }
+            let (tag, _) = pipeline
+                .create_label(LabelKind::Tag, &w.workspace, &name, None, &origin)
+                .await
+                .map_err(|e| not_now(format!("{e:#}")))?;
+            extra.tags.push(tag);
+        }
+    }
+    let doc = NewDocument {
+        id: id.clone(),
+        workspace: w.workspace.clone(),
+        filename,
+        title: None,
+        mime: mime.to_string(),
+        size: staged.size,
+        sha256: staged.sha256,
+        inline: staged.inline,
+        extra,
+    };
+    pipeline
+        .register(vec![doc], &origin)
+        .await
+        .map_err(|e| not_now(format!("{e:#}")))?;
+    // Registered: durable. (The same bytes as a document of the workspace
+    // are that document, not a second one.)
+    Ok(())
+}
+
+/// Moves (or deletes) a file once taken; a refused one goes to `failed/`
+/// with its reason beside it.
+fn settle(w: &WatchConfig, p: &Path, refused: Option<&str>) {
+    let rel = p.strip_prefix(&w.path).unwrap_or(p);
+    let to_dir = match refused {
+        Some(_) => w.failed(),
+        None if w.after == After::Delete => {
+            if let Err(e) = std::fs::remove_file(p) {
+                tracing::warn!(file = %p.display(), error = %e, "cannot delete a taken file");
+            }
+            return;
+        }
+        None => w.done(),
+    };
+    let mut dest = to_dir.join(rel);
+    if let Some(parent) = dest.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    // Never over an earlier file of the same name.
+    let mut n = 1;
+    while dest.exists() {
+        let stem = rel.file_stem().unwrap_or_default().to_string_lossy();
+        let ext = rel
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        dest = to_dir
+            .join(rel.parent().unwrap_or(Path::new("")))
+            .join(format!("{stem}-{n}{ext}"));
+        n += 1;
+    }
+    if let Err(e) = std::fs::rename(p, &dest) {
+        tracing::warn!(file = %p.display(), error = %e, "cannot move a taken file");
+        return;
+    }
+    if let Some(why) = refused {
+        let note = dest.with_file_name(format!(
+            "{}.error.txt",
+            dest.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let _ = std::fs::write(note, format!("{why}\n"));
+    }
+}
