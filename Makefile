@@ -6,14 +6,25 @@ export CORPUS_ROOT ?= /tmp/docpipe-corpus
 ## English OCR data that also holds tesseract's legacy engine (see deps).
 export OCR_TESSDATA_DIR ?= $(CURDIR)/.deps/tessdata
 
-.PHONY: run build test unit e2e lint fmt corpus labeled deps bench clean release-check
+.PHONY: run build test unit e2e lint fmt corpus labeled deps bench clean release-check release
 
-## Build and start the server on the embedded default (./data, 127.0.0.1:8750).
+## Build and start the server on the embedded default (./data, 127.0.0.1:8750),
+## reading scans with the OCR data `make deps` fetched (both engines) when it
+## is there and nothing else names one.
 run:
+	@if [ -f $(OCR_TESSDATA_DIR)/eng.traineddata ] && [ -z "$$DOCPIPE_PIPELINE__OCR__TESSDATA_DIR" ]; then \
+		export DOCPIPE_PIPELINE__OCR__TESSDATA_DIR=$(OCR_TESSDATA_DIR); fi; \
 	$(CARGO) run --release -- serve
 
 build:
 	$(CARGO) build --release
+
+## One optimised, stripped binary to ship (the status page is inside it):
+## target/dist/docpipe. See deploy/ for a systemd unit and a Dockerfile.
+release:
+	$(CARGO) build --profile dist --bin docpipe
+	@ls -l target/dist/docpipe | awk '{printf "target/dist/docpipe: %.1f MB\n", $$5 / 1048576}'
+	@target/dist/docpipe --version
 
 ## Every test: format and lint checks, unit tests, end-to-end tests against the real binary.
 ## Tests build with the test-only failure points (cargo feature `failpoints`,

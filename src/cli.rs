@@ -84,6 +84,19 @@ pub struct IngestArgs {
     /// The workspace to upload into (default: the token's)
     #[arg(long)]
     pub workspace: Option<String>,
+    /// Only files whose path matches one of these globs (`*.pdf`, `**/2024/**`)
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Not the files whose path matches one of these globs
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// Ingest straight into this data directory, without a server (none
+    /// may run on it)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The configuration for --data-dir (default: ./config.toml if present)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -209,8 +222,36 @@ async fn upload_once(
     }
 }
 
+/// The files under the paths that the globs let through.
+fn chosen_files(a: &IngestArgs) -> Result<Vec<PathBuf>, String> {
+    let set = |globs: &[String], flag: &str| -> Result<Option<globset::GlobSet>, String> {
+        if globs.is_empty() {
+            return Ok(None);
+        }
+        let mut b = globset::GlobSetBuilder::new();
+        for g in globs {
+            b.add(
+                globset::GlobBuilder::new(g)
+                    .literal_separator(false)
+                    .build()
+                    .map_err(|e| format!("--{flag} {g:?}: {e}"))?,
+            );
+        }
+        b.build().map(Some).map_err(|e| format!("--{flag}: {e}"))
+    };
+    let (include, exclude) = (set(&a.include, "include")?, set(&a.exclude, "exclude")?);
+    Ok(files_under(&a.paths)?
+        .into_iter()
+        .filter(|p| include.as_ref().is_none_or(|s| s.is_match(p)))
+        .filter(|p| exclude.as_ref().is_none_or(|s| !s.is_match(p)))
+        .collect())
+}
+
 pub async fn ingest(a: IngestArgs) -> Result<(), String> {
-    let files = files_under(&a.paths)?;
+    if a.data_dir.is_some() {
+        return crate::local_ingest::ingest(&a, chosen_files(&a)?).await;
+    }
+    let files = chosen_files(&a)?;
     let base = a.server.base();
     let client = a.server.client()?;
     let bar = indicatif::ProgressBar::new(files.len() as u64);
@@ -304,6 +345,8 @@ pub async fn search(a: SearchArgs) -> Result<(), String> {
 pub async fn status(a: ServerArgs) -> Result<(), String> {
     let base = a.base();
     let v = get_json(&a.client()?, &format!("{base}/api/v1/status")).await?;
+    // (A JSON value prints without padding: each cell is a string first.)
+    let cell = |v: &Value| v.as_u64().map_or_else(|| v.to_string(), |n| n.to_string());
     println!(
         "{:<12} {:>10} {:>10} {:>10} {:>8}",
         "stage", "documents", "in flight", "processed", "failed"
@@ -312,9 +355,32 @@ pub async fn status(a: ServerArgs) -> Result<(), String> {
         for (name, s) in stages {
             println!(
                 "{:<12} {:>10} {:>10} {:>10} {:>8}",
-                name, s["documents"], s["in_flight"], s["processed"], s["failed"]
+                name,
+                cell(&s["documents"]),
+                cell(&s["in_flight"]),
+                cell(&s["processed"]),
+                cell(&s["failed"])
             );
         }
+    }
+    let st = &v["storage"];
+    if let Some(location) = st["location"].as_str() {
+        match st["breaker"].as_str() {
+            Some(b) => println!("storage: {location} (breaker {b})"),
+            None => println!("storage: {location}"),
+        }
+    }
+    for w in v["watch"].as_array().into_iter().flatten() {
+        println!(
+            "watching {}: {} taken, {} refused{}",
+            w["path"].as_str().unwrap_or(""),
+            cell(&w["ingested"]),
+            cell(&w["failed"]),
+            w["last_error"]
+                .as_str()
+                .map(|e| format!(" (last: {e})"))
+                .unwrap_or_default()
+        );
     }
     let ocr = &v["ocr"];
     if ocr["available"] == Value::Bool(true) {

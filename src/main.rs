@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod http;
+mod local_ingest;
 mod migrate;
 mod migrate_storage;
 mod watch;
@@ -20,7 +21,7 @@ pub const PARSER_MODE: &str = "__parse-worker";
 #[derive(Parser)]
 #[command(
     name = "docpipe",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("BUILT_FROM_COMMIT"), ")"),
     about = "A self-hosted document pipeline in one binary"
 )]
 struct Cli {
@@ -34,7 +35,8 @@ enum Command {
     Serve(config::Flags),
     /// Print the effective configuration and where each value came from
     Config(config::Flags),
-    /// Upload files or whole directories to a running server
+    /// Upload files or whole directories to a running server, or with
+    /// --data-dir straight into a data directory
     Ingest(cli::IngestArgs),
     /// Search a running server
     Search(cli::SearchArgs),

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use docpipe_actors::{
-    clean_filename, sniff, LabelKind, NewDocument, Origin, Pipeline, Sniffed, UploadExtras,
-    DEFAULT_WORKSPACE,
+    clean_filename, sniff, LabelKind, NewDocument, Origin, Pipeline, Registered, Sniffed,
+    UploadExtras, DEFAULT_WORKSPACE,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
@@ -207,20 +207,59 @@ async fn scan(
     Ok(())
 }
 
-enum Taken {
+/// Streams a file into the blob store and registers it, with tags from
+/// its folders if asked.
+async fn take(pipeline: &Pipeline, w: &WatchConfig, p: &Path, max_bytes: u64) -> Result<(), Taken> {
+    let origin = Origin {
+        token_id: None,
+        request_id: Some(format!("watch:{}", uuid::Uuid::now_v7().simple())),
+    };
+    let mut extra = UploadExtras {
+        doc_type: Some(w.doc_type.clone()).filter(|t| !t.is_empty()),
+        ..Default::default()
+    };
+    if w.tags_from_folders {
+        let rel = p.parent().and_then(|d| d.strip_prefix(&w.path).ok());
+        for folder in rel.into_iter().flat_map(|r| r.components()) {
+            let name = folder.as_os_str().to_string_lossy().trim().to_string();
+            if name.is_empty() {
+                continue;
+            }
+            let (tag, _) = pipeline
+                .create_label(LabelKind::Tag, &w.workspace, &name, None, &origin)
+                .await
+                .map_err(|e| Taken::NotNow(format!("{e:#}")))?;
+            extra.tags.push(tag);
+        }
+    }
+    ingest_file(pipeline, p, &w.workspace, extra, max_bytes, &origin)
+        .await
+        .map(|_| ())
+}
+
+/// Why a file was not taken.
+pub enum Taken {
     /// docpipe will not take this file.
     Refused(String),
-    /// It could not be taken now.
+    /// It could not be taken now (the store or the catalog is away).
     NotNow(String),
 }
 
-/// Streams a file into the blob store and registers it.
-async fn take(pipeline: &Pipeline, w: &WatchConfig, p: &Path, max_bytes: u64) -> Result<(), Taken> {
+/// Streams a file into the blob store and registers it (the same bytes as
+/// a document of the workspace are that document: see `duplicate_of`).
+pub async fn ingest_file(
+    pipeline: &Pipeline,
+    p: &Path,
+    workspace: &str,
+    extra: UploadExtras,
+    max_bytes: u64,
+    origin: &Origin,
+) -> Result<Registered, Taken> {
     let not_now = |e: String| Taken::NotNow(e);
     let filename = clean_filename(&p.file_name().unwrap_or_default().to_string_lossy());
     let mut file = tokio::fs::File::open(p)
         .await
-        .map_err(|e| not_now(format!("cannot open it: {e}")))?;
+        .map_err(|e| Taken::Refused(format!("cannot open it: {e}")))?;
     let (id, mut up) = pipeline.begin_upload();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -228,7 +267,7 @@ async fn take(pipeline: &Pipeline, w: &WatchConfig, p: &Path, max_bytes: u64) ->
             Ok(n) => n,
             Err(e) => {
                 up.abort().await;
-                return Err(not_now(format!("cannot read it: {e}")));
+                return Err(Taken::Refused(format!("cannot read it: {e}")));
             }
         };
         if n == 0 {
@@ -259,31 +298,9 @@ async fn take(pipeline: &Pipeline, w: &WatchConfig, p: &Path, max_bytes: u64) ->
             )));
         }
     };
-    let origin = Origin {
-        token_id: None,
-        request_id: Some(format!("watch:{}", uuid::Uuid::now_v7().simple())),
-    };
-    let mut extra = UploadExtras {
-        doc_type: Some(w.doc_type.clone()).filter(|t| !t.is_empty()),
-        ..Default::default()
-    };
-    if w.tags_from_folders {
-        let rel = p.parent().and_then(|d| d.strip_prefix(&w.path).ok());
-        for folder in rel.into_iter().flat_map(|r| r.components()) {
-            let name = folder.as_os_str().to_string_lossy().trim().to_string();
-            if name.is_empty() {
-                continue;
-            }
-            let (tag, _) = pipeline
-                .create_label(LabelKind::Tag, &w.workspace, &name, None, &origin)
-                .await
-                .map_err(|e| not_now(format!("{e:#}")))?;
-            extra.tags.push(tag);
-        }
-    }
     let doc = NewDocument {
         id: id.clone(),
-        workspace: w.workspace.clone(),
+        workspace: workspace.to_string(),
         filename,
         title: None,
         mime: mime.to_string(),
@@ -292,13 +309,13 @@ async fn take(pipeline: &Pipeline, w: &WatchConfig, p: &Path, max_bytes: u64) ->
         inline: staged.inline,
         extra,
     };
-    pipeline
-        .register(vec![doc], &origin)
+    let mut registered = pipeline
+        .register(vec![doc], origin)
         .await
         .map_err(|e| not_now(format!("{e:#}")))?;
-    // Registered: durable. (The same bytes as a document of the workspace
-    // are that document, not a second one.)
-    Ok(())
+    registered
+        .pop()
+        .ok_or_else(|| not_now("the catalog did not answer".into()))
 }
 
 /// Moves (or deletes) a file once taken; a refused one goes to `failed/`

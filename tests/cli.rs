@@ -44,6 +44,48 @@ fn ingest_uploads_a_directory_and_search_and_status_read_it_back() {
             .any(|l| l.starts_with("indexed") && l.split_whitespace().nth(1) == Some("2")),
         "{out}"
     );
+    // The numbers line up under their headers: each column ends where its
+    // header ends.
+    let header = out.lines().next().unwrap();
+    let ends = |l: &str| -> Vec<usize> {
+        let mut ends = Vec::new();
+        let b = l.as_bytes();
+        for i in 0..b.len() {
+            if b[i] != b' ' && (i + 1 == b.len() || b[i + 1] == b' ') {
+                ends.push(i);
+            }
+        }
+        ends
+    };
+    let want: Vec<usize> = ends(header)
+        .into_iter()
+        .filter(|&e| !header[..=e].ends_with("in")) // "in flight" is one header
+        .collect();
+    for row in out
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("storage"))
+    {
+        assert_eq!(ends(row)[1..], want[1..], "{header:?}\n{row:?}");
+    }
+    assert!(out.contains("storage: local"), "{out}");
+}
+
+/// `docpipe --version` names the version and the commit it was built from.
+#[test]
+fn the_version_names_the_commit() {
+    let (code, out, _) = cli(&["--version"]);
+    assert_eq!(code, 0);
+    let commit = out
+        .trim()
+        .strip_prefix(concat!("docpipe ", env!("CARGO_PKG_VERSION"), " (commit "))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{out}"));
+    let hash = commit.trim_end_matches("+changes");
+    assert!(
+        hash == "unknown" || (hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{out}"
+    );
 }
 
 #[test]
@@ -132,4 +174,106 @@ fn token_commands_create_list_and_revoke() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("role \"root\""), "{err}");
+}
+
+/// `docpipe ingest --data-dir` on files of the shared corpus, without a
+/// server: one line per file when stderr is not a terminal, killed part
+/// way and run again without duplicates, globs choosing the files, and a
+/// summary naming each refused file with its reason.
+#[test]
+fn ingest_into_a_data_directory_resumes_without_duplicates() {
+    use sha2::{Digest, Sha256};
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("in");
+    std::fs::create_dir_all(inbox.join("sub")).unwrap();
+    let mut corpus: Vec<std::path::PathBuf> = Vec::new();
+    for dir in ["markdown-crates", "html-python-docs"] {
+        let mut files: Vec<_> = std::fs::read_dir(corpus_dir().join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        corpus.extend(files.into_iter().take(30));
+    }
+    let mut distinct = std::collections::BTreeSet::new();
+    for (i, p) in corpus.iter().enumerate() {
+        let bytes = std::fs::read(p).unwrap();
+        distinct.insert(hex::encode(Sha256::digest(&bytes)));
+        let to = if i % 2 == 0 {
+            inbox.clone()
+        } else {
+            inbox.join("sub")
+        };
+        std::fs::write(to.join(p.file_name().unwrap()), bytes).unwrap();
+    }
+    // Refused: of a type docpipe does not read; left out by --exclude.
+    std::fs::write(
+        inbox.join("program.bin"),
+        [0x7f, b'E', b'L', b'F', 2, 1, 1, 0],
+    )
+    .unwrap();
+    std::fs::write(inbox.join("notes.skip"), "left out by --exclude").unwrap();
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("config.toml");
+    std::fs::write(&config, FAST_CONFIG).unwrap();
+    let ingest = || {
+        let mut c = Command::new(BIN);
+        c.arg("ingest")
+            .arg(&inbox)
+            .args(["--exclude", "*.skip", "--data-dir"])
+            .arg(&data)
+            .arg("--config")
+            .arg(&config);
+        c
+    };
+    let mut child = ingest()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut taken = 0;
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        if line.unwrap().ends_with(": taken") {
+            taken += 1;
+            if taken == 20 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(taken, 20);
+    let out = ingest().output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "one file is refused: {stdout}{stderr}"
+    );
+    let first = stdout.lines().next().unwrap_or_default();
+    let n = |what: &str| -> usize {
+        let (before, _) = first.split_once(what).unwrap_or_else(|| panic!("{stdout}"));
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(n(" taken") + n(" there already"), corpus.len(), "{stdout}");
+    assert!(n(" there already") >= 20, "{stdout}");
+    assert_eq!((n(" refused"), n(" failed")), (1, 0), "{stdout}");
+    assert!(
+        stdout.contains("refused")
+            && stdout.contains("program.bin")
+            && stdout.contains("does not read"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("notes.skip") && !stderr.contains("notes.skip"));
+    // One document per distinct file, all of them read.
+    let s = Server::start(&data, FAST_CONFIG, &[]);
+    let ids = list_ids(&s, "limit=1000");
+    assert_eq!(ids.len(), distinct.len());
+    for id in &ids {
+        assert_eq!(doc(&s, id)["stage"], "indexed");
+    }
 }

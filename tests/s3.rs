@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ fn start_moto() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/scripts/start-s3-moto.sh");
     let out = Command::new("bash")
         .arg(&script)
+        .current_dir(corpus_root())
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
     assert!(
@@ -204,11 +205,27 @@ fn a_missing_bucket_is_named_at_start() {
 
 const S3S: &str = "http://127.0.0.1:8014";
 
+/// Where the shared scripts keep their servers' data; also the servers'
+/// working directory (s3s-fs resolves paths against it, so it must outlive
+/// this checkout).
+fn corpus_root() -> PathBuf {
+    let root = PathBuf::from(
+        std::env::var("CORPUS_ROOT").unwrap_or_else(|_| "/tmp/docpipe-corpus".into()),
+    );
+    std::fs::create_dir_all(&root).unwrap();
+    root
+}
+
 fn script(name: &str, args: &[&str]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/scripts")
         .join(name);
-    let out = Command::new("bash").arg(&path).args(args).output().unwrap();
+    let out = Command::new("bash")
+        .arg(&path)
+        .args(args)
+        .current_dir(corpus_root())
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{name} failed: {}",
@@ -220,15 +237,18 @@ fn script(name: &str, args: &[&str]) {
 /// machine, stopped and started by one of these tests: they take turns.
 fn s3s_fs() -> std::sync::MutexGuard<'static, ()> {
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static FRESH: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    // One that an earlier run left running may have lost its working
+    // directory: these tests start their own.
+    FRESH.get_or_init(|| script("stop-servers.sh", &["s3s-fs"]));
     script("start-s3s-fs.sh", &[]);
     turn
 }
 
 /// A bucket of s3s-fs: a directory of its data.
 fn s3s_bucket(name: &str) {
-    let root = std::env::var("CORPUS_ROOT").unwrap_or_else(|_| "/tmp/docpipe-corpus".into());
-    std::fs::create_dir_all(Path::new(&root).join("data/s3s-fs").join(name)).unwrap();
+    std::fs::create_dir_all(corpus_root().join("data/s3s-fs").join(name)).unwrap();
 }
 
 fn s3s_config(bucket: &str, secret: &str, extra: &str) -> String {
