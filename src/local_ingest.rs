@@ -6,14 +6,13 @@
 //! the pipeline to read what it took, then prints a summary naming every
 //! file refused or failed, with its reason.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use docpipe_actors::{Origin, Pipeline, Scope, Stage, UploadExtras, DEFAULT_WORKSPACE};
 
 use crate::cli::IngestArgs;
 use crate::config;
+use crate::offline;
 use crate::watch::{ingest_file, Taken};
 
 pub async fn ingest(a: &IngestArgs, files: Vec<PathBuf>) -> Result<(), String> {
@@ -32,26 +31,11 @@ pub async fn ingest(a: &IngestArgs, files: Vec<PathBuf>) -> Result<(), String> {
             "--workspace {workspace:?}: 1 to 64 letters, digits, '-' or '_'"
         ));
     }
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
-    let pipeline = Pipeline::start(cfg.engine(config::parser_command()))
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot open the data directory {}: {e:#} (if `docpipe serve` runs on it, give --server instead of --data-dir)",
-                cfg.data_dir.display()
-            )
-        })?;
-    let result = run(&pipeline, &cfg, &workspace, &files).await;
-    let stop = pipeline
-        .shutdown(Duration::from_millis(cfg.server.shutdown_drain_ms))
-        .await
-        .map_err(|e| format!("shutdown failed: {e:#}"));
-    let summary = result?;
-    stop?;
+    let summary = offline::with_engine(&cfg, "give --server instead of --data-dir", |pipeline| {
+        let (cfg, workspace, files) = (&cfg, &workspace, &files);
+        async move { run(&pipeline, cfg, workspace, files).await }
+    })
+    .await?;
     println!(
         "{} taken, {} there already, {} refused, {} failed in the pipeline",
         summary.taken,
@@ -95,17 +79,9 @@ async fn run(
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let tty = std::io::stderr().is_terminal();
-    let bar = if tty {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let (bar, tty) = offline::progress(
+        total,
+        "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
     );
     let origin = Origin {
         token_id: None,
@@ -149,32 +125,7 @@ async fn run(
     bar.finish_and_clear();
     // The pipeline reads and indexes what was taken.
     let scope = Scope::only([workspace.to_string()]);
-    let waiting = |st: &docpipe_actors::Status| {
-        [
-            Stage::Queued,
-            Stage::Extracted,
-            Stage::Classified,
-            Stage::Enriched,
-        ]
-        .iter()
-        .map(|x| st.stages.get(x.as_str()).map_or(0, |v| v.documents))
-        .sum::<u64>()
-    };
-    loop {
-        let st = pipeline
-            .reader()
-            .status(&scope)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        let left = waiting(&st);
-        if left == 0 {
-            break;
-        }
-        if !tty {
-            eprintln!("waiting for the pipeline: {left} documents to go");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    offline::wait_for_pipeline(pipeline, &scope, tty).await?;
     for (p, id) in taken {
         if let Some(d) = pipeline
             .reader()

@@ -6,6 +6,7 @@ mod http;
 mod local_ingest;
 mod migrate;
 mod migrate_storage;
+mod offline;
 mod watch;
 
 use std::process::ExitCode;

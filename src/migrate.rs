@@ -15,7 +15,6 @@
 //! `docpipe serve` on that directory first (the index allows one writer).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use docpipe_actors::{
@@ -28,6 +27,7 @@ use serde_json::Value;
 use crate::config;
 use crate::http::paperless_fields::user_value;
 use crate::http::paperless_filters::instant;
+use crate::offline;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct MigrateArgs {
@@ -184,11 +184,6 @@ pub async fn migrate(a: MigrateArgs) -> Result<(), String> {
         ));
     }
     let (cfg, _) = config::load(&a.flags)?;
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
     let source = Source::new(&a.url, &a.token)?;
     let index = source.json("/api/").await?;
     if !index["documents"].is_string() {
@@ -197,21 +192,11 @@ pub async fn migrate(a: MigrateArgs) -> Result<(), String> {
             source.base
         ));
     }
-    let pipeline = Pipeline::start(cfg.engine(config::parser_command()))
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot open the data directory {}: {e:#} (if `docpipe serve` runs on it, stop it first)",
-                cfg.data_dir.display()
-            )
-        })?;
-    let result = run(&a, &source, &pipeline, &cfg).await;
-    let stop = pipeline
-        .shutdown(Duration::from_millis(cfg.server.shutdown_drain_ms))
-        .await
-        .map_err(|e| format!("shutdown failed: {e:#}"));
-    let summary = result?;
-    stop?;
+    let summary = offline::with_engine(&cfg, "stop it first", |pipeline| {
+        let (a, source, cfg) = (&a, &source, &cfg);
+        async move { run(a, source, &pipeline, cfg).await }
+    })
+    .await?;
     print_summary(&a, &source, &summary);
     Ok(())
 }
@@ -322,16 +307,7 @@ async fn run(
         .json("/api/documents/?page=1&page_size=1&ordering=id")
         .await?;
     let total = first["count"].as_u64().unwrap_or(0);
-    let tty = std::io::stderr().is_terminal();
-    let bar = if tty {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let (bar, tty) = offline::progress(total, "{bar:40} {pos}/{len} {per_sec} {msg}");
     let ctx = Bringer {
         a,
         source,
@@ -389,28 +365,7 @@ async fn run(
 
     // The pipeline reads, indexes (and, with --reclassify, types) them.
     let scope = Scope::only([ws.to_string()]);
-    let waiting = |s: &docpipe_actors::Status| {
-        [
-            Stage::Queued,
-            Stage::Extracted,
-            Stage::Classified,
-            Stage::Enriched,
-        ]
-        .iter()
-        .map(|st| s.stages.get(st.as_str()).map_or(0, |x| x.documents))
-        .sum::<u64>()
-    };
-    loop {
-        let s = pipeline.reader().status(&scope).await.map_err(failed)?;
-        let left = waiting(&s);
-        if left == 0 {
-            break;
-        }
-        if !tty {
-            eprintln!("waiting for the pipeline: {left} documents to go");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    offline::wait_for_pipeline(pipeline, &scope, tty).await?;
     for (n, id) in &brought {
         if let Some(d) = pipeline.reader().get(id, &scope).await.map_err(failed)? {
             if d.stage == Stage::Failed {

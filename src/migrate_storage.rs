@@ -8,15 +8,14 @@
 //! It runs the engine on the data directory, so `docpipe serve` must not
 //! run there (new uploads would go to the old store meanwhile).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use docpipe_actors::config::{StorageBackend, StorageConfig};
 use docpipe_actors::store::blobs::Blobs;
 use docpipe_actors::Pipeline;
 
 use crate::config;
+use crate::offline;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct MigrateStorageArgs {
@@ -100,28 +99,13 @@ pub async fn migrate_storage(a: MigrateStorageArgs) -> Result<(), String> {
     if to == cfg.storage {
         return Err(format!("the originals are in {} already", a.to));
     }
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
     // The engine, for its lock on the data directory and its recovery of
     // interrupted uploads; the stores, both ends.
-    let pipeline = Pipeline::start(cfg.engine(config::parser_command()))
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot open the data directory {}: {e:#} (if `docpipe serve` runs on it, stop it first)",
-                cfg.data_dir.display()
-            )
-        })?;
-    let result = copy_all(&a, &cfg, &to, &pipeline).await;
-    let stop = pipeline
-        .shutdown(Duration::from_millis(cfg.server.shutdown_drain_ms))
-        .await
-        .map_err(|e| format!("shutdown failed: {e:#}"));
-    let (copied, present, bytes) = result?;
-    stop?;
+    let (copied, present, bytes) = offline::with_engine(&cfg, "stop it first", |pipeline| {
+        let (a, cfg, to) = (&a, &cfg, &to);
+        async move { copy_all(a, cfg, to, &pipeline).await }
+    })
+    .await?;
     let path = config_path(&a.flags);
     switch_config(&path, &to)?;
     println!(
@@ -155,16 +139,7 @@ async fn copy_all(
         .await
         .map_err(|e| format!("{} does not answer: {e:#}", a.to))?;
     let docs = pipeline.reader().blob_documents().await.map_err(failed)?;
-    let tty = std::io::stderr().is_terminal();
-    let bar = if tty {
-        indicatif::ProgressBar::new(docs.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let (bar, tty) = offline::progress(docs.len() as u64, "{bar:40} {pos}/{len} {per_sec} {msg}");
     let (mut copied, mut present, mut bytes) = (0u64, 0u64, 0u64);
     for (id, sha, size) in &docs {
         bar.inc(1);

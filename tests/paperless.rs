@@ -1102,6 +1102,16 @@ fn a_strict_client_parses_every_paperless_route_in_versions_9_and_10() {
     );
 }
 
+/// Every document number of the server, as Paperless lists them (`all`).
+fn all_numbers(s: &Server) -> Vec<i64> {
+    paperless_get(s, "/api/documents/?page_size=1", "application/json")["all"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_i64().unwrap())
+        .collect()
+}
+
 /// The values a migration must carry, of one Paperless document, with its
 /// labels and custom fields by name (ids differ between instances).
 fn carried(s: &Server, n: i64) -> Value {
@@ -1221,13 +1231,7 @@ fn migrate_from_paperless_brings_200_documents_and_resumes_after_a_kill() {
     wait_until(Duration::from_secs(120), "the source to index 200", || {
         get_json(&src.url("/api/v1/status")).1["stages"]["indexed"]["documents"] == 200
     });
-    let numbers: Vec<i64> = paperless_get(&src, "/api/documents/?page_size=1", "application/json")
-        ["all"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_i64().unwrap())
-        .collect();
+    let numbers = all_numbers(&src);
     assert_eq!(numbers.len(), 200);
     for n in &numbers[..3] {
         let (code, v) = post_json(
@@ -1308,13 +1312,7 @@ fn migrate_from_paperless_brings_200_documents_and_resumes_after_a_kill() {
     );
 
     let dst = Server::start(&dest, FAST_CONFIG, &[]);
-    let all: Vec<i64> = paperless_get(&dst, "/api/documents/?page_size=1", "application/json")
-        ["all"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_i64().unwrap())
-        .collect();
+    let all = all_numbers(&dst);
     assert_eq!(all, numbers, "the same numbers, each once");
     for n in &numbers {
         assert_eq!(carried(&dst, *n), carried(&src, *n), "document #{n}");

@@ -178,25 +178,30 @@ fn originals_live_in_s3_streamed_in_and_out() {
     assert_eq!(code, 404);
 }
 
-/// A bucket that does not exist is named at start, and the server does not
-/// start.
-#[test]
-fn a_missing_bucket_is_named_at_start() {
-    moto();
+/// What `docpipe serve` says on stderr when it does not start with `config`.
+fn serve_fails(config: &str) -> String {
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("config.toml");
-    std::fs::write(&config, s3_config("no-such-bucket-here", "")).unwrap();
+    let path = tmp.path().join("config.toml");
+    std::fs::write(&path, config).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_docpipe"))
         .arg("serve")
         .arg("--config")
-        .arg(&config)
+        .arg(&path)
         .arg("--data-dir")
         .arg(tmp.path().join("data"))
         .args(["--listen", "127.0.0.1:0"])
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it started");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// A bucket that does not exist is named at start, and the server does not
+/// start.
+#[test]
+fn a_missing_bucket_is_named_at_start() {
+    moto();
+    let err = serve_fails(&s3_config("no-such-bucket-here", ""));
     assert!(
         err.contains("blob store") && err.contains("no-such-bucket-here"),
         "{err}"
@@ -274,20 +279,7 @@ fn a_wrong_secret_is_refused_at_start_with_a_clear_error() {
     let _turn = s3s_fs();
     let name = format!("wrong-{}", std::process::id());
     s3s_bucket(&name);
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("config.toml");
-    std::fs::write(&config, s3s_config(&name, "not-the-secret", "retries = 0")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_docpipe"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .args(["--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_fails(&s3s_config(&name, "not-the-secret", "retries = 0"));
     assert!(
         err.contains("blob store") && err.contains(&name) && err.contains("SignatureDoesNotMatch"),
         "{err}"
