@@ -1,16 +1,29 @@
 //! A circuit breaker: after `threshold` failures in a row, calls are
 //! refused for `open_for`; then exactly one goes through (half-open) and
-//! its outcome closes or reopens the breaker. Used for the blob store.
+//! its outcome closes or reopens the breaker. A probe that never reports
+//! (its caller was dropped mid-call) is given up after [`PROBE_LOST_AFTER`]
+//! (or `open_for`, if longer), and the next call probes instead. Used for the Ollama endpoints and the blob
+//! store.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// How long a probe may stay out without an answer.
+pub const PROBE_LOST_AFTER: Duration = Duration::from_secs(30);
+
 #[derive(Clone, Copy, Debug)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen,
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// A probe went at `since`.
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -45,14 +58,21 @@ impl Breaker {
             State::Closed { .. } => Ok(()),
             State::Open { until } => {
                 if now >= until {
-                    *st = State::HalfOpen;
+                    *st = State::HalfOpen { since: now };
                     Ok(())
                 } else {
                     Err(until - now)
                 }
             }
+            // A probe lost without an answer: this call probes.
+            State::HalfOpen { since }
+                if now.duration_since(since) >= self.open_for.max(PROBE_LOST_AFTER) =>
+            {
+                *st = State::HalfOpen { since: now };
+                Ok(())
+            }
             // The probe is out: the others wait for its answer.
-            State::HalfOpen => Err(self.open_for.min(Duration::from_secs(1))),
+            State::HalfOpen { .. } => Err(self.open_for.min(Duration::from_secs(1))),
         }
     }
 
@@ -90,7 +110,7 @@ impl Breaker {
         match *self.state.lock().unwrap_or_else(|p| p.into_inner()) {
             State::Closed { .. } => "closed",
             State::Open { until } if Instant::now() < until => "open",
-            State::Open { .. } | State::HalfOpen => "half_open",
+            State::Open { .. } | State::HalfOpen { .. } => "half_open",
         }
     }
 
@@ -116,6 +136,9 @@ mod tests {
         let later = Instant::now() + Duration::from_millis(40);
         assert!(b.allow_at(later).is_ok(), "one probe when the time is up");
         assert!(b.allow_at(later).is_err(), "and only one");
+        // A probe that never answers is given up after open_for.
+        let much_later = later + PROBE_LOST_AFTER;
+        assert!(b.allow_at(much_later).is_ok(), "a new probe");
         b.record(true);
         assert_eq!(b.state(), "closed");
         assert_eq!(b.counts(), (2, 1));
