@@ -51,7 +51,7 @@ fn a_watched_folder_takes_each_file_once_across_a_restart() {
 [[watch]]
 path = "{}"
 tags_from_folders = true
-settle_ms = 300
+settle_ms = 1500
 scan_ms = 50
 "#,
         inbox.display()
@@ -79,8 +79,9 @@ scan_ms = 50
             }
         }
     };
-    // Slow writers: five pieces each, a pause between pieces shorter than
-    // settle_ms (the pauses are the behaviour under test, not a wait).
+    // Slow writers: five pieces each, a pause between pieces much shorter
+    // than settle_ms, even on a loaded machine (the pauses are the
+    // behaviour under test, not a wait).
     let slow = std::thread::spawn({
         let inbox = inbox.clone();
         move || {
@@ -90,7 +91,7 @@ scan_ms = 50
                 for piece in text.as_bytes().chunks(text.len().div_ceil(5)) {
                     f.write_all(piece).unwrap();
                     f.flush().unwrap();
-                    std::thread::sleep(Duration::from_millis(120));
+                    std::thread::sleep(Duration::from_millis(100));
                 }
             }
         }
@@ -112,7 +113,7 @@ scan_ms = 50
 
     let done = inbox.join("done");
     let failed = inbox.join("failed");
-    wait_until(Duration::from_secs(120), "every file moved", || {
+    wait_until(Duration::from_secs(300), "every file moved", || {
         let left: Vec<PathBuf> = files_under(&inbox)
             .into_iter()
             .filter(|p| !p.starts_with(&done) && !p.starts_with(&failed))
