@@ -256,10 +256,19 @@ pub async fn ingest_file(
     origin: &Origin,
 ) -> Result<Registered, Taken> {
     let not_now = |e: String| Taken::NotNow(e);
+    // A file that is gone or may not be read is refused; any other error
+    // (the runtime shutting down, a share that hiccups) leaves it for later.
+    let io = |what: &str, e: std::io::Error| {
+        let msg = format!("cannot {what} it: {e}");
+        match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                Taken::Refused(msg)
+            }
+            _ => Taken::NotNow(msg),
+        }
+    };
     let filename = clean_filename(&p.file_name().unwrap_or_default().to_string_lossy());
-    let mut file = tokio::fs::File::open(p)
-        .await
-        .map_err(|e| Taken::Refused(format!("cannot open it: {e}")))?;
+    let mut file = tokio::fs::File::open(p).await.map_err(|e| io("open", e))?;
     let (id, mut up) = pipeline.begin_upload();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -267,7 +276,7 @@ pub async fn ingest_file(
             Ok(n) => n,
             Err(e) => {
                 up.abort().await;
-                return Err(Taken::Refused(format!("cannot read it: {e}")));
+                return Err(io("read", e));
             }
         };
         if n == 0 {
