@@ -171,7 +171,9 @@ async fn scan(
 ) -> Result<(), String> {
     let mut found = Vec::new();
     files(&w.path, &[w.done(), w.failed()], &mut found);
-    seen.retain(|p, _| found.contains(p));
+    // (A set: a folder of thousands of files is scanned every scan_ms.)
+    let present: std::collections::HashSet<&PathBuf> = found.iter().collect();
+    seen.retain(|p, _| present.contains(p));
     let now = Instant::now();
     for p in found {
         let Ok(meta) = std::fs::metadata(&p) else {
