@@ -108,7 +108,8 @@ $(CORPUS_ROOT)/labeled/spamassassin/labels.csv:
 ## precision and recall, then the
 ## end-to-end load bench (20,000 uploads over HTTP) beside a bare and a
 ## same-work baseline, and the memory bench (the corpus's PDFs and text files).
-bench: corpus deps labeled
+bench: corpus deps labeled release
+	$(CARGO) bench --bench upload
 	$(CARGO) bench --bench extract
 	$(CARGO) bench --bench classify
 	$(CARGO) bench --bench fields

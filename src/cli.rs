@@ -17,12 +17,12 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
-    fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         self.server.trim_end_matches('/').to_string()
     }
 
     /// An HTTP client that sends the token with every request.
-    fn client(&self) -> Result<reqwest::Client, String> {
+    pub(crate) fn client(&self) -> Result<reqwest::Client, String> {
         let token = match &self.token {
             Some(t) => t.trim().to_string(),
             None => std::fs::read_to_string("data/admin-token")
@@ -249,7 +249,12 @@ fn chosen_files(a: &IngestArgs) -> Result<Vec<PathBuf>, String> {
 
 pub async fn ingest(a: IngestArgs) -> Result<(), String> {
     if a.data_dir.is_some() {
-        return crate::local_ingest::ingest(&a, chosen_files(&a)?).await;
+        let flags = crate::config::Flags {
+            config: a.config.clone(),
+            data_dir: a.data_dir.clone(),
+            listen: None,
+        };
+        return crate::local_ingest::ingest(&flags, a.workspace.clone(), chosen_files(&a)?).await;
     }
     let files = chosen_files(&a)?;
     let base = a.server.base();
@@ -300,7 +305,7 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> 
 }
 
 /// Sends a request; the JSON answer, or the server's problem detail.
-async fn answer(req: reqwest::RequestBuilder, url: &str) -> Result<Value, String> {
+pub(crate) async fn answer(req: reqwest::RequestBuilder, url: &str) -> Result<Value, String> {
     let resp = req
         .send()
         .await

@@ -207,6 +207,10 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             get(tokens::audit),
         ),
         (
+            spec!(POST "/api/v1/backup", Some(Admin), "Write a consistent backup into a new or empty directory of the server's machine"),
+            post(tokens::backup),
+        ),
+        (
             spec!(GET "/api/v1/openapi.json", Some(Reader), "This API, as OpenAPI 3.1"),
             get(openapi),
         ),

@@ -10,22 +10,19 @@ use std::path::PathBuf;
 
 use docpipe_actors::{Origin, Pipeline, Scope, Stage, UploadExtras, DEFAULT_WORKSPACE};
 
-use crate::cli::IngestArgs;
 use crate::config;
 use crate::offline;
 use crate::watch::{ingest_file, Taken};
 
-pub async fn ingest(a: &IngestArgs, files: Vec<PathBuf>) -> Result<(), String> {
-    let flags = config::Flags {
-        config: a.config.clone(),
-        data_dir: a.data_dir.clone(),
-        listen: None,
-    };
-    let (cfg, _) = config::load(&flags)?;
-    let workspace = a
-        .workspace
-        .clone()
-        .unwrap_or_else(|| DEFAULT_WORKSPACE.to_string());
+/// `flags`: the configuration file and the data directory; `workspace`:
+/// as given (default: the default workspace).
+pub async fn ingest(
+    flags: &config::Flags,
+    workspace: Option<String>,
+    files: Vec<PathBuf>,
+) -> Result<(), String> {
+    let (cfg, _) = config::load(flags)?;
+    let workspace = workspace.unwrap_or_else(|| DEFAULT_WORKSPACE.to_string());
     if !docpipe_actors::valid_workspace(&workspace) {
         return Err(format!(
             "--workspace {workspace:?}: 1 to 64 letters, digits, '-' or '_'"

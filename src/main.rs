@@ -2,8 +2,10 @@
 
 mod cli;
 mod config;
+mod export;
 mod http;
 mod local_ingest;
+mod maintain;
 mod migrate;
 mod migrate_storage;
 mod offline;
@@ -55,6 +57,21 @@ enum Command {
     /// check each SHA-256, then switch the configuration file to it;
     /// resumable (stop `docpipe serve` first)
     MigrateStorage(migrate_storage::MigrateStorageArgs),
+    /// Write every document (original + one JSON with its metadata, type,
+    /// fields, tags and text) into a directory
+    Export(export::ExportArgs),
+    /// Bring a directory `docpipe export` wrote into this data directory;
+    /// resumable
+    Import(export::ImportArgs),
+    /// A consistent backup (catalog, index at a commit point, originals
+    /// with their SHA-256) of a data directory, or with --server of a
+    /// running server
+    Backup(maintain::BackupArgs),
+    /// Bring a backup into a new data directory
+    Restore(maintain::RestoreArgs),
+    /// Check that the catalog, the index and the blob store agree; with
+    /// --repair mend what can be mended
+    Check(maintain::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +105,11 @@ fn main() -> ExitCode {
             Command::Token(c) => cli::token(c).await,
             Command::MigrateFromPaperless(a) => migrate::migrate(a).await,
             Command::MigrateStorage(a) => migrate_storage::migrate_storage(a).await,
+            Command::Export(a) => export::export(a).await,
+            Command::Import(a) => export::import(a).await,
+            Command::Backup(a) => maintain::backup(a).await,
+            Command::Restore(a) => maintain::restore(a).await,
+            Command::Check(a) => maintain::check(a).await,
         }
     });
     match result {

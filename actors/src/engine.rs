@@ -165,7 +165,7 @@ impl Pipeline {
         Ok(p)
     }
 
-    fn routes(&self) -> Result<Routes> {
+    pub(crate) fn routes(&self) -> Result<Routes> {
         current_routes(&self.inner.routes).map_err(|e| anyhow!("{e}"))
     }
 
@@ -173,7 +173,7 @@ impl Pipeline {
     /// delivered (the actor had died and is being restarted) is sent once more
     /// to its successor: nothing was processed, so that is safe. An actor that
     /// dies holding the message gives `unavailable`.
-    async fn ask<M, T>(
+    pub(crate) async fn ask<M, T>(
         &self,
         pick: impl Fn(&Routes) -> ActorRef<M>,
         make: impl Fn(Reply<T>) -> M,

@@ -69,6 +69,7 @@ codes! {
     Unavailable = "unavailable", 503, true;
     Internal = "internal", 500, true;
     NotReady = "not_ready", 503, true;
+    BackupFailed = "backup_failed", 500, true;
     // Requests.
     NotFound = "not_found", 404, false;
     InvalidQuery = "invalid_query", 400, false;

@@ -18,7 +18,9 @@ use crate::config::IndexConfig;
 use crate::counters::Counters;
 use crate::errors::EngineError;
 use crate::model::DocJob;
-use crate::routes::{current_routes, tell, CatalogMsg, ClaimId, IndexerMsg, IntakeMsg, RoutesRx};
+use crate::routes::{
+    current_routes, tell, CatalogMsg, ClaimId, IndexSnapshot, IndexerMsg, IntakeMsg, RoutesRx,
+};
 use crate::store::index::SearchIndex;
 
 pub struct Indexer;
@@ -118,6 +120,10 @@ impl Actor for Indexer {
                 let _ = reply.send(r.as_ref().map(|_| ()).map_err(EngineError::internal));
                 r?;
             }
+            IndexerMsg::Snapshot { hold, reply } => {
+                let r = snapshot(st, hold).await;
+                let _ = reply.send(r.map_err(|e| EngineError::internal(format!("{e:#}"))));
+            }
             IndexerMsg::CommitNow(reply) => {
                 let r = commit(st).await;
                 let _ = reply.send(r.as_ref().map(|_| ()).map_err(EngineError::internal));
@@ -126,6 +132,37 @@ impl Actor for Indexer {
         }
         Ok(())
     }
+}
+
+/// The commit point of a backup: every document added so far committed,
+/// the Catalog caught up with it, `hold` run meanwhile.
+async fn snapshot(
+    st: &mut IndexerState,
+    hold: Arc<dyn Fn() -> anyhow::Result<()> + Send + Sync>,
+) -> anyhow::Result<IndexSnapshot> {
+    commit(st).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let catalog = current_routes(&st.args.routes)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .catalog;
+    match catalog
+        .call(CatalogMsg::Sync, Some(Duration::from_secs(120)))
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(r)) => r?,
+        _ => anyhow::bail!("the catalog did not answer"),
+    }
+    tokio::task::spawn_blocking(move || hold()).await??;
+    let index = &st.args.index.index;
+    use tantivy::Directory;
+    let meta_json = index
+        .directory()
+        .atomic_read(std::path::Path::new("meta.json"))
+        .unwrap_or_default();
+    let segments = index.searchable_segment_metas()?;
+    Ok(IndexSnapshot {
+        meta_json,
+        segments,
+    })
 }
 
 fn hand_off(st: &mut IndexerState) -> Result<(), ActorProcessingErr> {

@@ -45,6 +45,7 @@ pub mod fields;
 pub mod indexer;
 pub mod intake;
 pub mod llm;
+pub mod maintenance;
 pub mod memory;
 pub mod model;
 pub mod pipeline;
@@ -62,8 +63,9 @@ pub use errors::{Code, EngineError};
 pub use extract::detect::{sniff, Sniffed};
 pub use fields::normalize;
 pub use model::{
-    clean_filename, format_ms, now_ms, valid_workspace, Document, ErrorInfo, Kind, NewDocument,
-    NewNote, Origin, Registered, RetryOutcome, Scope, Stage, UploadExtras, DEFAULT_WORKSPACE,
+    clean_filename, format_ms, now_ms, valid_workspace, Document, ErrorInfo, FieldValue, Kind,
+    NewDocument, NewNote, Origin, Registered, RetryOutcome, Scope, Stage, UploadExtras,
+    DEFAULT_WORKSPACE,
 };
 pub use reader::admin::{field_id, FieldName};
 pub use reader::{

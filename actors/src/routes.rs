@@ -86,6 +86,12 @@ pub enum CatalogMsg {
         origin: Origin,
         reply: Reply<Vec<String>>,
     },
+    /// Indexed documents back to indexing (`docpipe check --repair`).
+    Reindex {
+        ids: Vec<String>,
+        origin: Origin,
+        reply: Reply<Vec<String>>,
+    },
     MarkDeleting {
         id: String,
         scope: Scope,
@@ -192,6 +198,13 @@ pub enum IntakeMsg {
     Refill,
 }
 
+/// An index commit point: its `meta.json` and the segments it names
+/// (held, so that no merge deletes their files while they are copied).
+pub struct IndexSnapshot {
+    pub meta_json: Vec<u8>,
+    pub segments: Vec<tantivy::index::SegmentMeta>,
+}
+
 pub enum IndexerMsg {
     Add(DocJob),
     Delete {
@@ -200,6 +213,13 @@ pub enum IndexerMsg {
     },
     /// Commit now and reply (shutdown).
     CommitNow(Reply<()>),
+    /// Commit, wait until the Catalog has written what that commit holds,
+    /// run `hold` (with no index change meanwhile: a backup's copy of the
+    /// catalog), and reply with the commit point.
+    Snapshot {
+        hold: std::sync::Arc<dyn Fn() -> anyhow::Result<()> + Send + Sync>,
+        reply: Reply<IndexSnapshot>,
+    },
     /// Internal: the commit interval elapsed.
     Commit,
     /// Internal: tell the Intake which texts the index now holds.

@@ -1,4 +1,5 @@
-//! `/api/v1/tokens` (create, list, revoke) and `/api/v1/audit`: admin only.
+//! `/api/v1/tokens` (create, list, revoke), `/api/v1/audit` and
+//! `/api/v1/backup`: admin only.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -108,4 +109,43 @@ pub async fn audit(
         .await?;
     let next = (events.len() == limit).then(|| events.last().map(|e| e.seq.to_string()));
     Ok(Json(json!({ "events": events, "next_cursor": next.flatten() })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    dest: String,
+}
+
+/// `POST /api/v1/backup {"dest": "/absolute/new/or/empty/dir"}`: a
+/// consistent backup, written by the server on its machine.
+pub async fn backup(
+    State(app): State<AppState>,
+    body: Result<Json<BackupRequest>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let Json(req) = body.map_err(|e| Problem::new(Code::InvalidBody, e.body_text()))?;
+    let dest = std::path::PathBuf::from(&req.dest);
+    if !dest.is_absolute() {
+        return Err(Problem::new(
+            Code::InvalidField,
+            format!("dest {:?} is not an absolute path", req.dest),
+        )
+        .on_field("dest"));
+    }
+    if std::fs::read_dir(&dest).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(Problem::new(
+            Code::InvalidField,
+            format!(
+                "dest {:?} is not empty: a backup goes into a new or empty directory",
+                req.dest
+            ),
+        )
+        .on_field("dest"));
+    }
+    let report = app
+        .pipeline
+        .backup(&dest)
+        .await
+        .map_err(|e| Problem::new(Code::BackupFailed, format!("{e:#}")))?;
+    Ok(Json(report).into_response())
 }

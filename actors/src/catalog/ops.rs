@@ -12,7 +12,7 @@ use crate::store::documents::{write_insert, write_mark_deleting, write_purge, In
 use crate::store::edits::{write_edit, write_field_name, write_note, EditResult};
 use crate::store::events::{write_event, NewEvent};
 use crate::store::labels::write_label;
-use crate::store::queue::{write_failure, write_reprocess_flagged, write_retry};
+use crate::store::queue::{write_failure, write_reindex, write_reprocess_flagged, write_retry};
 use crate::store::tokens::{write_revoke_token, write_token};
 
 pub(super) fn write_one(
@@ -50,8 +50,15 @@ pub(super) fn write_one(
                     },
                 });
             }
+            // A number asked for (a migration, an import) may lie below
+            // the Intake's scan cursor: it looks from the start again.
+            let numbered = docs.iter().any(|d| d.extra.number.is_some());
             fx.push(Effect::reply(reply, out));
-            fx.push(Effect::WakeIntake);
+            fx.push(if numbered {
+                Effect::RescanIntake
+            } else {
+                Effect::WakeIntake
+            });
         }
         CatalogMsg::Advanced { job, outputs } => write_stages(tx, job, outputs, now, fx)?,
         CatalogMsg::Indexed { jobs } => {
@@ -104,6 +111,11 @@ pub(super) fn write_one(
         } => {
             let ids = write_reprocess_flagged(tx, flag, &scope, &origin, now)?;
             fx.push(Effect::reply(reply, ids));
+            fx.push(Effect::RescanIntake);
+        }
+        CatalogMsg::Reindex { ids, origin, reply } => {
+            let moved = write_reindex(tx, &ids, &origin, now)?;
+            fx.push(Effect::reply(reply, moved));
             fx.push(Effect::RescanIntake);
         }
         CatalogMsg::MarkDeleting {

@@ -315,12 +315,49 @@ impl Blobs {
         id: &str,
     ) -> Result<futures::stream::BoxStream<'static, std::result::Result<Bytes, object_store::Error>>>
     {
-        self.guard.enter()?;
-        let r = self
-            .guard
-            .exit(self.store.get(&doc_path(id)).await)
-            .map_err(|e| self.guard.error(e, format!("cannot read blob {id}")))?;
-        Ok(r.into_stream())
+        // Where `get` looks: a just-registered upload may not have moved.
+        for path in [doc_path(id), incoming_path(id), doc_path(id)] {
+            self.guard.enter()?;
+            match self.guard.exit(self.store.get(&path).await) {
+                Ok(r) => return Ok(r.into_stream()),
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(self.guard.error(e, format!("cannot read blob {id}"))),
+            }
+        }
+        Err(anyhow::Error::new(BlobMissing(id.to_string())))
+    }
+
+    /// Stores the file at `path` as document `id`'s original (its final
+    /// place), streaming, and returns its SHA-256 and size as written.
+    pub async fn store_file(&self, id: &str, path: &FsPath) -> Result<(String, u64)> {
+        use tokio::io::AsyncReadExt;
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let mut up = Upload {
+            inline_max_bytes: 0,
+            ..self.begin(id)
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match file.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    up.abort().await;
+                    return Err(
+                        anyhow::Error::new(e).context(format!("cannot read {}", path.display()))
+                    );
+                }
+            };
+            if let Err(e) = up.write(&buf[..n]).await {
+                up.abort().await;
+                return Err(e);
+            }
+        }
+        let staged = up.finish().await?;
+        self.promote(id).await?;
+        Ok((staged.sha256, staged.size))
     }
 
     pub async fn exists(&self, id: &str) -> bool {
@@ -345,16 +382,32 @@ impl Blobs {
         })
     }
 
-    /// Every blob id under `docs/` (for consistency checks).
-    pub async fn list_ids(&self) -> Result<Vec<String>> {
+    /// Every blob under `docs/`: its name (a document id) and where it is,
+    /// when that is not where the id's original belongs (for checks).
+    pub async fn list_docs(&self) -> Result<Vec<(String, Option<String>)>> {
         let mut out = Vec::new();
         let mut s = self.store.list(Some(&Path::from("docs")));
         while let Some(meta) = s.next().await {
-            if let Some(name) = meta?.location.filename() {
-                out.push(name.to_string());
+            let loc = meta?.location;
+            if let Some(name) = loc.filename() {
+                let misplaced = (loc != doc_path(name)).then(|| loc.to_string());
+                out.push((name.to_string(), misplaced));
             }
         }
         Ok(out)
+    }
+
+    /// Deletes a blob found by [`Blobs::list_docs`]: at `misplaced`, else
+    /// where the id's original belongs.
+    pub async fn delete_listed(&self, id: &str, misplaced: Option<&str>) -> Result<()> {
+        let Some(loc) = misplaced else {
+            return self.delete(id).await;
+        };
+        self.guard.enter()?;
+        match self.guard.exit(self.store.delete(&Path::from(loc)).await) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.guard.error(e, format!("failed to delete blob {loc}"))),
+        }
     }
 
     /// Boot-time recovery of `incoming/`: promote blobs whose row exists,
@@ -471,6 +524,11 @@ pub struct Upload {
     buffer: Vec<u8>,
     multipart: Option<WriteMultipart>,
 }
+
+/// A document's original is in neither `docs/` nor `incoming/`.
+#[derive(Debug, thiserror::Error)]
+#[error("blob {0} is missing from the blob store")]
+pub struct BlobMissing(pub String);
 
 /// A finished upload, still under `incoming/`.
 #[derive(Clone, Debug)]

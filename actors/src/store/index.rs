@@ -238,6 +238,23 @@ impl SearchIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// How many times each id is in the index (live documents only; for
+    /// `docpipe check`).
+    pub fn all_ids(&self) -> Result<std::collections::HashMap<String, u32>> {
+        let searcher = self.reader.searcher();
+        let mut out = std::collections::HashMap::new();
+        for segment in searcher.segment_readers() {
+            let store = segment.get_store_reader(64)?;
+            for doc in segment.doc_ids_alive() {
+                let d: TantivyDocument = store.get(doc)?;
+                if let Some(id) = d.get_first(self.fields.id).and_then(|v| v.as_str()) {
+                    *out.entry(id.to_string()).or_insert(0) += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Counts live documents carrying exactly this id.
     pub fn count_id(&self, id: &str) -> Result<usize> {
         let q = tantivy::query::TermQuery::new(

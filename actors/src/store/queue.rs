@@ -7,7 +7,7 @@ use super::labels::ensure_doc_type;
 use super::schema::workspace_filter;
 use crate::model::{Classification, DocJob, ErrorInfo, Origin, RetryOutcome, Scope, Stage};
 use anyhow::Result;
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 /// Up to `limit` active documents that are due now, oldest first.
 pub fn ready_documents(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<DocJob>> {
@@ -263,6 +263,35 @@ pub fn write_reprocess_flagged(
         write_event(tx, &ev, now)?;
     }
     Ok(docs.into_iter().map(|(_, id, _)| id).collect())
+}
+
+/// Sends indexed documents back to indexing (`docpipe check --repair`:
+/// the index lacks them or holds them twice); the ids it moved.
+pub fn write_reindex(
+    tx: &Transaction<'_>,
+    ids: &[String],
+    origin: &Origin,
+    now: i64,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for id in ids {
+        let row: Option<String> = tx
+            .prepare_cached(
+                "UPDATE documents SET stage = 'enriched', attempts = 0, retry_at = NULL, updated_at = ?2
+                 WHERE id = ?1 AND stage = 'indexed' RETURNING workspace",
+            )?
+            .query_row(params![id, now], |r| r.get(0))
+            .optional()?;
+        if let Some(workspace) = row {
+            let ev = NewEvent::action(origin, "reindex_requested", Some(&workspace))
+                .doc(id)
+                .stage(Stage::Enriched)
+                .detail(serde_json::json!({"reason": "check"}));
+            write_event(tx, &ev, now)?;
+            out.push(id.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Documents of the scope flagged for `flag`.
