@@ -173,7 +173,7 @@ fn main() {
         ],
     );
     println!(
-        "  to S3 (moto on loopback, 8 MiB parts): server RSS grew by {:.1} MiB (high-water mark +{:.1}) [<= 32: {}], {:.0} MB/s",
+        "  to S3 (moto on loopback, 5 MiB parts): server RSS grew by {:.1} MiB (high-water mark +{:.1}) [<= 32: {}], {:.0} MB/s",
         s3.growth_mib,
         s3.hwm_growth_mib,
         verdict(&s3),
