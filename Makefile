@@ -6,7 +6,7 @@ export CORPUS_ROOT ?= /tmp/docpipe-corpus
 ## English OCR data that also holds tesseract's legacy engine (see deps).
 export OCR_TESSDATA_DIR ?= $(CURDIR)/.deps/tessdata
 
-.PHONY: run build test unit e2e lint fmt corpus labeled deps bench clean release-check release
+.PHONY: run build test unit e2e lint fmt corpus labeled deps test-deps bench clean release-check release
 
 ## Build and start the server on the embedded default (./data, 127.0.0.1:8750),
 ## reading scans with the OCR data `make deps` fetched (both engines) when it
@@ -29,7 +29,7 @@ release:
 ## Every test: format and lint checks, unit tests, end-to-end tests against the real binary.
 ## Tests build with the test-only failure points (cargo feature `failpoints`,
 ## see actors/src/faults.rs); `make build`, `make run` and the benchmarks do not.
-test: lint deps corpus
+test: lint deps test-deps corpus
 	$(CARGO) test --release --features failpoints --workspace --lib --bins --tests  # benches: make bench (clippy still builds them)
 	@$(MAKE) --no-print-directory release-check
 
@@ -57,6 +57,13 @@ fmt:
 ## (chromium), installed when missing. docpipe runs without them (scans are
 ## then flagged needs_ocr); the tests and benchmarks use them.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+## Servers the tests start themselves: Dovecot (IMAP) for tests/mail.rs.
+test-deps:
+	@command -v dovecot >/dev/null 2>&1 || test -x /usr/sbin/dovecot || { \
+		echo "installing dovecot-imapd"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-imapd; }
+
 deps:
 	@missing=""; \
 	command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \

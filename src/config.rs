@@ -34,6 +34,8 @@ pub struct Config {
     pub types: Vec<TypeConfig>,
     /// Watched folders (`[[watch]]`).
     pub watch: Vec<crate::watch::WatchConfig>,
+    /// Mailboxes (`[[mail]]`).
+    pub mail: Vec<crate::mail::MailConfig>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -107,6 +109,7 @@ impl Default for Config {
             ollama: OllamaConfig::default(),
             types: default_types(),
             watch: Vec::new(),
+            mail: Vec::new(),
         }
     }
 }
@@ -279,6 +282,9 @@ impl Config {
                     "watch[{i}].settle_ms and scan_ms must be at least 1"
                 ));
             }
+        }
+        for (i, m) in self.mail.iter().enumerate() {
+            problems.extend(m.problems(i));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problems.push(format!(

@@ -68,6 +68,8 @@ pub struct App {
     pub metrics_public: bool,
     /// The watched folders' figures.
     pub watch: Vec<Arc<crate::watch::WatchState>>,
+    /// The mailboxes' figures.
+    pub mail: Vec<Arc<crate::mail::MailState>>,
 }
 
 pub const STATUS_PAGE: &str = include_str!("../assets/index.html");
@@ -424,6 +426,7 @@ async fn status(State(app): State<AppState>, caller: Caller) -> Result<Response,
     let mut v = serde_json::to_value(app.pipeline.reader().status(&caller.scope()).await?)
         .map_err(Problem::internal)?;
     v["watch"] = app.watch.iter().map(|w| w.json()).collect();
+    v["mail"] = app.mail.iter().map(|m| m.json()).collect();
     Ok(Json(v).into_response())
 }
 

@@ -5,6 +5,7 @@ mod config;
 mod export;
 mod http;
 mod local_ingest;
+mod mail;
 mod maintain;
 mod migrate;
 mod migrate_storage;
@@ -163,6 +164,7 @@ async fn serve(flags: config::Flags) -> Result<(), String> {
         cors_origins: cfg.server.cors_origins.clone(),
         metrics_public: cfg.auth.metrics_public,
         watch: watch::start(&pipeline, &cfg.watch, cfg.server.max_upload_bytes)?,
+        mail: mail::start(&pipeline, &cfg.mail, cfg.server.max_upload_bytes),
     });
     // Tests and scripts read this line to learn the port when given port 0.
     println!("docpipe listening on http://{local}");
