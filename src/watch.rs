@@ -3,8 +3,10 @@
 //! docpipe refuses goes to `failed/` with a `.error.txt` beside it naming
 //! the problem.
 //!
-//! One task per folder scans it every `scan_ms` (network shares send no
-//! change events, so a scan is the one mechanism that always works). A file
+//! One task per folder scans it when the file system says something changed
+//! (the `notify` crate: inotify on Linux) and every `scan_ms` anyway
+//! (network shares send no change events, so a scan is the one mechanism
+//! that always works). A file
 //! is taken when its size and modification time have not changed for
 //! `settle_ms`. It is streamed into the blob store and registered like an
 //! upload, and only then moved: a crash in between leaves it in place, and
@@ -127,17 +129,54 @@ pub fn start(
         });
         states.push(state.clone());
         let (pipeline, w) = (pipeline.clone(), w.clone());
+        // Change events wake the task early; the scan every scan_ms stays
+        // (shares and some file systems send none).
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let watcher = events(&w.path, changed.clone());
+        if let Err(e) = &watcher {
+            tracing::info!(folder = %w.path.display(), error = %e, "no change events; scanning every scan_ms");
+        }
         tokio::spawn(async move {
+            let _watcher = watcher;
             let mut seen: HashMap<PathBuf, (u64, SystemTime, Instant)> = HashMap::new();
             loop {
                 if let Err(e) = scan(&pipeline, &w, &state, &mut seen, max_bytes).await {
                     state.error(e);
                 }
-                tokio::time::sleep(Duration::from_millis(w.scan_ms.max(50))).await;
+                // A file seen changing is looked at again once it can have
+                // settled (events alone would not say when that is).
+                let next = if seen.is_empty() {
+                    w.scan_ms
+                } else {
+                    w.scan_ms.min(w.settle_ms)
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(next.max(50))) => {}
+                    _ = changed.notified() => {
+                        // A file written in many pieces sends many events:
+                        // at most one scan per 100 ms for them.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
             }
         });
     }
     Ok(states)
+}
+
+/// A watcher of `dir` (recursive) that wakes `changed` on every event.
+fn events(
+    dir: &Path,
+    changed: Arc<tokio::sync::Notify>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut w = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
+        if e.is_ok() {
+            changed.notify_one();
+        }
+    })?;
+    w.watch(dir, notify::RecursiveMode::Recursive)?;
+    Ok(w)
 }
 
 /// The files under `dir`, but not under the done and failed folders.

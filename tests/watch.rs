@@ -178,3 +178,22 @@ scan_ms = 50
     assert_eq!(w["path"], inbox.display().to_string());
     assert!(w["failed"].as_u64() >= Some(15), "{w}");
 }
+
+/// With the periodic scan ten minutes away, a dropped file is still taken
+/// within seconds: the file system's change events wake the folder's task.
+#[test]
+fn change_events_take_a_file_without_waiting_for_the_scan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let config = format!(
+        "{FAST_CONFIG}\n[[watch]]\npath = \"{}\"\nsettle_ms = 200\nscan_ms = 600000\n",
+        inbox.display()
+    );
+    let s = Server::start(&tmp.path().join("data"), &config, &[]);
+    std::fs::write(inbox.join("note.txt"), "A note dropped into the folder.\n").unwrap();
+    wait_until(Duration::from_secs(30), "the file taken", || {
+        get_json(&s.url("/api/v1/status")).1["watch"][0]["ingested"] == 1
+    });
+    assert!(inbox.join("done/note.txt").exists());
+}
