@@ -63,7 +63,7 @@ impl Reader {
                     raw.hits = kept.into_iter().skip(offset).take(limit).collect();
                 }
                 let mut hits = Vec::with_capacity(raw.hits.len());
-                for (id, score) in raw.hits {
+                for (id, score) in std::mem::take(&mut raw.hits) {
                     let Some(doc) = get_document(conn, &id, &scope)? else {
                         continue;
                     };
@@ -73,7 +73,7 @@ impl Reader {
                         doc_type: doc.doc_type,
                         id,
                         score,
-                        snippet: raw.snippets.snippet(&text).to_html(),
+                        snippet: raw.snippet_html(&text),
                     });
                 }
                 Ok(Ok(SearchResults {

@@ -176,10 +176,19 @@ impl SearchIndex {
             self.fields.body,
         )
         .map_err(|e| QueryError(format!("search failed: {e}")))?;
+        let mut terms = Vec::new();
+        snippets_query.query_terms(&mut |term, _| {
+            if term.field() == self.fields.body {
+                if let Some(t) = term.value().as_str() {
+                    terms.push(t.to_string());
+                }
+            }
+        });
         Ok(RawResults {
             total: total as u64,
             hits,
             snippets,
+            terms,
         })
     }
 
@@ -285,6 +294,48 @@ pub struct RawResults {
     pub total: u64,
     pub hits: Vec<(String, f32)>,
     pub snippets: tantivy::snippet::SnippetGenerator,
+    /// The query's words in the body, as the index holds them (lower case).
+    pub terms: Vec<String>,
+}
+
+/// The most a snippet is looked for in: a window this long around the
+/// first place a query word occurs, so a snippet's work is bounded however
+/// long the document (a 1,000-page manual is not tokenised whole per hit).
+pub const SNIPPET_WINDOW: usize = 8 * 1024;
+
+impl RawResults {
+    /// The hit's snippet as HTML (escaped, words in `<b>`).
+    pub fn snippet_html(&self, text: &str) -> String {
+        if text.len() <= SNIPPET_WINDOW {
+            return self.snippets.snippet(text).to_html();
+        }
+        // The first occurrence of a word, as written or capitalised (a byte
+        // search, not a tokenisation); the start when there is none.
+        let first = self
+            .terms
+            .iter()
+            .flat_map(|t| {
+                let mut cap = t.clone();
+                if let Some(c) = cap.get_mut(..1) {
+                    c.make_ascii_uppercase();
+                }
+                [t.clone(), cap, t.to_uppercase()]
+            })
+            .filter(|t| !t.is_empty())
+            .filter_map(|t| memchr::memmem::find(text.as_bytes(), t.as_bytes()))
+            .min()
+            .unwrap_or(0);
+        let start = floor_boundary(text, first.saturating_sub(SNIPPET_WINDOW / 2));
+        let end = floor_boundary(text, (start + SNIPPET_WINDOW).min(text.len()));
+        self.snippets.snippet(&text[start..end]).to_html()
+    }
+}
+
+fn floor_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 #[cfg(test)]
@@ -348,5 +399,17 @@ mod tests {
             "{html}"
         );
         assert!(idx.search("title:(", 10, 0, &Scope::All).is_err());
+        // A long text: the snippet is taken from around the word, wherever
+        // it is, and escaped.
+        let long = format!(
+            "{}The <Zebra> crossed at last.{}",
+            "Filler words about nothing at all. ".repeat(4000),
+            " More filler.".repeat(2000)
+        );
+        assert!(long.len() > 10 * SNIPPET_WINDOW);
+        let html = r.snippet_html(&long);
+        assert!(html.contains("&lt;<b>Zebra</b>&gt; crossed"), "{html}");
+        let none = idx.search("finance", 10, 0, &Scope::All).unwrap();
+        assert!(!none.snippet_html(&long).contains("<b>"));
     }
 }
