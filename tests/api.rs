@@ -324,6 +324,16 @@ fn bad_uploads_get_problem_json_and_store_nothing() {
     let (code, v) = get_json(&s.url("/api/v1/search?q=title:("));
     assert_eq!((code, v["code"].as_str()), (400, Some("invalid_query")));
     assert!(v["detail"].as_str().unwrap().contains("syntax"), "{v}");
+    // It says where.
+    let (code, v) = get_json(&s.url("/api/v1/search?q=matrix%20AND%20(plot"));
+    assert_eq!((code, v["code"].as_str()), (400, Some("invalid_query")));
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at character 17 of \"matrix AND (plot\": expected ')'"),
+        "{v}"
+    );
 }
 
 #[test]

@@ -153,7 +153,7 @@ impl SearchIndex {
         let user_query = self
             .parser()
             .parse_query(q)
-            .map_err(|e| QueryError(describe_query_error(&e)))?;
+            .map_err(|e| QueryError(describe_query_error(q, &e)))?;
         let snippets_query = user_query.box_clone();
         let query = self.scoped(user_query, scope);
         let searcher = self.reader.searcher();
@@ -279,10 +279,28 @@ impl SearchIndex {
 #[error("{0}")]
 pub struct QueryError(pub String);
 
-fn describe_query_error(e: &tantivy::query::QueryParserError) -> String {
+fn describe_query_error(q: &str, e: &tantivy::query::QueryParserError) -> String {
     use tantivy::query::QueryParserError as E;
     match e {
-        E::SyntaxError(s) => format!("query syntax error: {s}"),
+        E::SyntaxError(_) => {
+            // The lenient grammar says where (a byte offset; told as the
+            // character it is at, counted from 1).
+            let (_, errors) = tantivy_query_grammar::parse_query_lenient(q);
+            match errors.first() {
+                Some(err) => {
+                    let at = q
+                        .get(..err.pos.min(q.len()))
+                        .map_or(0, |p| p.chars().count());
+                    format!(
+                        "query syntax error at character {} of {:?}: {}",
+                        at + 1,
+                        q,
+                        err.message
+                    )
+                }
+                None => format!("query syntax error in {q:?}"),
+            }
+        }
         E::FieldDoesNotExist(f) => {
             format!("unknown field {f:?}; searchable fields are title, body and filename")
         }
@@ -398,7 +416,13 @@ mod tests {
             html.contains("<b>zebra</b>") && html.contains("&lt;b&gt;bold"),
             "{html}"
         );
-        assert!(idx.search("title:(", 10, 0, &Scope::All).is_err());
+        let Err(QueryError(m)) = idx.search("zebra AND (title:x", 10, 0, &Scope::All) else {
+            panic!("a broken query parsed");
+        };
+        assert!(
+            m.contains("at character") && m.contains("zebra AND (title:x"),
+            "{m}"
+        );
         // A long text: the snippet is taken from around the word, wherever
         // it is, and escaped.
         let long = format!(
