@@ -599,6 +599,8 @@ struct SearchParams {
     q: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
+    /// `false`: no typo tolerance.
+    typos: Option<bool>,
 }
 
 async fn search(
@@ -631,7 +633,7 @@ async fn search(
     match app
         .pipeline
         .reader()
-        .search(&q, limit, offset, &caller.scope())
+        .search(&q, limit, offset, &caller.scope(), p.typos.unwrap_or(true))
         .await
     {
         Ok(r) => Ok(Json(r).into_response()),

@@ -97,6 +97,7 @@ fn corpus_documents_are_indexed_and_found_by_their_own_words() {
         }
     }
     let mut checked = 0;
+    let mut typo_checked = 0;
     for (id, name) in &ids {
         let Some(word) = tokens(&texts[id]).into_iter().filter(|t| df[t] == 1).min() else {
             eprintln!(
@@ -114,7 +115,40 @@ fn corpus_documents_are_indexed_and_found_by_their_own_words() {
             "{name}: snippet {snippet:?}"
         );
         checked += 1;
+        // One letter wrong: still found (said to be fuzzy), unless typos
+        // are switched off.
+        let chars: Vec<char> = word.chars().collect();
+        if chars.len() >= 6 && chars.iter().all(|c| c.is_ascii_lowercase()) && typo_checked < 5 {
+            let mut wrong = chars.clone();
+            wrong[chars.len() / 2] = if chars[chars.len() / 2] == 'q' {
+                'x'
+            } else {
+                'q'
+            };
+            let wrong: String = wrong.into_iter().collect();
+            if !df.contains_key(&wrong) {
+                let r = search(&s, &wrong);
+                assert_eq!(
+                    r["hits"][0]["id"],
+                    id.as_str(),
+                    "{name}: {wrong:?} for {word:?}: {r}"
+                );
+                assert_eq!(r["fuzzy"], true, "{r}");
+                let url = ::reqwest::Url::parse_with_params(
+                    &s.url("/api/v1/search"),
+                    &[("q", wrong.as_str()), ("typos", "false")],
+                )
+                .unwrap();
+                assert_eq!(
+                    get_json(url.as_str()).1["total"],
+                    0,
+                    "{wrong:?} without typos"
+                );
+                typo_checked += 1;
+            }
+        }
     }
+    assert!(typo_checked >= 1, "no word to misspell");
     assert!(
         checked * 10 >= ids.len() * 9,
         "only {checked} of {} documents had a unique word",

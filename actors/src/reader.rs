@@ -79,6 +79,10 @@ pub enum SearchError {
 pub struct SearchResults {
     pub total: u64,
     pub hits: Vec<SearchHit>,
+    /// No document matched the words as written: these match them give or
+    /// take a typo (one letter wrong, missing, extra, or two swapped).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fuzzy: bool,
 }
 
 #[derive(Debug, Serialize)]

@@ -508,7 +508,7 @@ pub async fn documents(
         let r = app
             .pipeline
             .reader()
-            .search_where(q, size, offset.min(10_000), &scope, filter.clone())
+            .search_where(q, size, offset.min(10_000), &scope, filter.clone(), true)
             .await
             .map_err(searched)?;
         total = r.total;

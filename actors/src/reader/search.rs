@@ -13,14 +13,19 @@ use crate::store::DocQuery;
 pub const FILTERED_HITS: usize = 10_000;
 
 impl Reader {
+    /// A search tolerating typos (see [`SearchIndex::search_with`]).
+    ///
+    /// [`SearchIndex::search_with`]: crate::store::index::SearchIndex::search_with
     pub async fn search(
         &self,
         q: &str,
         limit: usize,
         offset: usize,
         scope: &Scope,
+        typos: bool,
     ) -> Result<SearchResults, SearchError> {
-        self.search_where(q, limit, offset, scope, None).await
+        self.search_where(q, limit, offset, scope, None, typos)
+            .await
     }
 
     /// A search whose hits also pass `filter` (the catalog's conditions, such
@@ -33,6 +38,7 @@ impl Reader {
         offset: usize,
         scope: &Scope,
         filter: Option<DocQuery>,
+        typos: bool,
     ) -> Result<SearchResults, SearchError> {
         let index = self.index.clone();
         let q = q.to_string();
@@ -44,7 +50,7 @@ impl Reader {
                     Some(_) => (FILTERED_HITS, 0),
                     None => (limit, offset),
                 };
-                let mut raw = match index.search(&q, window, skip, &scope) {
+                let mut raw = match index.search_with(&q, window, skip, &scope, typos) {
                     Ok(r) => r,
                     Err(e) => return Ok(Err(e)),
                 };
@@ -79,6 +85,7 @@ impl Reader {
                 Ok(Ok(SearchResults {
                     total: raw.total,
                     hits,
+                    fuzzy: raw.fuzzy,
                 }))
             })
             .await?;

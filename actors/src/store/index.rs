@@ -116,11 +116,18 @@ impl SearchIndex {
         d
     }
 
-    fn parser(&self) -> QueryParser {
+    /// The query parser; `typos`: each word also matches words one edit
+    /// (a letter wrong, missing, extra or two swapped) away.
+    fn parser(&self, typos: bool) -> QueryParser {
         let f = self.fields;
         let mut p = QueryParser::for_index(&self.index, vec![f.title, f.body, f.filename]);
         p.set_conjunction_by_default();
         p.set_field_boost(f.title, 2.0);
+        if typos {
+            for field in [f.title, f.body, f.filename] {
+                p.set_field_fuzzy(field, false, 1, true);
+            }
+        }
         p
     }
 
@@ -142,7 +149,8 @@ impl SearchIndex {
         }
     }
 
-    /// Runs a query in the scope; a syntax error comes back as [`QueryError`].
+    /// Runs a query in the scope, tolerating typos; a syntax error comes
+    /// back as [`QueryError`].
     pub fn search(
         &self,
         q: &str,
@@ -150,8 +158,39 @@ impl SearchIndex {
         offset: usize,
         scope: &Scope,
     ) -> Result<RawResults, QueryError> {
+        self.search_with(q, limit, offset, scope, true)
+    }
+
+    /// Runs a query in the scope. With `typos`, a query that matches
+    /// nothing as written is run again with each word matching words one
+    /// edit away (`fuzzy` in the answer says so): exact matches, when there
+    /// are any, are all the hits.
+    pub fn search_with(
+        &self,
+        q: &str,
+        limit: usize,
+        offset: usize,
+        scope: &Scope,
+        typos: bool,
+    ) -> Result<RawResults, QueryError> {
+        let exact = self.run(q, limit, offset, scope, false)?;
+        if exact.total > 0 || !typos {
+            return Ok(exact);
+        }
+        let fuzzy = self.run(q, limit, offset, scope, true)?;
+        Ok(if fuzzy.total > 0 { fuzzy } else { exact })
+    }
+
+    fn run(
+        &self,
+        q: &str,
+        limit: usize,
+        offset: usize,
+        scope: &Scope,
+        typos: bool,
+    ) -> Result<RawResults, QueryError> {
         let user_query = self
-            .parser()
+            .parser(typos)
             .parse_query(q)
             .map_err(|e| QueryError(describe_query_error(q, &e)))?;
         let snippets_query = user_query.box_clone();
@@ -189,6 +228,7 @@ impl SearchIndex {
             hits,
             snippets,
             terms,
+            fuzzy: typos,
         })
     }
 
@@ -314,6 +354,8 @@ pub struct RawResults {
     pub snippets: tantivy::snippet::SnippetGenerator,
     /// The query's words in the body, as the index holds them (lower case).
     pub terms: Vec<String>,
+    /// The hits match the words give or take a typo (none matched exactly).
+    pub fuzzy: bool,
 }
 
 /// The most a snippet is looked for in: a window this long around the
@@ -433,6 +475,13 @@ mod tests {
         assert!(long.len() > 10 * SNIPPET_WINDOW);
         let html = r.snippet_html(&long);
         assert!(html.contains("&lt;<b>Zebra</b>&gt; crossed"), "{html}");
+        // One letter wrong: found, and said so; not without typos.
+        let r = idx.search("zebre", 10, 0, &Scope::All).unwrap();
+        assert_eq!((r.total, r.fuzzy), (2, true));
+        let r = idx.search_with("zebre", 10, 0, &Scope::All, false).unwrap();
+        assert_eq!((r.total, r.fuzzy), (0, false));
+        let r = idx.search("zebra", 10, 0, &Scope::All).unwrap();
+        assert!(!r.fuzzy);
         let none = idx.search("finance", 10, 0, &Scope::All).unwrap();
         assert!(!none.snippet_html(&long).contains("<b>"));
     }
