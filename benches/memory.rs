@@ -51,18 +51,7 @@ fn tree_rss_kb(pid: u32) -> u64 {
     total
 }
 
-/// A `/proc/PID/status` field of `pid` alone, in KiB.
-fn own_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use common::own_kb;
 
 fn corpus_files() -> Vec<PathBuf> {
     let root = PathBuf::from(

@@ -22,17 +22,7 @@ mod common;
 const TOTAL: u64 = 1 << 30;
 const MOTO: &str = "http://127.0.0.1:9000";
 
-fn kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use common::own_kb as kb;
 
 fn corpus_root() -> PathBuf {
     PathBuf::from(std::env::var("CORPUS_ROOT").unwrap_or_else(|_| "/tmp/docpipe-corpus".into()))

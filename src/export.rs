@@ -25,7 +25,7 @@ use docpipe_actors::{
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::config;
 use crate::offline;
@@ -479,28 +479,10 @@ async fn stage_original(
     x: UploadExtras,
 ) -> Result<NewDocument, String> {
     let path = dir.join(&d.original);
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| format!("#{}: cannot open {}: {e}", d.number, path.display()))?;
     let (id, mut up) = pipeline.begin_upload();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match file.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) => {
-                up.abort().await;
-                return Err(format!(
-                    "#{}: cannot read {}: {e}",
-                    d.number,
-                    path.display()
-                ));
-            }
-        };
-        if let Err(e) = up.write(&buf[..n]).await {
-            up.abort().await;
-            return Err(format!("#{}: cannot store it: {e:#}", d.number));
-        }
+    if let Err(e) = up.write_file(&path).await {
+        up.abort().await;
+        return Err(format!("#{}: {e:#}", d.number));
     }
     let staged = up
         .finish()

@@ -187,17 +187,7 @@ fn ingest_into_a_data_directory_resumes_without_duplicates() {
     let tmp = tempfile::tempdir().unwrap();
     let inbox = tmp.path().join("in");
     std::fs::create_dir_all(inbox.join("sub")).unwrap();
-    let mut corpus: Vec<std::path::PathBuf> = Vec::new();
-    for dir in ["markdown-crates", "html-python-docs"] {
-        let mut files: Vec<_> = std::fs::read_dir(corpus_dir().join(dir))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        corpus.extend(files.into_iter().take(30));
-    }
+    let corpus = corpus_files(&["markdown-crates", "html-python-docs"], 30);
     let mut distinct = std::collections::BTreeSet::new();
     for (i, p) in corpus.iter().enumerate() {
         let bytes = std::fs::read(p).unwrap();

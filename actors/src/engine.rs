@@ -348,7 +348,8 @@ impl Pipeline {
         Ok(true)
     }
 
-    async fn finish_delete(&self, id: &str, origin: &Origin) -> Result<()> {
+    /// Removes a document from the index (committed before it answers).
+    pub(crate) async fn unindex(&self, id: &str) -> Result<()> {
         let owned = id.to_string();
         self.ask(
             |r| r.indexer.clone(),
@@ -357,7 +358,11 @@ impl Pipeline {
                 reply,
             },
         )
-        .await?;
+        .await
+    }
+
+    async fn finish_delete(&self, id: &str, origin: &Origin) -> Result<()> {
+        self.unindex(id).await?;
         self.inner.reader.blobs.delete(id).await?;
         let owned = id.to_string();
         self.ask(

@@ -510,15 +510,7 @@ impl Pipeline {
                 .collect();
             let mut unindexed = HashSet::new();
             for id in &orphans {
-                let owned = id.clone();
-                self.ask(
-                    |r| r.indexer.clone(),
-                    |reply| IndexerMsg::Delete {
-                        id: owned.clone(),
-                        reply,
-                    },
-                )
-                .await?;
+                self.unindex(id).await?;
                 unindexed.insert(id.clone());
             }
             let mut deleted = HashSet::new();

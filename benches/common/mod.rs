@@ -71,3 +71,17 @@ pub async fn status(client: reqwest::Client, base: String) -> serde_json::Value 
         .await
         .unwrap()
 }
+
+/// A `/proc/PID/status` field of `pid` alone, in KiB (0 if it is not there).
+#[allow(dead_code)] // each bench compiles this module; not all read /proc
+pub fn own_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}

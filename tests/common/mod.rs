@@ -345,6 +345,23 @@ pub fn corpus_dir() -> PathBuf {
     dir
 }
 
+/// The first `per_dir` files (by name) of each of these corpus folders.
+#[allow(dead_code)] // not every test binary takes corpus files
+pub fn corpus_files(dirs: &[&str], per_dir: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let mut files: Vec<_> = std::fs::read_dir(corpus_dir().join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        out.extend(files.into_iter().take(per_dir));
+    }
+    out
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -332,30 +332,13 @@ impl Blobs {
     /// Stores the file at `path` as document `id`'s original (its final
     /// place), streaming, and returns its SHA-256 and size as written.
     pub async fn store_file(&self, id: &str, path: &FsPath) -> Result<(String, u64)> {
-        use tokio::io::AsyncReadExt;
-        let mut file = tokio::fs::File::open(path)
-            .await
-            .with_context(|| format!("cannot open {}", path.display()))?;
         let mut up = Upload {
             inline_max_bytes: 0,
             ..self.begin(id)
         };
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match file.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    up.abort().await;
-                    return Err(
-                        anyhow::Error::new(e).context(format!("cannot read {}", path.display()))
-                    );
-                }
-            };
-            if let Err(e) = up.write(&buf[..n]).await {
-                up.abort().await;
-                return Err(e);
-            }
+        if let Err(e) = up.write_file(path).await {
+            up.abort().await;
+            return Err(e);
         }
         let staged = up.finish().await?;
         self.promote(id).await?;
@@ -552,6 +535,25 @@ impl Upload {
     /// The first bytes seen so far (up to [`HEAD_BYTES`]).
     pub fn head(&self) -> &[u8] {
         &self.head
+    }
+
+    /// Streams the file at `path` into the upload.
+    pub async fn write_file(&mut self, path: &FsPath) -> Result<()> {
+        use tokio::io::AsyncReadExt;
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .await
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.write(&buf[..n]).await?;
+        }
     }
 
     pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
