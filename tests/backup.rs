@@ -150,6 +150,21 @@ fn offline(
     cli(&args)
 }
 
+/// The ids of the documents in a backup's catalog copy (`filter`: a WHERE
+/// clause, or nothing).
+fn backup_ids(dest: &Path, filter: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(dest.join("catalog.sqlite")).unwrap();
+    let mut st = conn
+        .prepare(&format!("SELECT id FROM documents {filter}"))
+        .unwrap();
+    let ids = st
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    ids
+}
+
 /// An export of documents a user has typed, tagged, filled and annotated,
 /// imported into a fresh data directory, gives the same documents: the
 /// same numbers, bytes, titles, types, fields, tags, notes and attachment
@@ -371,15 +386,7 @@ fn a_backup_taken_during_ingestion_restores_to_an_instance_check_finds_sound() {
     assert!(out.contains("agree"), "{out}");
 
     // What the backup says is indexed is found at once; the rest finishes.
-    let conn = rusqlite::Connection::open(dest.join("catalog.sqlite")).unwrap();
-    let indexed: Vec<String> = conn
-        .prepare("SELECT id FROM documents WHERE stage = 'indexed'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    drop(conn);
+    let indexed = backup_ids(&dest, "WHERE stage = 'indexed'");
     assert!(!indexed.is_empty());
     // (`check` found each of them in the restored index.)
     let mut r = Server::start(&restored, FAST_CONFIG, &[]);
@@ -388,15 +395,7 @@ fn a_backup_taken_during_ingestion_restores_to_an_instance_check_finds_sound() {
     }
     // Every document of the backup is there (and more: an e-mail that was
     // not read yet when the backup was taken brings its attachments now).
-    let conn = rusqlite::Connection::open(dest.join("catalog.sqlite")).unwrap();
-    let all: Vec<String> = conn
-        .prepare("SELECT id FROM documents")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    drop(conn);
+    let all = backup_ids(&dest, "");
     assert_eq!(all.len() as u64, in_backup);
     let ids = list_ids(&r, "limit=1000");
     for id in &all {
