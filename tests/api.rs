@@ -415,3 +415,27 @@ fn list_filters_and_pages_with_a_cursor() {
         "audit trail"
     );
 }
+
+/// A long document's snippet comes from around the word, however far into
+/// the text it is, and is escaped.
+#[test]
+fn a_long_documents_snippet_is_found_far_into_its_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let text = format!(
+        "{}The <Okapi> sleeps at the very end.\n",
+        "Nothing to see in this line of filler text.\n".repeat(20_000)
+    );
+    let id = upload_one(&s, "long.txt", text.into_bytes());
+    assert_eq!(
+        wait_terminal(&s, &id, Duration::from_secs(60))["stage"],
+        "indexed"
+    );
+    let r = search(&s, "okapi");
+    assert_eq!(r["hits"][0]["id"], id.as_str(), "{r}");
+    let snippet = r["hits"][0]["snippet"].as_str().unwrap();
+    assert!(
+        snippet.contains("&lt;<b>Okapi</b>&gt; sleeps"),
+        "{snippet:?}"
+    );
+}

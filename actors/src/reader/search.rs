@@ -5,8 +5,8 @@ use anyhow::Result;
 
 use super::{Reader, SearchError, SearchHit, SearchResults};
 use crate::model::Scope;
-use crate::store::documents::{get_document, get_text, query_documents};
-use crate::store::index::QueryError;
+use crate::store::documents::{get_document, get_text_window, query_documents};
+use crate::store::index::{QueryError, SNIPPET_WINDOW};
 use crate::store::DocQuery;
 
 /// How many of a filtered search's best hits are filtered.
@@ -69,11 +69,13 @@ impl Reader {
                     raw.hits = kept.into_iter().skip(offset).take(limit).collect();
                 }
                 let mut hits = Vec::with_capacity(raw.hits.len());
+                let needles = raw.needles();
                 for (id, score) in std::mem::take(&mut raw.hits) {
                     let Some(doc) = get_document(conn, &id, &scope)? else {
                         continue;
                     };
-                    let text = get_text(conn, &id, &scope)?.unwrap_or_default();
+                    let text = get_text_window(conn, &id, &scope, &needles, SNIPPET_WINDOW)?
+                        .unwrap_or_default();
                     hits.push(SearchHit {
                         title: doc.title.unwrap_or(doc.filename),
                         doc_type: doc.doc_type,

@@ -100,6 +100,38 @@ pub fn get_text(conn: &Connection, id: &str, scope: &Scope) -> Result<Option<Str
         .optional()?)
 }
 
+/// A document's text, or of a long one the `window` characters around the
+/// first place one of `needles` occurs (the start when none does): SQLite
+/// looks, so a long text is not copied out whole for a snippet.
+pub fn get_text_window(
+    conn: &Connection,
+    id: &str,
+    scope: &Scope,
+    needles: &[String],
+    window: usize,
+) -> Result<Option<String>> {
+    let sql = format!(
+        "SELECT CASE WHEN length(t.text) <= ?3 THEN t.text ELSE substr(t.text, max(1, \
+           coalesce((SELECT min(p) FROM (SELECT instr(t.text, j.value) AS p FROM json_each(?4) j) \
+                     WHERE p > 0), 1) - ?3 / 2), ?3) END \
+         FROM texts t JOIN documents d ON d.seq = t.seq \
+         WHERE d.id = ?1 AND d.stage != 'deleting' AND {}",
+        workspace_filter("d.workspace", 2)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(
+            params![
+                id,
+                scope.sql_param(),
+                window as i64,
+                serde_json::to_string(needles)?
+            ],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// The original of a document whose bytes live in SQLite, if they do.
 pub fn get_inline_original(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> {
     Ok(conn

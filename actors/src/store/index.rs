@@ -364,6 +364,22 @@ pub struct RawResults {
 pub const SNIPPET_WINDOW: usize = 8 * 1024;
 
 impl RawResults {
+    /// The query's words as a text may hold them: as indexed (lower case),
+    /// capitalised and upper case.
+    pub fn needles(&self) -> Vec<String> {
+        self.terms
+            .iter()
+            .filter(|t| !t.is_empty())
+            .flat_map(|t| {
+                let mut cap = t.clone();
+                if let Some(c) = cap.get_mut(..1) {
+                    c.make_ascii_uppercase();
+                }
+                [t.clone(), cap, t.to_uppercase()]
+            })
+            .collect()
+    }
+
     /// The hit's snippet as HTML (escaped, words in `<b>`).
     pub fn snippet_html(&self, text: &str) -> String {
         if text.len() <= SNIPPET_WINDOW {
@@ -372,16 +388,8 @@ impl RawResults {
         // The first occurrence of a word, as written or capitalised (a byte
         // search, not a tokenisation); the start when there is none.
         let first = self
-            .terms
+            .needles()
             .iter()
-            .flat_map(|t| {
-                let mut cap = t.clone();
-                if let Some(c) = cap.get_mut(..1) {
-                    c.make_ascii_uppercase();
-                }
-                [t.clone(), cap, t.to_uppercase()]
-            })
-            .filter(|t| !t.is_empty())
             .filter_map(|t| memchr::memmem::find(text.as_bytes(), t.as_bytes()))
             .min()
             .unwrap_or(0);
