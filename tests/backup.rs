@@ -130,24 +130,21 @@ fn snapshot(s: &Server) -> BTreeMap<i64, Value> {
     out
 }
 
-/// `docpipe <command> …` on a data directory, with the server's config.
-fn offline(
-    cmd: &str,
-    arg: &Path,
-    data: &Path,
-    config: &Path,
-    extra: &[&str],
-) -> (i32, String, String) {
-    let mut args = vec![
-        cmd,
-        arg.to_str().unwrap(),
+/// `docpipe ARGS… --data-dir DATA --config CONFIG`.
+fn on_data_dir(args: &[&str], data: &Path, config: &Path) -> (i32, String, String) {
+    let mut all = args.to_vec();
+    all.extend([
         "--data-dir",
         data.to_str().unwrap(),
         "--config",
         config.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    cli(&args)
+    ]);
+    cli(&all)
+}
+
+/// `docpipe COMMAND DIR` on a data directory.
+fn offline(cmd: &str, arg: &Path, data: &Path, config: &Path) -> (i32, String, String) {
+    on_data_dir(&[cmd, arg.to_str().unwrap()], data, config)
 }
 
 /// The ids of the documents in a backup's catalog copy (`filter`: a WHERE
@@ -225,7 +222,7 @@ fn export_then_import_gives_the_same_documents_types_fields_and_tags() {
     s.stop();
 
     let dir = tmp.path().join("export");
-    let (code, out, err) = offline("export", &dir, &data, &s.config_path, &[]);
+    let (code, out, err) = offline("export", &dir, &data, &s.config_path);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains(&format!("exported {} documents", before.len())),
@@ -237,7 +234,7 @@ fn export_then_import_gives_the_same_documents_types_fields_and_tags() {
     .unwrap();
     assert!(one["text"].as_str().is_some_and(|t| !t.is_empty()), "{one}");
     assert!(dir.join(one["original"].as_str().unwrap()).is_file());
-    let (code, out, _) = offline("export", &dir, &data, &s.config_path, &[]);
+    let (code, out, _) = offline("export", &dir, &data, &s.config_path);
     assert_eq!(code, 0);
     assert!(
         out.contains("(0 written"),
@@ -247,10 +244,10 @@ fn export_then_import_gives_the_same_documents_types_fields_and_tags() {
     let fresh = tmp.path().join("two");
     let config = tmp.path().join("two.toml");
     std::fs::write(&config, FAST_CONFIG).unwrap();
-    let (code, out, err) = offline("import", &dir, &fresh, &config, &[]);
+    let (code, out, err) = offline("import", &dir, &fresh, &config);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("{} new", before.len())), "{out}");
-    let (code, out, err) = offline("import", &dir, &fresh, &config, &[]);
+    let (code, out, err) = offline("import", &dir, &fresh, &config);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains(&format!(
@@ -276,7 +273,7 @@ fn export_then_import_gives_the_same_documents_types_fields_and_tags() {
     assert_eq!(before.len(), after.len());
 
     // Not an export: one clear line, non-zero.
-    let (code, out, err) = offline("import", tmp.path(), &fresh, &config, &[]);
+    let (code, out, err) = offline("import", tmp.path(), &fresh, &config);
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("is not a docpipe export"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -371,15 +368,9 @@ fn a_backup_taken_during_ingestion_restores_to_an_instance_check_finds_sound() {
     assert_ne!(code, 0);
     assert!(err.contains("holds a docpipe catalog already"), "{err}");
     let check = |extra: &[&str]| {
-        let mut args = vec![
-            "check",
-            "--data-dir",
-            restored.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-        ];
+        let mut args = vec!["check"];
         args.extend_from_slice(extra);
-        cli(&args)
+        on_data_dir(&args, &restored, &config)
     };
     let (code, out, err) = check(&[]);
     assert_eq!(code, 0, "{out}{err}");
