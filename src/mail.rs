@@ -462,13 +462,11 @@ async fn look(
         .into_iter()
         .map(|(n, _)| n as u32)
         .collect();
-    // Messages that stay (flagged) are looked at from the first new UID
-    // on; those that leave are all looked at (a crash may have left one).
-    let from_uid = match m.after {
-        MailAfter::Flag => done.iter().max().map_or(1, |u| u + 1),
-        _ => 1,
-    };
-    let mut query = format!("UID {from_uid}:*");
+    // Every message still to handle: those that leave are gone once
+    // handled, flagged ones are left out by UNFLAGGED. So a message taken
+    // but not yet handled (a crash in between) is found again and handled,
+    // never taken twice (`done`).
+    let mut query = String::from("ALL");
     if !m.from.is_empty() {
         query.push_str(&format!(" FROM \"{}\"", m.from));
     }
@@ -483,7 +481,6 @@ async fn look(
         .await
         .map_err(io)?
         .into_iter()
-        .filter(|u| *u >= from_uid || done.contains(u))
         .collect();
     uids.sort_unstable();
     let origin = Origin {

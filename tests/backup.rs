@@ -347,24 +347,10 @@ fn a_backup_taken_during_ingestion_restores_to_an_instance_check_finds_sound() {
     let restored = tmp.path().join("restored");
     let config = tmp.path().join("restored.toml");
     std::fs::write(&config, FAST_CONFIG).unwrap();
-    let (code, out, err) = cli(&[
-        "restore",
-        dest.to_str().unwrap(),
-        "--data-dir",
-        restored.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    let (code, out, err) = offline("restore", &dest, &restored, &config);
     assert_eq!(code, 0, "{out}{err}");
     // Not into a data directory that has one.
-    let (code, _, err) = cli(&[
-        "restore",
-        dest.to_str().unwrap(),
-        "--data-dir",
-        restored.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    let (code, _, err) = offline("restore", &dest, &restored, &config);
     assert_ne!(code, 0);
     assert!(err.contains("holds a docpipe catalog already"), "{err}");
     let check = |extra: &[&str]| {
