@@ -597,10 +597,37 @@ async fn openapi(State(app): State<AppState>) -> Response {
 #[derive(Deserialize)]
 struct SearchParams {
     q: Option<String>,
+    /// `fulltext` (the default), `semantic` or `hybrid`.
+    mode: Option<String>,
+    /// Types, comma-separated: any of them.
+    #[serde(rename = "type")]
+    doc_type: Option<String>,
+    /// Tags, comma-separated: all of them.
+    tag: Option<String>,
+    /// Languages, comma-separated: any of them.
+    language: Option<String>,
+    /// The document's date, from and to (inclusive), `YYYY-MM-DD`.
+    from: Option<String>,
+    to: Option<String>,
+    /// `relevance`, `date`, `added` or a field, with `:asc` or `:desc`.
+    sort: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
+    cursor: Option<String>,
+    /// Facets to count, comma-separated: type, tags, year, language.
+    facets: Option<String>,
     /// `false`: no typo tolerance.
     typos: Option<bool>,
+}
+
+fn list_param(v: &Option<String>) -> Vec<String> {
+    v.as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 async fn search(
@@ -608,34 +635,83 @@ async fn search(
     caller: Caller,
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
+    use docpipe_actors::store::index::{Cursor, FacetKind, SearchRequest, Sort};
     let Query(p) = params.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
-    let q = p.q.unwrap_or_default();
-    if q.trim().is_empty() {
+    let bad = |m: String| Problem::new(Code::InvalidParameter, m);
+    let q = p.q.clone().unwrap_or_default();
+    let types = list_param(&p.doc_type);
+    let tags = list_param(&p.tag);
+    let languages = list_param(&p.language);
+    let filtered = !types.is_empty()
+        || !tags.is_empty()
+        || !languages.is_empty()
+        || p.from.is_some()
+        || p.to.is_some();
+    if q.trim().is_empty() && !filtered {
         return Err(Problem::new(
             Code::MissingQuery,
-            "give a query in the q parameter",
+            "give a query in the q parameter, or a filter (type, tag, language, from, to)",
         ));
+    }
+    match p.mode.as_deref().unwrap_or("fulltext") {
+        // Hybrid ranks by words alone while no document has vectors.
+        "fulltext" | "hybrid" => {}
+        "semantic" => {
+            return Err(Problem::new(
+                Code::NoEmbeddings,
+                "semantic search needs document vectors, and none are stored: \
+                 use mode=fulltext or mode=hybrid",
+            ))
+        }
+        m => {
+            return Err(bad(format!(
+                "unknown mode {m:?}: use fulltext, semantic or hybrid"
+            )))
+        }
     }
     let limit = p.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
-        return Err(Problem::new(
-            Code::InvalidParameter,
-            "limit must be between 1 and 100",
-        ));
+        return Err(bad("limit must be between 1 and 100".into()));
     }
     let offset = p.offset.unwrap_or(0);
     if offset > 10_000 {
-        return Err(Problem::new(
-            Code::InvalidParameter,
-            "offset must be at most 10000",
-        ));
+        return Err(bad("offset must be at most 10000; page with cursor".into()));
     }
-    match app
-        .pipeline
-        .reader()
-        .search(&q, limit, offset, &caller.scope(), p.typos.unwrap_or(true))
-        .await
-    {
+    let sort = Sort::parse(p.sort.as_deref().unwrap_or("relevance"))
+        .map_err(|m| bad(format!("sort: {m}")))?;
+    let cursor = p
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(|c| Cursor::decode(c, &sort))
+        .transpose()
+        .map_err(|m| bad(format!("cursor: {m}")))?;
+    let mut facets = Vec::new();
+    for f in list_param(&p.facets) {
+        let kind = FacetKind::parse(&f).ok_or_else(|| {
+            bad(format!(
+                "unknown facet {f:?}: use type, tags, year or language"
+            ))
+        })?;
+        if !facets.contains(&kind) {
+            facets.push(kind);
+        }
+    }
+    let req = SearchRequest {
+        q,
+        types,
+        tags,
+        languages,
+        from: p.from.clone(),
+        to: p.to.clone(),
+        sort,
+        limit,
+        offset,
+        cursor,
+        facets,
+        typos: p.typos.unwrap_or(true),
+    };
+    match app.pipeline.reader().find(req, &caller.scope()).await {
         Ok(r) => Ok(Json(r).into_response()),
         Err(SearchError::Query(m)) => Err(Problem::new(Code::InvalidQuery, m)),
         Err(SearchError::Internal(e)) => Err(Problem::internal(e)),

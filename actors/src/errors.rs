@@ -93,6 +93,7 @@ codes! {
     NotExtracted = "not_extracted", 409, false;
     OcrUnavailable = "ocr_unavailable", 409, true;
     LlmUnavailable = "llm_unavailable", 409, false;
+    NoEmbeddings = "no_embeddings", 409, false;
     Unauthorized = "unauthorized", 401, false;
     Forbidden = "forbidden", 403, false;
     WorkspaceForbidden = "workspace_forbidden", 403, false;

@@ -1,7 +1,12 @@
 //! Indexer: the only Tantivy writer.
 //!
-//! In: enriched [`DocJob`]s with their text; deletes. Each document replaces
-//! any earlier copy (delete by id, then add), so indexing twice is harmless.
+//! In: enriched [`DocJob`]s with their text; deletes. Jobs are staged and
+//! added together once the mailbox holds no more of them, with what the
+//! index keeps beside the words (tags, language, date, fields) read from
+//! SQLite in one query per batch: the catalog's state at or after the stage
+//! advance, and an edit of any of it sends the document through indexing
+//! again. Each document replaces any earlier copy (delete by id, then add),
+//! so indexing twice is harmless.
 //! Commits when `index.commit_batch` documents wait or the oldest has waited
 //! `index.commit_interval_ms`; after the commit it reloads the shared reader
 //! and tells the Catalog which documents are now `indexed`. A document is
@@ -21,13 +26,16 @@ use crate::model::DocJob;
 use crate::routes::{
     current_routes, tell, CatalogMsg, ClaimId, IndexSnapshot, IndexerMsg, IntakeMsg, RoutesRx,
 };
-use crate::store::index::SearchIndex;
+use crate::store::documents::index_meta;
+use crate::store::index::{IndexDoc, IndexMeta, SearchIndex};
+use crate::store::pool::ReadPool;
 
 pub struct Indexer;
 
 pub struct IndexerArgs {
     pub config: IndexConfig,
     pub index: SearchIndex,
+    pub db: ReadPool,
     pub routes: RoutesRx,
     pub counters: Arc<Counters>,
 }
@@ -35,6 +43,8 @@ pub struct IndexerArgs {
 pub struct IndexerState {
     args: IndexerArgs,
     writer: Option<IndexWriter>,
+    /// Jobs taken from the mailbox, not yet in the writer (see `Flush`).
+    staged: Vec<DocJob>,
     pending: Vec<DocJob>,
     timer_armed: bool,
     /// Documents added since the Intake was last told (see `Handoff`).
@@ -59,6 +69,7 @@ impl Actor for Indexer {
         Ok(IndexerState {
             args,
             writer: Some(writer),
+            staged: Vec::new(),
             pending: Vec::new(),
             timer_armed: false,
             handed: Vec::new(),
@@ -72,33 +83,19 @@ impl Actor for Indexer {
         st: &mut IndexerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            IndexerMsg::Add(mut job) => {
-                let counters = st.args.counters.clone();
-                let _timer = counters.indexer.start_job();
-                let idx = &st.args.index;
-                let writer = st.writer.as_ref().ok_or("index writer lost")?;
-                let text = job.text.take().unwrap_or_else(|| Arc::from(""));
-                let title = job.title.as_deref().unwrap_or(&job.filename);
-                writer.delete_term(idx.id_term(&job.id));
-                writer.add_document(idx.make_doc(
-                    &job.id,
-                    &job.workspace,
-                    title,
-                    &job.filename,
-                    &text,
-                    job.doc_type.as_deref(),
-                ))?;
-                // The text now lives in Tantivy's buffer: the document's
-                // permit goes back, its claim stays until the commit. The
-                // Intake is told once for everything already in the mailbox.
-                if st.handed.is_empty() {
-                    me.cast(IndexerMsg::Handoff)?;
+            IndexerMsg::Add(job) => {
+                // Added with every other job already in the mailbox, once
+                // the Flush queued behind them arrives.
+                if st.staged.is_empty() {
+                    me.cast(IndexerMsg::Flush)?;
                 }
-                st.handed.push((job.seq, job.admission));
-                st.pending.push(job);
+                st.staged.push(job);
+            }
+            IndexerMsg::Flush => {
+                flush(st).await?;
                 if st.pending.len() >= st.args.config.commit_batch {
                     commit(st).await?;
-                } else if !st.timer_armed {
+                } else if !st.pending.is_empty() && !st.timer_armed {
                     st.timer_armed = true;
                     me.send_after(
                         Duration::from_millis(st.args.config.commit_interval_ms),
@@ -106,12 +103,12 @@ impl Actor for Indexer {
                     );
                 }
             }
-            IndexerMsg::Handoff => hand_off(st)?,
             IndexerMsg::Commit => {
                 st.timer_armed = false;
                 commit(st).await?;
             }
             IndexerMsg::Delete { id, reply } => {
+                flush(st).await?;
                 let writer = st.writer.as_ref().ok_or("index writer lost")?;
                 writer.delete_term(st.args.index.id_term(&id));
                 // Commit unconditionally: the delete must be durable before
@@ -165,6 +162,42 @@ async fn snapshot(
     })
 }
 
+/// Adds the staged jobs to the writer, with what SQLite holds of them
+/// beside their text; their permits go back (the text now lives in
+/// Tantivy's buffer), their claims stay until the commit.
+async fn flush(st: &mut IndexerState) -> Result<(), ActorProcessingErr> {
+    if st.staged.is_empty() {
+        return Ok(());
+    }
+    let jobs = std::mem::take(&mut st.staged);
+    let counters = st.args.counters.clone();
+    let _timer = counters.indexer.start_job();
+    let seqs: Vec<i64> = jobs.iter().map(|j| j.seq).collect();
+    let db = st.args.db.clone();
+    let meta = tokio::task::spawn_blocking(move || db.with(|c| index_meta(c, &seqs))).await??;
+    let idx = &st.args.index;
+    let writer = st.writer.as_ref().ok_or("index writer lost")?;
+    let none = IndexMeta::default();
+    for mut job in jobs {
+        let text = job.text.take().unwrap_or_else(|| Arc::from(""));
+        let title = job.title.as_deref().unwrap_or(&job.filename);
+        writer.delete_term(idx.id_term(&job.id));
+        writer.add_document(idx.make_doc(&IndexDoc {
+            id: &job.id,
+            seq: job.seq,
+            workspace: &job.workspace,
+            title,
+            filename: &job.filename,
+            body: &text,
+            doc_type: job.doc_type.as_deref(),
+            meta: meta.get(&job.seq).unwrap_or(&none),
+        }))?;
+        st.handed.push((job.seq, job.admission));
+        st.pending.push(job);
+    }
+    hand_off(st)
+}
+
 fn hand_off(st: &mut IndexerState) -> Result<(), ActorProcessingErr> {
     if !st.handed.is_empty() {
         let claims = std::mem::take(&mut st.handed);
@@ -178,6 +211,7 @@ fn hand_off(st: &mut IndexerState) -> Result<(), ActorProcessingErr> {
 }
 
 async fn commit(st: &mut IndexerState) -> Result<(), ActorProcessingErr> {
+    flush(st).await?;
     if st.pending.is_empty() {
         return Ok(());
     }

@@ -227,6 +227,7 @@ async fn spawn_child(
             let args = IndexerArgs {
                 config: cfg.index.clone(),
                 index: sh.index.clone(),
+                db: sh.db.clone(),
                 routes,
                 counters,
             };

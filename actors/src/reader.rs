@@ -77,8 +77,17 @@ pub enum SearchError {
 
 #[derive(Debug, Serialize)]
 pub struct SearchResults {
+    /// Every hit, exactly (not only this page).
     pub total: u64,
+    /// The mode the hits were ranked in (`fulltext` until documents have
+    /// vectors).
+    pub mode: &'static str,
     pub hits: Vec<SearchHit>,
+    /// The facets asked for, counted over all hits.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub facets: crate::store::index::FacetCounts,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
     /// No document matched the words as written: these match them give or
     /// take a typo (one letter wrong, missing, extra, or two swapped).
     #[serde(skip_serializing_if = "std::ops::Not::not")]

@@ -222,8 +222,9 @@ pub enum IndexerMsg {
     },
     /// Internal: the commit interval elapsed.
     Commit,
-    /// Internal: tell the Intake which texts the index now holds.
-    Handoff,
+    /// Internal: add the staged documents to the writer and tell the
+    /// Intake which texts the index now holds.
+    Flush,
 }
 
 pub enum SchedulerMsg {

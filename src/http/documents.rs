@@ -554,8 +554,9 @@ pub async fn list(
     )
 }
 
-/// `PATCH /api/v1/documents/{id}`: `{"title", "doc_type", "tags"}`, each
-/// optional; `null` clears. Answers the document as it is now.
+/// `PATCH /api/v1/documents/{id}`: `{"title", "doc_type", "tags" (ids),
+/// "created" (the document's date), "fields"}`, each optional; `null`
+/// clears. Answers the document as it is now.
 pub async fn edit(
     State(app): State<AppState>,
     caller: Caller,
@@ -573,11 +574,17 @@ pub async fn edit(
             "doc_type" => e.doc_type = Some(optional_text(v, "doc_type", 100)?),
             "tags" => e.tags = Some(id_list(v, "tags")?),
             "fields" => e.fields = Some(user_fields(&app, v)?),
+            "created" => {
+                e.doc_date = Some(match optional_text(v, "created", 40)? {
+                    None => None,
+                    Some(t) => Some(super::paperless::parse_date(&t)?),
+                })
+            }
             other => {
                 return Err(Problem::new(
                     Code::InvalidBody,
                     format!(
-                    "unknown field {other:?}; a document's title, doc_type, tags and fields can be changed"
+                    "unknown field {other:?}; a document's title, doc_type, tags, created and fields can be changed"
                 ),
                 ))
             }

@@ -216,7 +216,7 @@ fn unknown(field: &str, id: i64) -> Problem {
 }
 
 /// `YYYY-MM-DD` or an RFC 3339 date-time; kept as given.
-fn parse_date(v: &str) -> Result<String, Problem> {
+pub(super) fn parse_date(v: &str) -> Result<String, Problem> {
     let date_only =
         v.len() == 10 && humantime::parse_rfc3339_weak(&format!("{v} 00:00:00")).is_ok();
     if date_only || humantime::parse_rfc3339_weak(v).is_ok() || parse_offset_datetime(v) {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::{Reader, SearchError, SearchHit, SearchResults};
 use crate::model::Scope;
 use crate::store::documents::{get_document, get_text_window, query_documents};
-use crate::store::index::{QueryError, SNIPPET_WINDOW};
+use crate::store::index::{QueryError, RawResults, SearchRequest, SNIPPET_WINDOW};
 use crate::store::DocQuery;
 
 /// How many of a filtered search's best hits are filtered.
@@ -26,6 +26,36 @@ impl Reader {
     ) -> Result<SearchResults, SearchError> {
         self.search_where(q, limit, offset, scope, None, typos)
             .await
+    }
+
+    /// A search with the index's own filters, sorts, facets and cursor
+    /// (`GET /api/v1/search`): totals and facet counts are exact.
+    pub async fn find(
+        &self,
+        req: SearchRequest,
+        scope: &Scope,
+    ) -> Result<SearchResults, SearchError> {
+        let index = self.index.clone();
+        let scope = scope.clone();
+        let r = self
+            .db
+            .run(move |conn| {
+                let mut raw = match index.find(&req, &scope) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let hits = hit_details(conn, &mut raw, &scope)?;
+                Ok(Ok(SearchResults {
+                    total: raw.total,
+                    mode: "fulltext",
+                    hits,
+                    facets: std::mem::take(&mut raw.facets),
+                    next_cursor: raw.next_cursor.as_ref().map(|c| c.encode()),
+                    fuzzy: raw.fuzzy,
+                }))
+            })
+            .await?;
+        r.map_err(|QueryError(m)| SearchError::Query(m))
     }
 
     /// A search whose hits also pass `filter` (the catalog's conditions, such
@@ -68,25 +98,13 @@ impl Reader {
                     raw.total = kept.len() as u64;
                     raw.hits = kept.into_iter().skip(offset).take(limit).collect();
                 }
-                let mut hits = Vec::with_capacity(raw.hits.len());
-                let needles = raw.needles();
-                for (id, score) in std::mem::take(&mut raw.hits) {
-                    let Some(doc) = get_document(conn, &id, &scope)? else {
-                        continue;
-                    };
-                    let text = get_text_window(conn, &id, &scope, &needles, SNIPPET_WINDOW)?
-                        .unwrap_or_default();
-                    hits.push(SearchHit {
-                        title: doc.title.unwrap_or(doc.filename),
-                        doc_type: doc.doc_type,
-                        id,
-                        score,
-                        snippet: raw.snippet_html(&text),
-                    });
-                }
+                let hits = hit_details(conn, &mut raw, &scope)?;
                 Ok(Ok(SearchResults {
                     total: raw.total,
+                    mode: "fulltext",
                     hits,
+                    facets: Default::default(),
+                    next_cursor: None,
                     fuzzy: raw.fuzzy,
                 }))
             })
@@ -173,4 +191,29 @@ impl Reader {
             .await?;
         Ok(Some(hits))
     }
+}
+
+/// Titles, types and snippets of the hits, from SQLite (a hit whose row is
+/// gone, deleted meanwhile, is left out).
+fn hit_details(
+    conn: &rusqlite::Connection,
+    raw: &mut RawResults,
+    scope: &Scope,
+) -> Result<Vec<SearchHit>> {
+    let mut hits = Vec::with_capacity(raw.hits.len());
+    let needles = raw.needles();
+    for (id, score) in std::mem::take(&mut raw.hits) {
+        let Some(doc) = get_document(conn, &id, scope)? else {
+            continue;
+        };
+        let text = get_text_window(conn, &id, scope, &needles, SNIPPET_WINDOW)?.unwrap_or_default();
+        hits.push(SearchHit {
+            title: doc.title.unwrap_or(doc.filename),
+            doc_type: doc.doc_type,
+            id,
+            score,
+            snippet: raw.snippet_html(&text),
+        });
+    }
+    Ok(hits)
 }

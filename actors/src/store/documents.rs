@@ -913,3 +913,65 @@ impl Flag {
         }
     }
 }
+
+/// What the index keeps of each document beside its words (tags, language,
+/// date, fields), for a batch of documents by number.
+pub fn index_meta(
+    conn: &Connection,
+    seqs: &[i64],
+) -> Result<std::collections::HashMap<i64, crate::store::index::IndexMeta>> {
+    use crate::store::index::IndexMeta;
+    let json = serde_json::to_string(seqs)?;
+    let mut out: std::collections::HashMap<i64, IndexMeta> = std::collections::HashMap::new();
+    let mut docs = conn.prepare_cached(&format!(
+        "SELECT d.seq, d.language, {CREATED_DATE_SQL}, d.created_at FROM documents d
+         WHERE d.seq IN (SELECT value FROM json_each(?1))"
+    ))?;
+    let rows = docs.query_map([&json], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            IndexMeta {
+                language: r.get(1)?,
+                created: r.get(2)?,
+                added_ms: r.get(3)?,
+                ..IndexMeta::default()
+            },
+        ))
+    })?;
+    for row in rows {
+        let (seq, meta) = row?;
+        out.insert(seq, meta);
+    }
+    let mut tags = conn.prepare_cached(
+        "SELECT dt.doc_seq, t.name FROM document_tags dt JOIN tags t ON t.id = dt.tag_id
+         WHERE dt.doc_seq IN (SELECT value FROM json_each(?1)) ORDER BY t.name",
+    )?;
+    let rows = tags.query_map([&json], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (seq, name) = row?;
+        if let Some(m) = out.get_mut(&seq) {
+            m.tags.push(name);
+        }
+    }
+    let mut fields = conn.prepare_cached(
+        "SELECT doc_seq, name, kind, value FROM doc_fields
+         WHERE doc_seq IN (SELECT value FROM json_each(?1))",
+    )?;
+    let rows = fields.query_map([&json], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (seq, name, kind, value) = row?;
+        if let (Some(m), Some(kind)) = (out.get_mut(&seq), crate::model::Kind::parse(&kind)) {
+            m.fields.push((name, kind, value));
+        }
+    }
+    Ok(out)
+}

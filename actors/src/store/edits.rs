@@ -189,10 +189,15 @@ pub fn write_edit(
     }
     let mut stage = Stage::parse(&stage).unwrap_or(Stage::Failed);
     // A new type has other fields: enrich again (values set by hand stay).
-    // A new title only needs indexing again.
+    // A new title, tags, date or fields only need indexing again (the
+    // index filters, sorts and counts by them).
     let back_to = if edit.doc_type.is_some() {
         Some(Stage::Classified)
-    } else if edit.title.is_some() {
+    } else if edit.title.is_some()
+        || edit.tags.is_some()
+        || edit.doc_date.is_some()
+        || edit.fields.is_some()
+    {
         Some(Stage::Enriched)
     } else {
         None

@@ -1,38 +1,205 @@
 //! The Tantivy index: schema, opening, and the query side. Only the id is
 //! stored; titles and snippet text come from SQLite for the top hits, so the
 //! text is not kept twice. The Indexer actor is the only writer.
+//!
+//! Beside the words (title, file name, body), a document carries what the
+//! filters, facets and sorts need: its type, tags and language as keywords
+//! (matched case-blind, counted as written), its date (`created`: the
+//! document's own, else the day it was added), the day it was added, the
+//! year, and its fields in one JSON field (`fields.total`, `fields.issuer`):
+//! amounts and numbers as numbers, dates as dates, the rest as words. The
+//! body is indexed twice: as written, and stemmed in the field of its
+//! language, whose matches count for less, so exact words rank first.
 
+mod facets;
+mod query;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, MoreLikeThisQuery, Occur, Query, QueryParser, TermSetQuery};
-use tantivy::schema::{Field, OwnedValue, Schema, Value, STORED, STRING, TEXT};
+use tantivy::schema::{
+    DateOptions, Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, Schema,
+    TextFieldIndexing, TextOptions, Value, STORED, STRING, TEXT,
+};
+use tantivy::tokenizer::{
+    Language, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
+};
 
-use crate::model::Scope;
-use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
+pub use facets::{FacetCounts, FacetKind};
+pub use query::{Cursor, Sort, SortKey};
+
+use crate::model::{Kind, Scope};
+use tantivy::{DateTime, DocAddress, Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
+
+/// The languages whose text is also indexed stemmed (whatlang's codes, as
+/// extraction records them), each in a field `body_<code>`; a document of
+/// no known language is stemmed as English.
+pub const STEMMED: [(&str, Language); 17] = [
+    ("eng", Language::English),
+    ("deu", Language::German),
+    ("fra", Language::French),
+    ("spa", Language::Spanish),
+    ("ita", Language::Italian),
+    ("por", Language::Portuguese),
+    ("nld", Language::Dutch),
+    ("swe", Language::Swedish),
+    ("dan", Language::Danish),
+    ("nob", Language::Norwegian),
+    ("fin", Language::Finnish),
+    ("hun", Language::Hungarian),
+    ("ron", Language::Romanian),
+    ("tur", Language::Turkish),
+    ("rus", Language::Russian),
+    ("ell", Language::Greek),
+    ("ara", Language::Arabic),
+];
+
+/// A clause of a boolean query.
+type Clause = (Occur, Box<dyn Query>);
+
+/// How much a stemmed match counts beside a match of the word as written.
+const STEM_BOOST: f32 = 0.6;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Fields {
     pub id: Field,
+    pub seq: Field,
     pub title: Field,
     pub filename: Field,
     pub body: Field,
+    pub stems: [Field; STEMMED.len()],
     pub doc_type: Field,
+    pub tag: Field,
+    pub language: Field,
     pub workspace: Field,
+    pub created: Field,
+    pub added: Field,
+    pub year: Field,
+    pub fields: Field,
 }
+
+/// The name of the keyword tokenizer: the whole value, lower case.
+const KEYWORD: &str = "keyword";
 
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
+    let keyword = TextOptions::default()
+        .set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(KEYWORD)
+                .set_index_option(IndexRecordOption::Basic),
+        )
+        .set_fast("raw");
+    let stem = |code: &str| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(&format!("stem_{code}"))
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        )
+    };
+    let date = DateOptions::default().set_indexed().set_fast();
+    let stems = STEMMED.map(|(code, _)| b.add_text_field(&format!("body_{code}"), stem(code)));
     let fields = Fields {
         id: b.add_text_field("id", STRING | STORED),
+        seq: b.add_u64_field("seq", NumericOptions::default().set_fast()),
         title: b.add_text_field("title", TEXT),
         filename: b.add_text_field("filename", TEXT),
         body: b.add_text_field("body", TEXT),
-        doc_type: b.add_text_field("doc_type", STRING),
+        stems,
+        doc_type: b.add_text_field("type", keyword.clone()),
+        tag: b.add_text_field("tag", keyword.clone()),
+        language: b.add_text_field("language", keyword.clone()),
         workspace: b.add_text_field("workspace", STRING),
+        created: b.add_date_field("created", date.clone()),
+        added: b.add_date_field("added", date),
+        year: b.add_u64_field("year", NumericOptions::default().set_indexed().set_fast()),
+        fields: b.add_json_field(
+            "fields",
+            JsonObjectOptions::default()
+                .set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer("default")
+                        .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                )
+                .set_fast("raw"),
+        ),
     };
     (b.build(), fields)
+}
+
+/// The tokenizers the schema names beside Tantivy's own.
+fn register_tokenizers(index: &Index) {
+    let t = index.tokenizers();
+    t.register(
+        KEYWORD,
+        TextAnalyzer::builder(RawTokenizer::default())
+            .filter(LowerCaser)
+            .build(),
+    );
+    for (code, lang) in STEMMED {
+        t.register(
+            &format!("stem_{code}"),
+            TextAnalyzer::builder(SimpleTokenizer::default())
+                .filter(RemoveLongFilter::limit(40))
+                .filter(LowerCaser)
+                .filter(Stemmer::new(lang))
+                .build(),
+        );
+    }
+}
+
+/// What the index keeps of a document beside its words (read from SQLite
+/// by the Indexer for each batch).
+#[derive(Clone, Debug, Default)]
+pub struct IndexMeta {
+    pub tags: Vec<String>,
+    pub language: Option<String>,
+    /// `YYYY-MM-DD`: the document's own date, else the day it was added.
+    pub created: Option<String>,
+    /// When it was added (ms since the epoch).
+    pub added_ms: i64,
+    /// (name, kind, value) of each field.
+    pub fields: Vec<(String, Kind, String)>,
+}
+
+/// One document as the Indexer adds it.
+pub struct IndexDoc<'a> {
+    pub id: &'a str,
+    pub seq: i64,
+    pub workspace: &'a str,
+    pub title: &'a str,
+    pub filename: &'a str,
+    pub body: &'a str,
+    pub doc_type: Option<&'a str>,
+    pub meta: &'a IndexMeta,
+}
+
+/// Days since the epoch of a `YYYY-MM-DD` date (the proleptic Gregorian
+/// calendar), or None if it is not one.
+pub(crate) fn days_from_ymd(s: &str) -> Option<i64> {
+    let s = s.get(..10)?;
+    let mut parts = s.split('-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+fn date_of_days(days: i64) -> DateTime {
+    DateTime::from_timestamp_secs(days * 86_400)
 }
 
 /// The index, a manually reloaded reader (the Indexer reloads it after each
@@ -75,6 +242,7 @@ impl SearchIndex {
         let mmap = tantivy::directory::MmapDirectory::open(dir)
             .with_context(|| format!("cannot open index directory {}", dir.display()))?;
         let index = Index::open_or_create(mmap, schema).context("cannot open the search index")?;
+        register_tokenizers(&index);
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -94,35 +262,83 @@ impl SearchIndex {
         Term::from_field_text(self.fields.id, id)
     }
 
-    pub fn make_doc(
-        &self,
-        id: &str,
-        workspace: &str,
-        title: &str,
-        filename: &str,
-        body: &str,
-        doc_type: Option<&str>,
-    ) -> TantivyDocument {
+    /// The stemmed body field of a language (English when none is known or
+    /// Tantivy has no stemmer for it).
+    fn stem_field(&self, language: Option<&str>) -> Field {
+        let i = language
+            .and_then(|l| STEMMED.iter().position(|(code, _)| *code == l))
+            .unwrap_or(0);
+        self.fields.stems[i]
+    }
+
+    pub fn make_doc(&self, x: &IndexDoc<'_>) -> TantivyDocument {
         let f = self.fields;
+        let m = x.meta;
         let mut d = TantivyDocument::default();
-        d.add_text(f.id, id);
-        d.add_text(f.workspace, workspace);
-        d.add_text(f.title, title);
-        d.add_text(f.filename, filename);
-        d.add_text(f.body, body);
-        if let Some(t) = doc_type {
+        d.add_text(f.id, x.id);
+        d.add_u64(f.seq, x.seq.max(0) as u64);
+        d.add_text(f.workspace, x.workspace);
+        d.add_text(f.title, x.title);
+        d.add_text(f.filename, x.filename);
+        d.add_text(f.body, x.body);
+        d.add_text(self.stem_field(m.language.as_deref()), x.body);
+        if let Some(t) = x.doc_type {
             d.add_text(f.doc_type, t);
+        }
+        for t in &m.tags {
+            d.add_text(f.tag, t);
+        }
+        if let Some(l) = &m.language {
+            d.add_text(f.language, l);
+        }
+        if let Some(days) = m.created.as_deref().and_then(days_from_ymd) {
+            d.add_date(f.created, date_of_days(days));
+            if let Some(y) = m
+                .created
+                .as_deref()
+                .and_then(|c| c.get(..4)?.parse::<u64>().ok())
+            {
+                d.add_u64(f.year, y);
+            }
+        }
+        d.add_date(f.added, DateTime::from_timestamp_millis(m.added_ms));
+        let mut values = BTreeMap::new();
+        for (name, kind, value) in &m.fields {
+            let v = match kind {
+                Kind::Money | Kind::Number => match value.trim().parse::<f64>() {
+                    Ok(n) if n.is_finite() => OwnedValue::F64(n),
+                    _ => OwnedValue::Str(value.clone()),
+                },
+                Kind::Date => match days_from_ymd(value) {
+                    Some(days) => OwnedValue::Date(date_of_days(days)),
+                    None => OwnedValue::Str(value.clone()),
+                },
+                _ => OwnedValue::Str(value.clone()),
+            };
+            values.insert(name.clone(), v);
+        }
+        if !values.is_empty() {
+            d.add_object(f.fields, values);
         }
         d
     }
 
     /// The query parser; `typos`: each word also matches words one edit
-    /// (a letter wrong, missing, extra or two swapped) away.
-    fn parser(&self, typos: bool) -> QueryParser {
+    /// (a letter wrong, missing, extra or two swapped) away. Words are
+    /// looked for as written in the title, body and file name, and stemmed
+    /// in each language's body field (worth less).
+    fn parser(&self, typos: bool, stemmed: bool) -> QueryParser {
         let f = self.fields;
-        let mut p = QueryParser::for_index(&self.index, vec![f.title, f.body, f.filename]);
+        let mut defaults = vec![f.title, f.body, f.filename];
+        if stemmed {
+            defaults.extend(f.stems);
+        }
+        let mut p = QueryParser::for_index(&self.index, defaults);
         p.set_conjunction_by_default();
         p.set_field_boost(f.title, 2.0);
+        for s in f.stems {
+            p.set_field_boost(s, STEM_BOOST);
+        }
         if typos {
             for field in [f.title, f.body, f.filename] {
                 p.set_field_fuzzy(field, false, 1, true);
@@ -161,10 +377,7 @@ impl SearchIndex {
         self.search_with(q, limit, offset, scope, true)
     }
 
-    /// Runs a query in the scope. With `typos`, a query that matches
-    /// nothing as written is run again with each word matching words one
-    /// edit away (`fuzzy` in the answer says so): exact matches, when there
-    /// are any, are all the hits.
+    /// Runs a query in the scope, by relevance, with no filters or facets.
     pub fn search_with(
         &self,
         q: &str,
@@ -173,51 +386,132 @@ impl SearchIndex {
         scope: &Scope,
         typos: bool,
     ) -> Result<RawResults, QueryError> {
-        let exact = self.run(q, limit, offset, scope, false)?;
-        if exact.total > 0 || !typos {
+        self.find(
+            &SearchRequest {
+                q: q.to_string(),
+                limit,
+                offset,
+                typos,
+                ..SearchRequest::default()
+            },
+            scope,
+        )
+    }
+
+    /// Runs a search in the scope. With `typos`, a query that matches
+    /// nothing as written is run again with each word matching words one
+    /// edit away (`fuzzy` in the answer says so): exact matches, when there
+    /// are any, are all the hits.
+    pub fn find(&self, req: &SearchRequest, scope: &Scope) -> Result<RawResults, QueryError> {
+        let exact = self.run(req, scope, false)?;
+        if exact.total > 0 || !req.typos || req.q.trim().is_empty() {
             return Ok(exact);
         }
-        let fuzzy = self.run(q, limit, offset, scope, true)?;
+        let fuzzy = self.run(req, scope, true)?;
         Ok(if fuzzy.total > 0 { fuzzy } else { exact })
+    }
+
+    /// The request's filters, as clauses every hit must match.
+    fn filters(&self, req: &SearchRequest) -> Result<Vec<Clause>, QueryError> {
+        let f = self.fields;
+        let keyword = |field: Field, v: &str| Term::from_field_text(field, &v.to_lowercase());
+        let mut out: Vec<Clause> = Vec::new();
+        if !req.types.is_empty() {
+            let terms = req.types.iter().map(|t| keyword(f.doc_type, t));
+            out.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
+        }
+        for t in &req.tags {
+            out.push((
+                Occur::Must,
+                Box::new(tantivy::query::TermQuery::new(
+                    keyword(f.tag, t),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        if !req.languages.is_empty() {
+            let terms = req.languages.iter().map(|l| keyword(f.language, l));
+            out.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
+        }
+        let day = |v: &Option<String>, name: &str| -> Result<Option<i64>, QueryError> {
+            v.as_deref()
+                .map(|d| {
+                    days_from_ymd(d).filter(|_| d.len() == 10).ok_or_else(|| {
+                        QueryError(format!("{name} must be a date (YYYY-MM-DD), not {d:?}"))
+                    })
+                })
+                .transpose()
+        };
+        let (from, to) = (day(&req.from, "from")?, day(&req.to, "to")?);
+        if from.is_some() || to.is_some() {
+            use std::ops::Bound;
+            let term = |d| Term::from_field_date_for_search(f.created, date_of_days(d));
+            out.push((
+                Occur::Must,
+                Box::new(tantivy::query::RangeQuery::new(
+                    from.map_or(Bound::Unbounded, |d| Bound::Included(term(d))),
+                    to.map_or(Bound::Unbounded, |d| Bound::Excluded(term(d + 1))),
+                )),
+            ));
+        }
+        Ok(out)
     }
 
     fn run(
         &self,
-        q: &str,
-        limit: usize,
-        offset: usize,
+        req: &SearchRequest,
         scope: &Scope,
         typos: bool,
     ) -> Result<RawResults, QueryError> {
-        let user_query = self
-            .parser(typos)
-            .parse_query(q)
-            .map_err(|e| QueryError(describe_query_error(q, &e)))?;
+        let parsers = query::Parsers {
+            words: self.parser(typos, true),
+            exact: self.parser(typos, false),
+        };
+        let user_query = query::build(self, &parsers, &req.q)?;
         let snippets_query = user_query.box_clone();
-        let query = self.scoped(user_query, scope);
+        let mut clauses = vec![(Occur::Must, user_query)];
+        clauses.extend(self.filters(req)?);
+        let query = self.scoped(Box::new(BooleanQuery::new(clauses)), scope);
         let searcher = self.reader.searcher();
+        let offset = if req.cursor.is_some() { 0 } else { req.offset };
+        let limit = req.limit.max(1);
         let collector = (
-            TopDocs::with_limit(limit.max(1))
+            TopDocs::with_limit(limit + 1)
                 .and_offset(offset)
-                .order_by_score(),
+                .tweak_score(query::sort_keys(req.sort.clone(), req.cursor.clone())),
             Count,
+            facets::Facets(req.facets.clone()),
         );
-        let (top, total) = searcher
+        let (top, total, facets) = searcher
             .search(&query, &collector)
             .map_err(|e| QueryError(format!("search failed: {e}")))?;
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, addr) in top.into_iter().take(limit) {
-            hits.push((self.stored_id(&searcher, addr)?, score));
+        let top: Vec<_> = top
+            .into_iter()
+            .filter(|(k, _)| *k != query::PASSED)
+            .collect();
+        let next_cursor =
+            (top.len() > limit).then(|| query::Cursor::after(&req.sort, top[limit - 1].0));
+        let mut hits = Vec::with_capacity(top.len().min(limit));
+        for (key, addr) in top.into_iter().take(limit) {
+            hits.push((self.stored_id(&searcher, addr)?, key.2));
         }
-        let snippets = tantivy::snippet::SnippetGenerator::create(
-            &searcher,
-            &*snippets_query,
-            self.fields.body,
-        )
-        .map_err(|e| QueryError(format!("search failed: {e}")))?;
+        // Snippets mark the words stemmed (English), so a hit found by a
+        // word's other form shows it too; the same word stems the same in
+        // any language. Quoted words, and words matched give or take a
+        // typo, are marked as written.
+        let mut stemmed = false;
+        snippets_query.query_terms(&mut |term, _| stemmed |= term.field() == self.fields.stems[0]);
+        let snippet_field = if typos || !stemmed {
+            self.fields.body
+        } else {
+            self.fields.stems[0]
+        };
+        let snippets = self
+            .snippet_generator(&searcher, &*snippets_query, snippet_field)
+            .map_err(|e| QueryError(format!("search failed: {e}")))?;
         let mut terms = Vec::new();
         snippets_query.query_terms(&mut |term, _| {
-            if term.field() == self.fields.body {
+            if term.field() == self.fields.body || term.field() == snippet_field {
                 if let Some(t) = term.value().as_str() {
                     terms.push(t.to_string());
                 }
@@ -229,7 +523,40 @@ impl SearchIndex {
             snippets,
             terms,
             fuzzy: typos,
+            facets,
+            next_cursor,
         })
+    }
+
+    /// Marks the query's words of `field` in a text, rarer words first. Unlike
+    /// Tantivy's `SnippetGenerator::create`, a word no document holds in
+    /// this very field is kept: a document stemmed in another language
+    /// still has its words marked.
+    fn snippet_generator(
+        &self,
+        searcher: &tantivy::Searcher,
+        query: &dyn Query,
+        field: Field,
+    ) -> tantivy::Result<tantivy::snippet::SnippetGenerator> {
+        let mut terms = BTreeMap::new();
+        let mut wanted = Vec::new();
+        query.query_terms(&mut |term, _| {
+            if term.field() == field {
+                wanted.push(term.clone());
+            }
+        });
+        for term in wanted {
+            if let Some(text) = term.value().as_str() {
+                let df = searcher.doc_freq(&term)?;
+                terms.insert(text.to_string(), 1.0 / (1.0 + df as f32));
+            }
+        }
+        Ok(tantivy::snippet::SnippetGenerator::new(
+            terms,
+            self.index.tokenizer_for_field(field)?,
+            field,
+            150,
+        ))
     }
 
     /// Documents of the scope most like `text` (more-like-this on the body),
@@ -319,32 +646,36 @@ impl SearchIndex {
 #[error("{0}")]
 pub struct QueryError(pub String);
 
+/// Where `q` breaks the grammar, for the user.
+fn describe_syntax_error(q: &str) -> String {
+    // The lenient grammar says where (a byte offset; told as the character
+    // it is at, counted from 1).
+    let (_, errors) = tantivy_query_grammar::parse_query_lenient(q);
+    match errors.first() {
+        Some(err) => {
+            let at = q
+                .get(..err.pos.min(q.len()))
+                .map_or(0, |p| p.chars().count());
+            format!(
+                "query syntax error at character {} of {:?}: {}",
+                at + 1,
+                q,
+                err.message
+            )
+        }
+        None => format!("query syntax error in {q:?}"),
+    }
+}
+
 fn describe_query_error(q: &str, e: &tantivy::query::QueryParserError) -> String {
     use tantivy::query::QueryParserError as E;
     match e {
-        E::SyntaxError(_) => {
-            // The lenient grammar says where (a byte offset; told as the
-            // character it is at, counted from 1).
-            let (_, errors) = tantivy_query_grammar::parse_query_lenient(q);
-            match errors.first() {
-                Some(err) => {
-                    let at = q
-                        .get(..err.pos.min(q.len()))
-                        .map_or(0, |p| p.chars().count());
-                    format!(
-                        "query syntax error at character {} of {:?}: {}",
-                        at + 1,
-                        q,
-                        err.message
-                    )
-                }
-                None => format!("query syntax error in {q:?}"),
-            }
-        }
-        E::FieldDoesNotExist(f) => {
-            format!("unknown field {f:?}; searchable fields are title, body and filename")
-        }
-        other => format!("invalid query: {other}"),
+        E::SyntaxError(_) => describe_syntax_error(q),
+        E::FieldDoesNotExist(f) => format!(
+            "unknown field {f:?} in {q:?}; fields are title, body, filename, type, tag, \
+             language, created, added, year and the document's own fields"
+        ),
+        other => format!("invalid query {q:?}: {other}"),
     }
 }
 
@@ -352,10 +683,58 @@ pub struct RawResults {
     pub total: u64,
     pub hits: Vec<(String, f32)>,
     pub snippets: tantivy::snippet::SnippetGenerator,
-    /// The query's words in the body, as the index holds them (lower case).
+    /// The query's words in the body, as the index holds them (lower case,
+    /// and stemmed).
     pub terms: Vec<String>,
     /// The hits match the words give or take a typo (none matched exactly).
     pub fuzzy: bool,
+    /// Counts over all hits, for the facets asked for.
+    pub facets: FacetCounts,
+    /// Where the next page starts, when there is one.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// A search as the API asks for it.
+#[derive(Clone, Debug)]
+pub struct SearchRequest {
+    /// The query; blank: every document the filters pass.
+    pub q: String,
+    /// Any of these types.
+    pub types: Vec<String>,
+    /// All of these tags.
+    pub tags: Vec<String>,
+    /// Any of these languages.
+    pub languages: Vec<String>,
+    /// The document's date from this day on (`YYYY-MM-DD`).
+    pub from: Option<String>,
+    /// … up to and including this day.
+    pub to: Option<String>,
+    pub sort: Sort,
+    pub limit: usize,
+    /// Ignored with a cursor.
+    pub offset: usize,
+    pub cursor: Option<Cursor>,
+    pub facets: Vec<FacetKind>,
+    pub typos: bool,
+}
+
+impl Default for SearchRequest {
+    fn default() -> Self {
+        SearchRequest {
+            q: String::new(),
+            types: Vec::new(),
+            tags: Vec::new(),
+            languages: Vec::new(),
+            from: None,
+            to: None,
+            sort: Sort::default(),
+            limit: 10,
+            offset: 0,
+            cursor: None,
+            facets: Vec::new(),
+            typos: true,
+        }
+    }
 }
 
 /// The most a snippet is looked for in: a window this long around the
@@ -410,35 +789,53 @@ fn floor_boundary(text: &str, mut i: usize) -> usize {
 mod tests {
     use super::*;
 
+    fn add(
+        w: &tantivy::IndexWriter,
+        idx: &SearchIndex,
+        id: &str,
+        ws: &str,
+        title: &str,
+        body: &str,
+    ) {
+        let filename = format!("{id}.txt");
+        w.add_document(idx.make_doc(&IndexDoc {
+            id,
+            seq: id.bytes().next().unwrap_or(0) as i64,
+            workspace: ws,
+            title,
+            filename: &filename,
+            body,
+            doc_type: None,
+            meta: &IndexMeta::default(),
+        }))
+        .unwrap();
+    }
+
     #[test]
     fn indexes_searches_and_replaces_by_id() {
         let dir = tempfile::tempdir().unwrap();
         let idx = SearchIndex::open(dir.path()).unwrap();
         let mut w: tantivy::IndexWriter = idx.index.writer_with_num_threads(1, 15_000_000).unwrap();
-        w.add_document(idx.make_doc(
+        add(
+            &w,
+            &idx,
             "a",
             "default",
             "Quarterly report",
-            "a.txt",
             "zebra finance",
-            None,
-        ))
-        .unwrap();
+        );
         // Re-adding the same id after a delete leaves one copy (idempotent indexing).
         w.delete_term(idx.id_term("a"));
-        w.add_document(idx.make_doc(
+        add(
+            &w,
+            &idx,
             "a",
             "default",
             "Quarterly report",
-            "a.txt",
             "zebra finance",
-            None,
-        ))
-        .unwrap();
-        w.add_document(idx.make_doc("b", "other", "b", "b.txt", "zebra finance", None))
-            .unwrap();
-        w.add_document(idx.make_doc("c", "default", "c", "c.txt", "llama budget", None))
-            .unwrap();
+        );
+        add(&w, &idx, "b", "other", "b", "zebra finance");
+        add(&w, &idx, "c", "default", "c", "llama budget");
         w.commit().unwrap();
         idx.reader.reload().unwrap();
         let r = idx
