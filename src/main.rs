@@ -73,6 +73,9 @@ enum Command {
     /// Check that the catalog, the index and the blob store agree; with
     /// --repair mend what can be mended
     Check(maintain::CheckArgs),
+    /// Rebuild the search index from the catalog's text and metadata
+    /// (nothing is extracted again)
+    Reindex(maintain::ReindexArgs),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
             Command::Backup(a) => maintain::backup(a).await,
             Command::Restore(a) => maintain::restore(a).await,
             Command::Check(a) => maintain::check(a).await,
+            Command::Reindex(a) => maintain::reindex(a).await,
         }
     });
     match result {

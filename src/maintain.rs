@@ -55,6 +55,30 @@ pub struct CheckArgs {
     pub flags: config::Flags,
 }
 
+#[derive(Clone, Debug, clap::Args)]
+pub struct ReindexArgs {
+    #[command(flatten)]
+    pub flags: config::Flags,
+}
+
+/// `docpipe reindex`: on a data directory no server runs on, empties the
+/// index and indexes every indexed document again, then waits for it.
+pub async fn reindex(a: ReindexArgs) -> Result<(), String> {
+    let (cfg, _) = config::load(&a.flags)?;
+    let started = std::time::Instant::now();
+    let n = offline::with_engine(&cfg, "stop it first", |pipeline| async move {
+        let n = pipeline.reindex().await.map_err(|e| format!("{e:#}"))?;
+        offline::wait_for_pipeline(&pipeline, &docpipe_actors::Scope::All, true).await?;
+        Ok(n)
+    })
+    .await?;
+    println!(
+        "indexed {n} documents again in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// The destination as an absolute path (the server may run elsewhere).
 fn absolute(p: &PathBuf) -> Result<PathBuf, String> {
     std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()))

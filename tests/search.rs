@@ -543,3 +543,121 @@ fn an_edit_of_tags_and_fields_reaches_the_filters() {
     assert_eq!(total(&s, &[("q", "gardening"), ("tag", "home")]), 0);
     assert_eq!(wait_terminal(&s, &a, WAIT)["stage"], "indexed");
 }
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn on_data_dir(args: &[&str], data: &Path, config: &Path) -> (i32, String, String) {
+    let mut all = args.to_vec();
+    all.extend([
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    cli(&all)
+}
+
+/// Deleted documents free their space (segments are merged); `docpipe
+/// check` finds an index that lost documents and one that kept documents
+/// the catalog no longer has, `--repair` mends both; `docpipe reindex`
+/// rebuilds the index from the catalog alone.
+#[test]
+fn deletes_free_space_and_check_and_reindex_mend_a_damaged_index() {
+    use docpipe_actors::store::index::SearchIndex;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("config.toml");
+    std::fs::write(&config, FAST_CONFIG).unwrap();
+    let mut s = Server::start(&data, FAST_CONFIG, &[]);
+    let files = corpus_files(&["markdown-crates", "html-python-docs"], 30);
+    let mut uploaded = Vec::new();
+    for p in &files {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        uploaded.push(upload_one(&s, &name, std::fs::read(p).unwrap()));
+    }
+    let mut indexed = Vec::new();
+    for id in &uploaded {
+        if wait_terminal(&s, id, WAIT)["stage"] == "indexed" {
+            indexed.push(id.clone());
+        }
+    }
+    assert!(indexed.len() >= 50, "{}", indexed.len());
+    let index_dir = data.join("index");
+    let before = dir_bytes(&index_dir);
+    let (gone, kept) = indexed.split_at(indexed.len() / 2);
+    for id in gone {
+        let (code, _, _) = reqwest::send(
+            reqwest::async_client().delete(s.url(&format!("/api/v1/documents/{id}"))),
+        );
+        assert_eq!(code, 204);
+    }
+    assert_eq!(total(&s, &[("q", "*")]), kept.len() as u64);
+    wait_until(Duration::from_secs(60), "the index to shrink", || {
+        dir_bytes(&index_dir) < before * 3 / 4
+    });
+    eprintln!(
+        "index: {before} bytes with {} documents, {} after deleting {}",
+        indexed.len(),
+        dir_bytes(&index_dir),
+        gone.len()
+    );
+    s.stop();
+
+    // Damage: three documents lost from the index, two rows gone from the
+    // catalog (their index entries kept).
+    {
+        let idx = SearchIndex::open(&index_dir).unwrap();
+        let mut w: tantivy::IndexWriter = idx.index.writer_with_num_threads(1, 15_000_000).unwrap();
+        for id in &kept[..3] {
+            w.delete_term(idx.id_term(id));
+        }
+        w.commit().unwrap();
+        let db = rusqlite::Connection::open(data.join("catalog.sqlite")).unwrap();
+        db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        for id in &kept[3..5] {
+            db.execute("DELETE FROM documents WHERE id = ?1", [id])
+                .unwrap();
+        }
+    }
+    let (code, out, err) = on_data_dir(&["check", "--quick"], &data, &config);
+    assert_ne!(code, 0, "{out}{err}");
+    for id in &kept[..3] {
+        assert!(out.contains(&format!("not_in_index {id}")), "{out}");
+    }
+    for id in &kept[3..5] {
+        assert!(out.contains(&format!("index_orphan {id}")), "{out}");
+    }
+    let (code, out, err) = on_data_dir(&["check", "--quick", "--repair"], &data, &config);
+    assert_eq!(code, 0, "{out}{err}");
+    // (Their originals, where stored as blobs, are orphans too: mended.)
+    assert!(out.matches("(repaired)").count() >= 5, "{out}");
+    let (code, out, err) = on_data_dir(&["check", "--quick"], &data, &config);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("agree"), "{out}");
+
+    // The index rebuilt from the catalog alone.
+    let (code, out, err) = on_data_dir(&["reindex"], &data, &config);
+    assert_eq!(code, 0, "{out}{err}");
+    let left = kept.len() - 2;
+    assert!(
+        out.contains(&format!("indexed {left} documents again")),
+        "{out}"
+    );
+    let (code, out, err) = on_data_dir(&["check", "--quick"], &data, &config);
+    assert_eq!(code, 0, "{out}{err}");
+    s.restart();
+    let all = ok(&s, &[("q", "*"), ("limit", "100")]);
+    assert_eq!(all["total"].as_u64().unwrap(), left as u64);
+    let found: HashSet<String> = ids(&all).into_iter().collect();
+    for id in &kept[5..] {
+        assert!(found.contains(id), "{id} lost by reindex");
+    }
+}

@@ -361,6 +361,41 @@ impl Pipeline {
         .await
     }
 
+    /// Empties the search index and sends every indexed document through
+    /// indexing again, from the text and metadata SQLite keeps (nothing is
+    /// extracted again). Returns how many documents go back.
+    pub async fn reindex(&self) -> Result<usize> {
+        let ids: Vec<String> = self
+            .inner
+            .reader
+            .db
+            .run(|c| {
+                let mut st =
+                    c.prepare("SELECT id FROM documents WHERE stage = 'indexed' ORDER BY seq")?;
+                let ids = st
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                Ok(ids)
+            })
+            .await?;
+        self.ask(|r| r.indexer.clone(), IndexerMsg::Clear).await?;
+        let origin = Origin {
+            token_id: None,
+            request_id: Some("reindex".into()),
+        };
+        let moved = self
+            .ask(
+                |r| r.catalog.clone(),
+                |reply| CatalogMsg::Reindex {
+                    ids: ids.clone(),
+                    origin: origin.clone(),
+                    reply,
+                },
+            )
+            .await?;
+        Ok(moved.len())
+    }
+
     async fn finish_delete(&self, id: &str, origin: &Origin) -> Result<()> {
         self.unindex(id).await?;
         self.inner.reader.blobs.delete(id).await?;

@@ -65,6 +65,13 @@ impl Actor for Indexer {
             args.config.writer_threads,
             args.config.writer_memory_mb * 1024 * 1024,
         )?;
+        // Segments are merged once a third of their documents are deleted,
+        // so deleted documents free their space (Tantivy's default waits
+        // for a segment to be all deletes); otherwise by size, as Tantivy
+        // does.
+        let mut policy = tantivy::merge_policy::LogMergePolicy::default();
+        policy.set_del_docs_ratio_before_merge(0.3);
+        writer.set_merge_policy(Box::new(policy));
         args.counters.indexer.pool_size.store(1, Relaxed);
         Ok(IndexerState {
             args,
@@ -120,6 +127,14 @@ impl Actor for Indexer {
             IndexerMsg::Snapshot { hold, reply } => {
                 let r = snapshot(st, hold).await;
                 let _ = reply.send(r.map_err(|e| EngineError::internal(format!("{e:#}"))));
+            }
+            IndexerMsg::Clear(reply) => {
+                flush(st).await?;
+                let writer = st.writer.as_ref().ok_or("index writer lost")?;
+                writer.delete_all_documents()?;
+                let r = commit_always(st).await;
+                let _ = reply.send(r.as_ref().map(|_| ()).map_err(EngineError::internal));
+                r?;
             }
             IndexerMsg::CommitNow(reply) => {
                 let r = commit(st).await;

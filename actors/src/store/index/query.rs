@@ -2,7 +2,8 @@
 //! words, phrases and `AND/OR/NOT`, with docpipe's own names and
 //! comparisons put in first.
 //!
-//! - words match as written and stemmed (below); a quoted word or phrase
+//! - a word matches as written, and its other forms the index holds (the
+//!   terms sharing its stem), worth less; a quoted word or phrase
 //!   (`"contributed"`) only as written;
 //! - `type:invoice`, `tag:tax`, `language:deu`, `title:…`, `filename:…`,
 //!   `body:…` (or `content:…`) name the index's fields;
@@ -20,13 +21,16 @@
 
 use std::ops::Bound;
 
-use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, Occur, Query, QueryParser, RangeQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, Occur, Query, QueryParser, RangeQuery, TermQuery,
+};
 use tantivy::query_grammar::{
     Delimiter, UserInputAst, UserInputBound, UserInputLeaf, UserInputLiteral,
 };
-use tantivy::{DateTime, DocId, Score, SegmentReader, Term};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DateTime, DocId, Score, Searcher, SegmentReader, Term};
 
-use super::{date_of_days, days_from_ymd, QueryError, SearchIndex};
+use super::{date_of_days, days_from_ymd, QueryError, SearchIndex, STEMMED};
 
 /// Where a name in a query points.
 enum Target {
@@ -55,37 +59,32 @@ fn target(name: &str) -> Target {
 }
 
 /// The query for `q` (everything when it is blank).
-/// The two parsers of a query: words as written and stemmed, and words as
-/// written only (for quoted ones).
-pub(super) struct Parsers {
-    pub words: QueryParser,
-    pub exact: QueryParser,
+/// What reading a query needs.
+pub(super) struct Ctx<'a> {
+    pub idx: &'a SearchIndex,
+    pub parser: QueryParser,
+    pub searcher: &'a Searcher,
+    /// Look for the other forms of words (not with typo tolerance, which
+    /// is broad enough).
+    pub forms: bool,
 }
 
-pub(super) fn build(
-    idx: &SearchIndex,
-    parser: &Parsers,
-    q: &str,
-) -> Result<Box<dyn Query>, QueryError> {
+/// The query for `q` (everything when it is blank).
+pub(super) fn build(ctx: &Ctx<'_>, q: &str) -> Result<Box<dyn Query>, QueryError> {
     if q.trim().is_empty() {
         return Ok(Box::new(AllQuery));
     }
     let ast = tantivy::query_grammar::parse_query(q)
         .map_err(|_| QueryError(super::describe_syntax_error(q)))?;
-    convert(idx, parser, ast, q)
+    convert(ctx, ast, q)
 }
 
-fn convert(
-    idx: &SearchIndex,
-    parser: &Parsers,
-    ast: UserInputAst,
-    q: &str,
-) -> Result<Box<dyn Query>, QueryError> {
+fn convert(ctx: &Ctx<'_>, ast: UserInputAst, q: &str) -> Result<Box<dyn Query>, QueryError> {
     match ast {
         UserInputAst::Clause(clauses) => {
             let mut subs = Vec::with_capacity(clauses.len() + 1);
             for (occur, sub) in clauses {
-                subs.push((occur.unwrap_or(Occur::Must), convert(idx, parser, sub, q)?));
+                subs.push((occur.unwrap_or(Occur::Must), convert(ctx, sub, q)?));
             }
             if subs.iter().all(|(o, _)| *o == Occur::MustNot) {
                 subs.push((Occur::Must, Box::new(AllQuery)));
@@ -93,33 +92,47 @@ fn convert(
             Ok(Box::new(BooleanQuery::new(subs)))
         }
         UserInputAst::Boost(inner, boost) => Ok(Box::new(BoostQuery::new(
-            convert(idx, parser, *inner, q)?,
+            convert(ctx, *inner, q)?,
             boost.into_inner() as f32,
         ))),
-        UserInputAst::Leaf(leaf) => leaf_query(idx, parser, *leaf, q),
+        UserInputAst::Leaf(leaf) => leaf_query(ctx, *leaf, q),
     }
 }
 
-fn leaf_query(
-    idx: &SearchIndex,
-    parsers: &Parsers,
-    leaf: UserInputLeaf,
-    q: &str,
-) -> Result<Box<dyn Query>, QueryError> {
-    let quoted = matches!(
-        &leaf,
-        UserInputLeaf::Literal(l) if l.field_name.is_none() && l.delimiter != Delimiter::None
-    );
-    let parser = if quoted {
-        &parsers.exact
-    } else {
-        &parsers.words
-    };
+fn leaf_query(ctx: &Ctx<'_>, leaf: UserInputLeaf, q: &str) -> Result<Box<dyn Query>, QueryError> {
+    let idx = ctx.idx;
     let delegate = |leaf: UserInputLeaf| {
-        parser
+        ctx.parser
             .build_query_from_user_input_ast(UserInputAst::Leaf(Box::new(leaf)))
             .map_err(|e| QueryError(super::describe_query_error(q, &e)))
     };
+    // A plain word: as written, or in another form.
+    if let UserInputLeaf::Literal(l) = &leaf {
+        let plain = l.field_name.is_none()
+            && l.delimiter == Delimiter::None
+            && !l.prefix
+            && l.phrase.chars().all(char::is_alphanumeric);
+        if plain && ctx.forms {
+            let forms = other_forms(ctx, &l.phrase.to_lowercase())
+                .map_err(|e| QueryError(format!("search failed: {e}")))?;
+            let exact = delegate(leaf)?;
+            if forms.is_empty() {
+                return Ok(exact);
+            }
+            let mut any: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, exact)];
+            for form in forms {
+                let term = Term::from_field_text(idx.fields.body, &form);
+                any.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(
+                        Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+                        super::STEM_BOOST,
+                    )),
+                ));
+            }
+            return Ok(Box::new(BooleanQuery::new(any)));
+        }
+    }
     match leaf {
         UserInputLeaf::Literal(lit) => {
             if lit.field_name.is_none() && lit.delimiter == Delimiter::None {
@@ -171,6 +184,63 @@ fn leaf_query(
         }),
         other => delegate(other),
     }
+}
+
+/// The most other forms of one word looked for.
+const MAX_FORMS: usize = 32;
+
+/// The word stemmed in a language, by its registered tokenizer.
+fn stem(idx: &SearchIndex, code: &str, word: &str) -> Option<String> {
+    let mut analyzer = idx.index.tokenizers().get(&format!("stem_{code}"))?;
+    let mut out = None;
+    analyzer.token_stream(word).process(&mut |t| {
+        out.get_or_insert_with(|| t.text.clone());
+    });
+    out
+}
+
+/// Words of the body, other than `word`, that share its stem in one of
+/// the stemmed languages: each stem's words are found in the term
+/// dictionary as the words it begins (Snowball stems are prefixes of the
+/// words they stem, bar a few endings it rewrites), kept if they stem the
+/// same in that language.
+fn other_forms(ctx: &Ctx<'_>, word: &str) -> tantivy::Result<Vec<String>> {
+    let idx = ctx.idx;
+    let mut stems: Vec<(&str, String)> = Vec::new();
+    for (code, _) in STEMMED {
+        if let Some(s) = stem(idx, code, word) {
+            if !s.is_empty() && !stems.iter().any(|(_, x)| *x == s) {
+                stems.push((code, s));
+            }
+        }
+    }
+    let mut forms: Vec<String> = Vec::new();
+    for segment in ctx.searcher.segment_readers() {
+        let inverted = segment.inverted_index(idx.fields.body)?;
+        for (code, s) in &stems {
+            let mut stream = inverted.terms().range().ge(s.as_bytes()).into_stream()?;
+            let mut looked = 0;
+            while stream.advance() && looked < 4 * MAX_FORMS {
+                looked += 1;
+                let Ok(t) = std::str::from_utf8(stream.key()) else {
+                    continue;
+                };
+                if !t.starts_with(s.as_str()) {
+                    break;
+                }
+                if t != word
+                    && !forms.iter().any(|f| f == t)
+                    && stem(idx, code, t).as_deref() == Some(s.as_str())
+                {
+                    forms.push(t.to_string());
+                    if forms.len() >= MAX_FORMS {
+                        return Ok(forms);
+                    }
+                }
+            }
+        }
+    }
+    Ok(forms)
 }
 
 fn schema_name(t: Target) -> String {
