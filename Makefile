@@ -121,6 +121,7 @@ bench: corpus deps labeled release
 	$(CARGO) bench --bench classify
 	$(CARGO) bench --bench fields
 	$(CARGO) bench --bench load
+	$(CARGO) bench --bench search
 	$(CARGO) bench --bench memory
 
 clean:

@@ -50,7 +50,11 @@ pub(super) fn write_stages(
                 }
             }
         }
+        // The row moved meanwhile (an edit sent it back, say): once the
+        // claim is dropped, the Intake looks again from the start, where
+        // the row may now be due.
         fx.push(Effect::Release(job));
+        fx.push(Effect::RescanIntake);
         return Ok(());
     }
     for out in outputs {
@@ -235,10 +239,14 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["uploaded", "extracted", "classified", "enriched"]);
         assert!(matches!(&fx[..], [Effect::Forward(j)] if j.stage == Stage::Enriched));
-        // The same result again is stale: nothing is written, the job is released.
+        // The same result again is stale: nothing is written, the job is
+        // released, and the Intake looks again for what is due.
         let mut fx = Vec::new();
         write_stages(&tx, DocJob::registered(seq, &doc()), outputs(), 3, &mut fx).unwrap();
-        assert!(matches!(&fx[..], [Effect::Release(_)]));
+        assert!(matches!(
+            &fx[..],
+            [Effect::Release(_), Effect::RescanIntake]
+        ));
         assert_eq!(events_for(&tx, "a", &Scope::All).unwrap().len(), 4);
     }
 }

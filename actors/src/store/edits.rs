@@ -202,7 +202,12 @@ pub fn write_edit(
     } else {
         None
     };
-    if let (Stage::Indexed, Some(to)) = (stage, back_to) {
+    // A document waiting for the index (an edit just before this one sent
+    // it back) goes back as far as this edit needs too: its advance to
+    // `indexed`, if the Indexer holds it already, no longer applies.
+    if let Some(to) =
+        back_to.filter(|to| matches!(stage, Stage::Enriched | Stage::Indexed) && stage > *to)
+    {
         tx.execute(
             "UPDATE documents SET stage = ?2 WHERE seq = ?1",
             params![seq, to.as_str()],

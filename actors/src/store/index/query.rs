@@ -199,15 +199,38 @@ fn stem(idx: &SearchIndex, code: &str, word: &str) -> Option<String> {
     out
 }
 
+/// The languages the index's documents are in (the `language` column's
+/// words: a handful).
+fn languages_held(searcher: &Searcher) -> tantivy::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for segment in searcher.segment_readers() {
+        if let Some(col) = segment.fast_fields().str("language")? {
+            let mut stream = col.dictionary().stream()?;
+            while stream.advance() {
+                if let Ok(l) = std::str::from_utf8(stream.key()) {
+                    if !out.iter().any(|x| x == l) {
+                        out.push(l.to_string());
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Words of the body, other than `word`, that share its stem in one of
-/// the stemmed languages: each stem's words are found in the term
+/// the languages the documents are in (English always): each stem's words are found in the term
 /// dictionary as the words it begins (Snowball stems are prefixes of the
 /// words they stem, bar a few endings it rewrites), kept if they stem the
 /// same in that language.
 fn other_forms(ctx: &Ctx<'_>, word: &str) -> tantivy::Result<Vec<String>> {
     let idx = ctx.idx;
+    let languages = languages_held(ctx.searcher)?;
     let mut stems: Vec<(&str, String)> = Vec::new();
-    for (code, _) in STEMMED {
+    for (code, _) in STEMMED
+        .iter()
+        .filter(|(code, _)| *code == "eng" || languages.iter().any(|l| l == code))
+    {
         if let Some(s) = stem(idx, code, word) {
             if !s.is_empty() && !stems.iter().any(|(_, x)| *x == s) {
                 stems.push((code, s));
