@@ -541,7 +541,15 @@ fn an_edit_of_tags_and_fields_reaches_the_filters() {
         total(&s, &[("q", "gardening"), ("tag", "work")]) == 2
     });
     assert_eq!(total(&s, &[("q", "gardening"), ("tag", "home")]), 0);
-    assert_eq!(wait_terminal(&s, &a, WAIT)["stage"], "indexed");
+    let d = wait_terminal(&s, &a, WAIT);
+    assert_eq!(d["stage"], "indexed");
+    // The document says what it carries now.
+    assert_eq!(
+        d["tags"],
+        serde_json::json!([{"id": work, "name": "Work"}]),
+        "{d}"
+    );
+    assert_eq!(d["created"], "2023-05-01", "{d}");
 }
 
 fn dir_bytes(dir: &Path) -> u64 {

@@ -376,7 +376,18 @@ pub async fn get(
 ) -> Result<Response, Problem> {
     let doc = find(&app, &caller, &id).await?;
     let (children, parents) = app.pipeline.reader().links(&id, &caller.scope()).await?;
+    let (tags, date) = app
+        .pipeline
+        .reader()
+        .tags_and_date(&id, &caller.scope())
+        .await?
+        .ok_or_else(|| Problem::not_found("document"))?;
     let mut v = serde_json::to_value(&doc).map_err(Problem::internal)?;
+    v["tags"] = tags
+        .into_iter()
+        .map(|(id, name)| json!({"id": id, "name": name}))
+        .collect();
+    v["created"] = json!(date);
     v["attachments"] = children
         .into_iter()
         .map(|(id, filename)| json!({"id": id, "filename": filename}))

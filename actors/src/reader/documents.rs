@@ -43,6 +43,24 @@ impl Reader {
         Ok(Some((doc, self.blobs.stream(id).await?)))
     }
 
+    /// A document's tags (id, name, by name) and its date (its own, else
+    /// the day it was added), if it is in the scope.
+    pub async fn tags_and_date(
+        &self,
+        id: &str,
+        scope: &Scope,
+    ) -> Result<Option<(Vec<(i64, String)>, String)>> {
+        let (id, scope) = (id.to_string(), scope.clone());
+        self.db
+            .run(move |c| {
+                let Some(d) = get_document(c, &id, &scope)? else {
+                    return Ok(None);
+                };
+                Ok(Some(crate::store::documents::tags_and_date(c, d.seq)?))
+            })
+            .await
+    }
+
     pub async fn links(&self, id: &str, scope: &Scope) -> Result<Links> {
         let (id, scope) = (id.to_string(), scope.clone());
         self.db.run(move |c| links(c, &id, &scope)).await

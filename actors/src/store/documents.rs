@@ -975,3 +975,21 @@ pub fn index_meta(
     }
     Ok(out)
 }
+
+/// A document's tags (id, name, by name) and its date: its own, else the
+/// day it was added (`YYYY-MM-DD`).
+pub fn tags_and_date(conn: &Connection, seq: i64) -> Result<(Vec<(i64, String)>, String)> {
+    let tags = conn
+        .prepare_cached(
+            "SELECT t.id, t.name FROM document_tags dt JOIN tags t ON t.id = dt.tag_id
+             WHERE dt.doc_seq = ?1 ORDER BY t.name",
+        )?
+        .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let date: String = conn
+        .prepare_cached(&format!(
+            "SELECT {CREATED_DATE_SQL} FROM documents d WHERE d.seq = ?1"
+        ))?
+        .query_row([seq], |r| r.get(0))?;
+    Ok((tags, date))
+}
