@@ -130,18 +130,6 @@ fn snapshot(s: &Server) -> BTreeMap<i64, Value> {
     out
 }
 
-/// `docpipe ARGS… --data-dir DATA --config CONFIG`.
-fn on_data_dir(args: &[&str], data: &Path, config: &Path) -> (i32, String, String) {
-    let mut all = args.to_vec();
-    all.extend([
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    cli(&all)
-}
-
 /// `docpipe COMMAND DIR` on a data directory.
 fn offline(cmd: &str, arg: &Path, data: &Path, config: &Path) -> (i32, String, String) {
     on_data_dir(&[cmd, arg.to_str().unwrap()], data, config)

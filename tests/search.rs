@@ -562,17 +562,6 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn on_data_dir(args: &[&str], data: &Path, config: &Path) -> (i32, String, String) {
-    let mut all = args.to_vec();
-    all.extend([
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    cli(&all)
-}
-
 /// Deleted documents free their space (segments are merged); `docpipe
 /// check` finds an index that lost documents and one that kept documents
 /// the catalog no longer has, `--repair` mends both; `docpipe reindex`

@@ -491,3 +491,16 @@ pub fn post_json(s: &Server, path: &str, body: Value) -> (u16, Value) {
     let (code, _, bytes) = reqwest::send(reqwest::async_client().post(s.url(path)).json(&body));
     (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
+
+/// `docpipe ARGS… --data-dir DATA --config CONFIG`.
+#[allow(dead_code)] // not every test binary runs commands on a data directory
+pub fn on_data_dir(args: &[&str], data: &Path, config: &Path) -> (i32, String, String) {
+    let mut all = args.to_vec();
+    all.extend([
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    cli(&all)
+}

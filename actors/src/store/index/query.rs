@@ -348,30 +348,17 @@ fn range(
     // whole period (`<=2024` is up to the end of 2024).
     let date_bounds =
         |make: &dyn Fn(DateTime) -> Term| -> Result<(Bound<Term>, Bound<Term>), QueryError> {
+            let of =
+                |v: &str| period(v).ok_or_else(|| bad(v, "a date (YYYY, YYYY-MM or YYYY-MM-DD)"));
+            let day = |d: i64| make(date_of_days(d));
             let lo = match &lower {
-                UserInputBound::Inclusive(v) => Bound::Included(make(date_of_days(
-                    period(v)
-                        .ok_or_else(|| bad(v, "a date (YYYY, YYYY-MM or YYYY-MM-DD)"))?
-                        .0,
-                ))),
-                UserInputBound::Exclusive(v) => Bound::Included(make(date_of_days(
-                    period(v)
-                        .ok_or_else(|| bad(v, "a date (YYYY, YYYY-MM or YYYY-MM-DD)"))?
-                        .1,
-                ))),
+                UserInputBound::Inclusive(v) => Bound::Included(day(of(v)?.0)),
+                UserInputBound::Exclusive(v) => Bound::Included(day(of(v)?.1)),
                 UserInputBound::Unbounded => Bound::Unbounded,
             };
             let hi = match &upper {
-                UserInputBound::Inclusive(v) => Bound::Excluded(make(date_of_days(
-                    period(v)
-                        .ok_or_else(|| bad(v, "a date (YYYY, YYYY-MM or YYYY-MM-DD)"))?
-                        .1,
-                ))),
-                UserInputBound::Exclusive(v) => Bound::Excluded(make(date_of_days(
-                    period(v)
-                        .ok_or_else(|| bad(v, "a date (YYYY, YYYY-MM or YYYY-MM-DD)"))?
-                        .0,
-                ))),
+                UserInputBound::Inclusive(v) => Bound::Excluded(day(of(v)?.1)),
+                UserInputBound::Exclusive(v) => Bound::Excluded(day(of(v)?.0)),
                 UserInputBound::Unbounded => Bound::Unbounded,
             };
             Ok((lo, hi))
