@@ -550,6 +550,40 @@ fn an_edit_of_tags_and_fields_reaches_the_filters() {
         "{d}"
     );
     assert_eq!(d["created"], "2023-05-01", "{d}");
+
+    // Tags by name and a date at upload: a new tag is made, a known one
+    // reused.
+    let form = ::reqwest::multipart::Form::new()
+        .part(
+            "file",
+            ::reqwest::multipart::Part::bytes(b"gardening in the rain".to_vec()).file_name("c.txt"),
+        )
+        .text("tags", "Work")
+        .text("tags", "Rainy days")
+        .text("created", "2020-01-02");
+    let (code, _, body) = reqwest::send(
+        reqwest::async_client()
+            .post(s.url("/api/v1/documents"))
+            .multipart(form),
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(code, 202, "{v}");
+    let c = v["documents"][0]["id"].as_str().unwrap().to_string();
+    let d = wait_terminal(&s, &c, WAIT);
+    let names: Vec<&str> = d["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Rainy days", "Work"], "{d}");
+    assert_eq!(d["tags"][1]["id"], work);
+    assert_eq!(d["created"], "2020-01-02");
+    assert_eq!(total(&s, &[("q", "gardening"), ("tag", "work")]), 3);
+    assert_eq!(
+        ids(&ok(&s, &[("tag", "rainy days"), ("to", "2020-12-31")])),
+        std::slice::from_ref(&c)
+    );
 }
 
 fn dir_bytes(dir: &Path) -> u64 {

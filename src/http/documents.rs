@@ -20,7 +20,7 @@ use super::gateway::Caller;
 use super::problem::Problem;
 use super::AppState;
 use docpipe_actors::{clean_filename, valid_workspace};
-use docpipe_actors::{Edit, EditResult, UserField};
+use docpipe_actors::{Edit, EditResult, LabelKind, UploadExtras, UserField};
 
 /// Past the limit we keep reading (and discarding) this much more, so that the
 /// client is still listening when the 413 arrives.
@@ -41,11 +41,20 @@ pub async fn upload(
             return Err(p);
         }
     };
+    let extra = match upload_labels(&app, &caller, &form.fields, &workspace).await {
+        Ok(x) => x,
+        Err(p) => {
+            discard_all(&app, &staged).await;
+            return Err(p);
+        }
+    };
     for d in &mut staged {
         d.workspace = workspace.clone();
         if let Some(t) = &form.fields.title {
             d.title = Some(t.clone());
         }
+        d.extra.tags = extra.tags.clone();
+        d.extra.doc_date = extra.doc_date.clone();
     }
     let registered = app.pipeline.register(staged, &caller.origin()).await?;
     Ok((
@@ -53,6 +62,38 @@ pub async fn upload(
         Json(json!({ "documents": registered })),
     )
         .into_response())
+}
+
+/// The upload's `tags` (names: a tag of the workspace, made if there is
+/// none) and `created` (the documents' date).
+async fn upload_labels(
+    app: &AppState,
+    caller: &Caller,
+    f: &FormFields,
+    workspace: &str,
+) -> Result<UploadExtras, Problem> {
+    let mut x = UploadExtras::default();
+    for name in &f.tags {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 128 {
+            return Err(Problem::new(
+                Code::InvalidField,
+                format!("tags: {name:?} is not a tag name (1 to 128 characters)"),
+            )
+            .on_field("tags"));
+        }
+        let (id, _) = app
+            .pipeline
+            .create_label(LabelKind::Tag, workspace, name, None, &caller.origin())
+            .await?;
+        if !x.tags.contains(&id) {
+            x.tags.push(id);
+        }
+    }
+    if let Some(c) = &f.created {
+        x.doc_date = Some(super::paperless::parse_date(c)?);
+    }
+    Ok(x)
 }
 
 /// One of the `server.max_concurrent_uploads` upload slots, or a 503.
