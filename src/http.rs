@@ -2,6 +2,7 @@
 //! [`run`] serves until `shutdown` resolves, then stops accepting and lets
 //! open requests finish.
 
+pub mod ask;
 pub mod auth;
 pub mod documents;
 pub mod gateway;
@@ -24,7 +25,7 @@ use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::{Json, Router};
-use docpipe_actors::{Pipeline, SearchError};
+use docpipe_actors::{Pipeline, SearchError, SearchMode};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -169,8 +170,12 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             post(documents::reprocess),
         ),
         (
-            spec!(GET "/api/v1/search", Some(Reader), "Full-text search"),
+            spec!(GET "/api/v1/search", Some(Reader), "Search: full-text, semantic or hybrid, with filters, facets and cursor pages"),
             get(search),
+        ),
+        (
+            spec!(POST "/api/v1/ask", Some(Reader), "An answer from your documents, with citations: {question, filters} (Accept: text/event-stream streams it)"),
+            post(ask::ask),
         ),
         (
             spec!(GET "/api/v1/classifier", Some(Reader), "The learned classifier: documents learned from per type, when it was trained, cross-validated accuracy"),
@@ -597,7 +602,8 @@ async fn openapi(State(app): State<AppState>) -> Response {
 #[derive(Deserialize)]
 struct SearchParams {
     q: Option<String>,
-    /// `fulltext` (the default), `semantic` or `hybrid`.
+    /// `fulltext`, `semantic` or `hybrid` (the default once documents have
+    /// vectors, full-text before).
     mode: Option<String>,
     /// Types, comma-separated: any of them.
     #[serde(rename = "type")]
@@ -653,22 +659,18 @@ async fn search(
             "give a query in the q parameter, or a filter (type, tag, language, from, to)",
         ));
     }
-    match p.mode.as_deref().unwrap_or("fulltext") {
-        // Hybrid ranks by words alone while no document has vectors.
-        "fulltext" | "hybrid" => {}
-        "semantic" => {
-            return Err(Problem::new(
-                Code::NoEmbeddings,
-                "semantic search needs document vectors, and none are stored: \
-                 use mode=fulltext or mode=hybrid",
-            ))
-        }
-        m => {
-            return Err(bad(format!(
-                "unknown mode {m:?}: use fulltext, semantic or hybrid"
-            )))
-        }
-    }
+    let mode = p
+        .mode
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            SearchMode::parse(m).ok_or_else(|| {
+                bad(format!(
+                    "unknown mode {m:?}: use fulltext, semantic or hybrid"
+                ))
+            })
+        })
+        .transpose()?;
     let limit = p.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
         return Err(bad("limit must be between 1 and 100".into()));
@@ -710,10 +712,12 @@ async fn search(
         cursor,
         facets,
         typos: p.typos.unwrap_or(true),
+        near: None,
     };
-    match app.pipeline.reader().find(req, &caller.scope()).await {
+    match app.pipeline.reader().find(req, mode, &caller.scope()).await {
         Ok(r) => Ok(Json(r).into_response()),
         Err(SearchError::Query(m)) => Err(Problem::new(Code::InvalidQuery, m)),
+        Err(SearchError::NoEmbeddings(m)) => Err(Problem::new(Code::NoEmbeddings, m)),
         Err(SearchError::Internal(e)) => Err(Problem::internal(e)),
     }
 }

@@ -76,6 +76,9 @@ enum Command {
     /// Rebuild the search index from the catalog's text and metadata
     /// (nothing is extracted again)
     Reindex(maintain::ReindexArgs),
+    /// Make the built-in embedder's table from a sentence-transformers
+    /// model (`make deps` does this once)
+    DistillEmbedder(maintain::DistillArgs),
 }
 
 fn main() -> ExitCode {
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
             Command::Restore(a) => maintain::restore(a).await,
             Command::Check(a) => maintain::check(a).await,
             Command::Reindex(a) => maintain::reindex(a).await,
+            Command::DistillEmbedder(a) => maintain::distill(a).await,
         }
     });
     match result {

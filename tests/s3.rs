@@ -348,8 +348,28 @@ fn an_s3_outage_holds_documents_and_refuses_uploads_until_it_ends() {
         assert_eq!(d["stage"], "indexed", "{d}");
     }
     assert_eq!(refused, 4);
-    // And uploads are taken again.
-    let id = upload_one(&s, "after.txt", text(999, 400));
+    // And uploads are taken again: at once, or after the Retry-After of a
+    // 503 while the breaker's probe finds its feet (the first request to
+    // a restarted store may meet a stale connection).
+    let mut id = None;
+    wait_until(
+        Duration::from_secs(30),
+        "an upload taken after the outage",
+        || {
+            let (code, v) = upload(&s, &[("after.txt", text(999, 400))], None);
+            if code == 202 {
+                id = v["documents"][0]["id"].as_str().map(str::to_string);
+                return true;
+            }
+            assert_eq!(
+                (code, v["code"].as_str()),
+                (503, Some("storage_unavailable")),
+                "{v}"
+            );
+            false
+        },
+    );
+    let id = id.unwrap();
     assert_eq!(
         wait_terminal(&s, &id, Duration::from_secs(60))["stage"],
         "indexed"

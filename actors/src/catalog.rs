@@ -26,8 +26,8 @@ use crate::config::CatalogConfig;
 use crate::counters::Counters;
 use crate::model::DocJob;
 use crate::routes::{
-    forward, tell, CatalogMsg, ClaimId, IntakeMsg, Reply, Routes, RoutesRx, SchedulerMsg,
-    TrainerMsg,
+    forward, tell, CatalogMsg, ClaimId, EmbedderMsg, IntakeMsg, Reply, Routes, RoutesRx,
+    SchedulerMsg, TrainerMsg,
 };
 use crate::store::blobs::Blobs;
 use crate::store::schema::open_writer;
@@ -49,6 +49,10 @@ enum Effect {
     RescanIntake,
     /// A user set a document's type: the classifier learns from it.
     Retrain,
+    /// Documents just indexed: the Embedder gives them vectors.
+    Embed(Vec<i64>),
+    /// A document's vectors in the search, replaced (or dropped: `None`).
+    Vectors(i64, Option<Vec<crate::embed::vectors::ChunkVector>>),
 }
 
 impl Effect {
@@ -132,6 +136,7 @@ fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
     let mut released: Vec<ClaimId> = Vec::new();
     let (mut wake, mut rescan, mut retrain) = (false, false, false);
     let mut forwards = Vec::new();
+    let mut indexed = Vec::new();
     for e in effects {
         match e {
             Effect::Replied(f) => f(),
@@ -145,7 +150,13 @@ fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
             Effect::Promote(_) | Effect::Discard(_) => {}
             Effect::RescanIntake => rescan = true,
             Effect::Retrain => retrain = true,
+            Effect::Embed(seqs) => indexed.extend(seqs),
+            Effect::Vectors(seq, Some(chunks)) => routes.vectors.replace(seq, &chunks),
+            Effect::Vectors(seq, None) => routes.vectors.remove(seq),
         }
+    }
+    if !indexed.is_empty() {
+        tell(&routes.embedder, EmbedderMsg::Indexed(indexed), "embedder");
     }
     if !(queued.is_empty() && released.is_empty() && !wake) {
         let msg = IntakeMsg::Committed {

@@ -311,6 +311,54 @@ pub struct TypeConfig {
     pub fields: Vec<FieldSpec>,
 }
 
+/// `[embed]`: which embedder makes the passages' vectors.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbedConfig {
+    pub backend: EmbedBackend,
+    /// builtin: the name of the table (its file is `table`); ollama: the
+    /// embedding model, e.g. `nomic-embed-text`.
+    pub model: String,
+    /// The built-in embedder's table (`docpipe distill-embedder` writes
+    /// it); empty: `<data_dir>/embed/<model>.dpemb`.
+    pub table: String,
+    /// Longest passage, in bytes of text.
+    pub chunk_chars: usize,
+    /// Documents embedded in one step (and one Catalog transaction).
+    pub batch: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedBackend {
+    #[default]
+    Builtin,
+    Ollama,
+    Off,
+}
+
+impl EmbedBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbedBackend::Builtin => "builtin",
+            EmbedBackend::Ollama => "ollama",
+            EmbedBackend::Off => "off",
+        }
+    }
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        EmbedConfig {
+            backend: EmbedBackend::Builtin,
+            model: "all-MiniLM-L6-v2".into(),
+            table: String::new(),
+            chunk_chars: 1000,
+            batch: 16,
+        }
+    }
+}
+
 /// Everything the engine needs, assembled by the binary.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -322,6 +370,7 @@ pub struct EngineConfig {
     pub storage: StorageConfig,
     pub types: Vec<TypeConfig>,
     pub ollama: OllamaConfig,
+    pub embed: EmbedConfig,
     /// The program and arguments that start a parser process (the docpipe
     /// binary itself in its parser mode).
     pub parser_command: Vec<String>,

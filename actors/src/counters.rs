@@ -86,6 +86,7 @@ pub struct Counters {
     pub catalog: ActorCounters,
     pub scheduler: ActorCounters,
     pub trainer: ActorCounters,
+    pub embedder: ActorCounters,
     pub supervisor: ActorCounters,
     /// Documents admitted and not yet released.
     pub num_in_flight: AtomicU64,
@@ -107,6 +108,7 @@ impl Counters {
             self.catalog.snapshot("catalog"),
             self.scheduler.snapshot("scheduler"),
             self.trainer.snapshot("trainer"),
+            self.embedder.snapshot("embedder"),
         ]
     }
 }

@@ -17,6 +17,7 @@ use crate::analyze::Analyzer;
 use crate::classifier;
 use crate::config::{EngineConfig, TypeConfig};
 use crate::counters::Counters;
+use crate::embed::Embedding;
 use crate::errors::{Code, EngineError};
 use crate::extract::ocr::Ocr;
 use crate::llm::Llm;
@@ -111,12 +112,26 @@ impl Pipeline {
         let model: classifier::ModelSlot = Arc::new(std::sync::RwLock::new(
             db.run(classifier::load).await?.map(Arc::new),
         ));
-        let llm = Llm::new(&config.ollama)?.map(Arc::new);
         let overlays = db.run(read_type_overlays).await?;
         let types: types::TypesSlot = Arc::new(std::sync::RwLock::new(Arc::new(Types::build(
             &config.types,
             &overlays,
         )?)));
+        let llm = Llm::new(&config.ollama)?.map(Arc::new);
+        let embedding = Arc::new(Embedding::open(&config.embed, &dir, llm.clone()));
+        {
+            // Before the Catalog starts: its writer is the only other.
+            let conn = open_writer(&path, &config.catalog.synchronous)?;
+            let id = embedding.embedder.as_ref().map(|e| e.id());
+            crate::store::vectors::forget_other_embedders(&conn, id)?;
+        }
+        if let Some(e) = &embedding.embedder {
+            let (id, vectors) = (e.id().to_string(), embedding.vectors.clone());
+            let docs = db
+                .run(move |c| crate::store::vectors::load_vectors(c, &id, &vectors))
+                .await?;
+            tracing::debug!(documents = docs, "loaded the stored vectors");
+        }
         let counters = Arc::new(Counters::default());
         let (routes_tx, routes_rx) = watch::channel::<Option<Routes>>(None);
         let analyzer = Arc::new(Analyzer {
@@ -134,6 +149,7 @@ impl Pipeline {
             routes_tx,
             ocr: ocr.clone(),
             analyzer,
+            embedding: embedding.clone(),
         });
         let (supervisor, _) = Actor::spawn(None, PipelineSupervisor, shared)
             .await
@@ -148,6 +164,7 @@ impl Pipeline {
             llm,
             types,
             model,
+            embedding,
         };
         let p = Pipeline {
             inner: Arc::new(Inner {

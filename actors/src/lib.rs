@@ -35,6 +35,8 @@ pub mod classifier;
 pub mod classify;
 pub mod config;
 pub mod counters;
+pub mod embed;
+pub mod embedder;
 pub mod engine;
 pub mod enrich;
 pub mod errors;
@@ -69,8 +71,8 @@ pub use model::{
 };
 pub use reader::admin::{field_id, FieldName};
 pub use reader::{
-    ClassifierInfo, Original, Reader, SearchError, SearchHit, SearchResults, StageStatus, Status,
-    TypeInfo,
+    ClassifierInfo, Original, Reader, SearchError, SearchHit, SearchMode, SearchResults,
+    StageStatus, Status, TypeInfo,
 };
 pub use store::blobs::{Staged, StoreUnavailable, Upload, HEAD_BYTES};
 pub use store::{

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use ollama_rs::generation::chat::request::ChatMessageRequest;
 use ollama_rs::generation::chat::ChatMessage;
+use ollama_rs::generation::embeddings::request::{EmbeddingsInput, GenerateEmbeddingsRequest};
 use ollama_rs::generation::parameters::{FormatType, JsonStructure};
 use ollama_rs::Ollama;
 use serde::Serialize;
@@ -228,6 +229,100 @@ impl Llm {
             Some(e) => Asked::Invalid(e),
             None => Asked::Unavailable(last_error),
         }
+    }
+}
+
+/// A free-text answer as it comes, piece by piece.
+pub type AnswerStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<String, String>> + Send>>;
+
+impl Llm {
+    /// Asks the chat model for free text, streamed: from the least busy
+    /// endpoint whose breaker lets it through, trying each once until one
+    /// starts answering (a failure after that ends the stream with an
+    /// error).
+    pub async fn answer(&self, system: &str, user: &str) -> Result<AnswerStream, String> {
+        use futures::StreamExt;
+        let mut tried = Vec::new();
+        let mut last_error = "every endpoint's circuit breaker is open".to_string();
+        while let Some(i) = self.pick(&tried) {
+            let e = &self.endpoints[i];
+            e.requests.fetch_add(1, Relaxed);
+            let messages = vec![
+                ChatMessage::system(system.to_string()),
+                ChatMessage::user(user.to_string()),
+            ];
+            let request = ChatMessageRequest::new(self.cfg.model.clone(), messages);
+            let deadline = Duration::from_millis(self.cfg.timeout_ms);
+            let started =
+                tokio::time::timeout(deadline, e.client.send_chat_messages_stream(request)).await;
+            let out = match started {
+                Err(_) => Err(format!(
+                    "{}: no answer within {} ms",
+                    e.url, self.cfg.timeout_ms
+                )),
+                Ok(Err(err)) => Err(format!("{}: {err}", e.url)),
+                Ok(Ok(s)) => Ok(s),
+            };
+            self.record(i, out.is_ok());
+            match out {
+                Ok(s) => {
+                    let url = e.url.clone();
+                    return Ok(Box::pin(s.map(move |r| {
+                        r.map(|m| m.message.content)
+                            .map_err(|()| format!("{url}: the answer broke off"))
+                    })));
+                }
+                Err(err) => {
+                    tried.push(i);
+                    last_error = err;
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Embeddings of `texts` by `model` (`/api/embed`), from the least busy
+    /// endpoint whose breaker lets it through, trying each once.
+    pub async fn embed(&self, model: &str, texts: Vec<String>) -> Result<Vec<Vec<f32>>, String> {
+        let mut tried = Vec::new();
+        let mut last_error = "every endpoint's circuit breaker is open".to_string();
+        while let Some(i) = self.pick(&tried) {
+            let e = &self.endpoints[i];
+            e.requests.fetch_add(1, Relaxed);
+            e.in_flight.fetch_add(1, Relaxed);
+            let request = GenerateEmbeddingsRequest::new(
+                model.to_string(),
+                EmbeddingsInput::Multiple(texts.clone()),
+            );
+            let deadline = Duration::from_millis(self.cfg.timeout_ms);
+            let result =
+                tokio::time::timeout(deadline, e.client.generate_embeddings(request)).await;
+            e.in_flight.fetch_sub(1, Relaxed);
+            let out = match result {
+                Err(_) => Err(format!(
+                    "{}: no answer within {} ms",
+                    e.url, self.cfg.timeout_ms
+                )),
+                Ok(Err(err)) => Err(format!("{}: {err}", e.url)),
+                Ok(Ok(r)) if r.embeddings.len() != texts.len() => Err(format!(
+                    "{}: {} embeddings for {} texts",
+                    e.url,
+                    r.embeddings.len(),
+                    texts.len()
+                )),
+                Ok(Ok(r)) => Ok(r.embeddings),
+            };
+            self.record(i, out.is_ok());
+            match out {
+                Ok(v) => return Ok(v),
+                Err(err) => {
+                    tried.push(i);
+                    last_error = err;
+                }
+            }
+        }
+        Err(last_error)
     }
 }
 

@@ -71,6 +71,10 @@ impl fmt::Display for Stage {
     }
 }
 
+/// Separates the pages of a document's text (a form feed, as pdftotext
+/// writes them).
+pub const PAGE_BREAK: char = '\u{c}';
+
 /// A stable error code plus a human message, stored with a failed document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorInfo {
@@ -189,6 +193,8 @@ pub struct Document {
     /// The LLM was configured but no endpoint answered: the built-in type
     /// and fields stand until `docpipe reprocess --llm`.
     pub needs_llm: bool,
+    /// The embedder in force has made this version's passage vectors.
+    pub embedded: bool,
     pub created_at: String,
     pub updated_at: String,
     pub attempts: u32,

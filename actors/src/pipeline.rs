@@ -23,6 +23,7 @@ use crate::catalog::{Catalog, CatalogArgs};
 use crate::classify::{Classifier, ClassifyCtx};
 use crate::config::EngineConfig;
 use crate::counters::{ActorCounters, Counters};
+use crate::embedder::{EmbedderActor, EmbedderArgs};
 use crate::enrich::{EnrichCtx, Enricher};
 use crate::extract::{ExtractCtx, Extractor};
 use crate::indexer::{Indexer, IndexerArgs};
@@ -45,6 +46,7 @@ pub struct Shared {
     pub routes_tx: watch::Sender<Option<Routes>>,
     pub ocr: Arc<crate::extract::ocr::Ocr>,
     pub analyzer: Arc<Analyzer>,
+    pub embedding: Arc<crate::embed::Embedding>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,28 +59,31 @@ pub enum Child {
     Classify,
     Enrich,
     Trainer,
+    Embedder,
 }
 
 /// The children in the order they start (the writers first, the pools that
 /// feed them last); they stop in the opposite order of the flow: upstream
 /// first, so nothing new is admitted while later stages stop.
-const START_ORDER: [Child; 8] = [
+const START_ORDER: [Child; 9] = [
     Child::Catalog,
     Child::Scheduler,
     Child::Trainer,
+    Child::Embedder,
     Child::Intake,
     Child::Indexer,
     Child::Enrich,
     Child::Classify,
     Child::Extract,
 ];
-const STOP_ORDER: [Child; 8] = [
+const STOP_ORDER: [Child; 9] = [
     Child::Intake,
     Child::Scheduler,
     Child::Extract,
     Child::Classify,
     Child::Enrich,
     Child::Trainer,
+    Child::Embedder,
     Child::Indexer,
     Child::Catalog,
 ];
@@ -141,6 +146,7 @@ fn counters_of(c: &Counters, child: Child) -> &ActorCounters {
         Child::Classify => &c.classify,
         Child::Enrich => &c.enrich,
         Child::Trainer => &c.trainer,
+        Child::Embedder => &c.embedder,
     }
 }
 
@@ -219,6 +225,18 @@ async fn spawn_child(
                 counters,
             };
             Actor::spawn_linked(None, Intake, args, sup)
+                .await?
+                .0
+                .get_cell()
+        }
+        Child::Embedder => {
+            let args = EmbedderArgs {
+                embedding: sh.embedding.clone(),
+                db: sh.db.clone(),
+                routes,
+                counters,
+            };
+            Actor::spawn_linked(None, EmbedderActor, args, sup)
                 .await?
                 .0
                 .get_cell()
@@ -324,6 +342,8 @@ impl PipelineSupervisor {
             classify: get(Child::Classify)?.into(),
             enrich: get(Child::Enrich)?.into(),
             trainer: get(Child::Trainer)?.into(),
+            embedder: get(Child::Embedder)?.into(),
+            vectors: st.shared.embedding.vectors.clone(),
             counters: st.shared.counters.clone(),
         };
         st.shared.routes_tx.send_replace(Some(routes));

@@ -5,6 +5,7 @@
 //! `reader/`.
 
 pub mod admin;
+pub mod ask;
 mod documents;
 mod search;
 mod status;
@@ -37,6 +38,7 @@ pub struct Reader {
     pub(crate) llm: Option<Arc<Llm>>,
     pub(crate) types: TypesSlot,
     pub(crate) model: ModelSlot,
+    pub(crate) embedding: Arc<crate::embed::Embedding>,
 }
 
 /// A document's original, as it streams out of SQLite or the blob store.
@@ -71,8 +73,41 @@ pub struct ClassifierInfo {
 pub enum SearchError {
     #[error("{0}")]
     Query(String),
+    /// Semantic search asked for, and no vectors to search.
+    #[error("{0}")]
+    NoEmbeddings(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// How a search ranks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchMode {
+    /// Words only (BM25).
+    Fulltext,
+    /// Meaning only: the passages' vectors.
+    Semantic,
+    /// Both, fused by reciprocal rank.
+    Hybrid,
+}
+
+impl SearchMode {
+    pub fn parse(s: &str) -> Option<SearchMode> {
+        Some(match s {
+            "fulltext" => SearchMode::Fulltext,
+            "semantic" => SearchMode::Semantic,
+            "hybrid" => SearchMode::Hybrid,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Fulltext => "fulltext",
+            SearchMode::Semantic => "semantic",
+            SearchMode::Hybrid => "hybrid",
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -131,6 +166,24 @@ pub struct Status {
     /// Documents typed by the classifier below `review_threshold`.
     pub needs_review: u64,
     pub storage: StorageStatus,
+    pub embed: EmbedStatus,
+}
+
+/// Passage vectors for semantic search.
+#[derive(Debug, Serialize)]
+pub struct EmbedStatus {
+    /// `builtin`, `ollama` or `off`.
+    pub backend: &'static str,
+    pub model: String,
+    /// Whether documents are being embedded (false: see `problem`).
+    pub available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// Indexed documents waiting for their vectors.
+    pub pending: u64,
+    /// Documents with vectors, and their passages, in the search.
+    pub documents: u64,
+    pub passages: u64,
 }
 
 /// The blob store: which, and how its breaker stands.

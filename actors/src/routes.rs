@@ -67,6 +67,13 @@ pub enum CatalogMsg {
     },
     /// The index commit holds these documents.
     Indexed { jobs: Vec<DocJob> },
+    /// Passages' vectors by `embedder`, each stored only if its document's
+    /// row is still the version they were made from. Answers how many were.
+    Embedded {
+        embedder: String,
+        docs: Vec<EmbeddedDoc>,
+        reply: Reply<usize>,
+    },
     Failure {
         job: DocJob,
         attempts: u32,
@@ -241,6 +248,20 @@ pub enum SchedulerMsg {
     Wake,
 }
 
+/// One document's vectors, made from its row at `version` (`updated_at`).
+pub struct EmbeddedDoc {
+    pub seq: i64,
+    pub version: i64,
+    pub chunks: Vec<crate::embed::vectors::ChunkVector>,
+}
+
+pub enum EmbedderMsg {
+    /// These documents were just indexed.
+    Indexed(Vec<i64>),
+    /// Internal: the next step.
+    Next,
+}
+
 pub enum TrainerMsg {
     /// A user set a document's type.
     Corrected,
@@ -259,6 +280,9 @@ pub struct Routes {
     pub classify: FactoryRef<(), DocJob>,
     pub enrich: FactoryRef<(), DocJob>,
     pub trainer: ActorRef<TrainerMsg>,
+    pub embedder: ActorRef<EmbedderMsg>,
+    /// The search's vectors: the Catalog updates them after each commit.
+    pub vectors: Arc<crate::embed::vectors::VectorIndex>,
     pub counters: Arc<Counters>,
 }
 

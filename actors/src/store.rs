@@ -20,6 +20,7 @@ pub mod tasks;
 #[cfg(test)]
 mod tests;
 pub mod tokens;
+pub mod vectors;
 
 use anyhow::Result;
 use bytes::Bytes;

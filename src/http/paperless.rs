@@ -502,6 +502,7 @@ pub async fn documents(
     if let Some(q) = p.query.as_deref() {
         let searched = |e| match e {
             SearchError::Query(m) => Problem::new(Code::InvalidQuery, m),
+            SearchError::NoEmbeddings(m) => Problem::new(Code::NoEmbeddings, m),
             SearchError::Internal(e) => Problem::internal(e),
         };
         let filter = filter.has_conditions().then_some(filter);

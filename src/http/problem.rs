@@ -17,6 +17,8 @@ pub struct Problem {
     /// `{"<field>": ["<detail>"]}`, the shape Django REST framework gives
     /// validation errors, which Paperless clients read.
     pub field: Option<String>,
+    /// More members of the body (e.g. `citations`).
+    pub extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl Problem {
@@ -29,7 +31,16 @@ impl Problem {
             retry_after: (code.http_status() == 503).then_some(1),
             challenge: None,
             field: None,
+            extra: None,
         }
+    }
+
+    /// One more member of the body.
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extra
+            .get_or_insert_with(Default::default)
+            .insert(key.to_string(), value);
+        self
     }
 
     /// The problem is about this request field (see [`Problem::field`]).
@@ -140,6 +151,11 @@ impl IntoResponse for Problem {
             "code": self.code,
             "detail": self.detail,
         });
+        for (k, v) in self.extra.iter().flat_map(|m| m.iter()) {
+            if body.get(k).is_none() {
+                body[k] = v.clone();
+            }
+        }
         if let Some(f) = &self.field {
             // (A field named like a member of the problem itself keeps the
             // problem's member.)

@@ -174,6 +174,20 @@ async fn show() -> Json<Value> {
     }))
 }
 
+/// A free-text question (no schema), as `POST /api/v1/ask` puts it: the
+/// answer quotes the first five words of passage [1] and cites it (ASCII
+/// only, so that it splits into two pieces anywhere).
+pub fn free_answer(prompt: &str) -> String {
+    let first = prompt
+        .lines()
+        .find_map(|l| l.strip_prefix("[1] "))
+        .and_then(|l| l.split_once("): ").map(|(_, p)| p))
+        .unwrap_or("");
+    let words: Vec<&str> = first.split_whitespace().take(5).collect();
+    let quote: String = words.join(" ").chars().filter(|c| c.is_ascii()).collect();
+    format!("The documents say: {quote} [1].")
+}
+
 /// The content a well-behaved model would answer.
 fn good_answer(shared: &Shared, req: &Value) -> Value {
     let schema = &req["format"];
@@ -187,8 +201,11 @@ fn good_answer(shared: &Shared, req: &Value) -> Value {
                 .join("\n")
         })
         .or_else(|| req["prompt"].as_str().map(str::to_string))
-        .unwrap_or_default()
-        .to_lowercase();
+        .unwrap_or_default();
+    if schema.is_null() {
+        return json!(free_answer(&text));
+    }
+    let text = text.to_lowercase();
     if let Some(names) = schema["properties"]["doc_type"]["enum"].as_array() {
         let names: Vec<&str> = names.iter().filter_map(|n| n.as_str()).collect();
         let pick = names
@@ -216,7 +233,10 @@ fn good_answer(shared: &Shared, req: &Value) -> Value {
 async fn content(shared: &Shared, req: &Value) -> Result<String, Response> {
     shared.chats.fetch_add(1, Relaxed);
     let behaviour = shared.behaviour.lock().unwrap().unwrap_or(Behaviour::Good);
-    let good = good_answer(shared, req).to_string();
+    let good = match good_answer(shared, req) {
+        Value::String(s) => s,
+        v => v.to_string(),
+    };
     match behaviour {
         Behaviour::Good => Ok(good),
         Behaviour::InvalidJson => Ok("Sure! The type is invoice, I think.".into()),
@@ -303,14 +323,26 @@ async fn embed(Json(req): Json<Value>) -> Json<Value> {
         Value::String(s) => vec![s.clone()],
         _ => Vec::new(),
     };
-    let embeddings: Vec<Vec<f32>> = inputs
-        .iter()
-        .map(|s| {
-            let h = s
-                .bytes()
-                .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-            (0..8).map(|i| ((h >> i) & 0xff) as f32 / 255.0).collect()
-        })
-        .collect();
+    let embeddings: Vec<Vec<f32>> = inputs.iter().map(|s| embedding_of(s)).collect();
     Json(json!({"model": req["model"], "embeddings": embeddings}))
+}
+
+/// The words the fake's embeddings count, one dimension each.
+pub const EMBED_AXES: [&str; 8] = [
+    "oil", "gold", "ship", "bank", "steel", "wheat", "court", "hotel",
+];
+
+/// The fake's embedding of a text: how often each of [`EMBED_AXES`]
+/// occurs in it (plus a small constant, so that no vector is zero), as a
+/// unit vector.
+pub fn embedding_of(text: &str) -> Vec<f32> {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).collect();
+    let mut v: Vec<f32> = EMBED_AXES
+        .iter()
+        .map(|a| words.iter().filter(|w| *w == a).count() as f32 + 0.01)
+        .collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
 }

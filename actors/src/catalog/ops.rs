@@ -14,6 +14,7 @@ use crate::store::events::{write_event, NewEvent};
 use crate::store::labels::write_label;
 use crate::store::queue::{write_failure, write_reindex, write_reprocess_flagged, write_retry};
 use crate::store::tokens::{write_revoke_token, write_token};
+use crate::store::vectors::write_vectors;
 
 pub(super) fn write_one(
     tx: &Transaction<'_>,
@@ -62,9 +63,25 @@ pub(super) fn write_one(
         }
         CatalogMsg::Advanced { job, outputs } => write_stages(tx, job, outputs, now, fx)?,
         CatalogMsg::Indexed { jobs } => {
+            let seqs: Vec<i64> = jobs.iter().map(|j| j.seq).collect();
             for job in jobs {
                 write_stages(tx, job, vec![StageOutput::Indexed], now, fx)?;
             }
+            fx.push(Effect::Embed(seqs));
+        }
+        CatalogMsg::Embedded {
+            embedder,
+            docs,
+            reply,
+        } => {
+            let mut stored = 0;
+            for d in docs {
+                if write_vectors(tx, d.seq, d.version, &embedder, &d.chunks)? {
+                    stored += 1;
+                    fx.push(Effect::Vectors(d.seq, Some(d.chunks)));
+                }
+            }
+            fx.push(Effect::reply(reply, stored));
         }
         CatalogMsg::Failure {
             job,
@@ -125,7 +142,11 @@ pub(super) fn write_one(
             reply,
         } => {
             let r = write_mark_deleting(tx, &id, &scope, &origin, now)?;
-            fx.push(Effect::reply(reply, r));
+            if let Some(seq) = r {
+                // Out of semantic search at once (the rows go with the document's).
+                fx.push(Effect::Vectors(seq, None));
+            }
+            fx.push(Effect::reply(reply, r.is_some()));
         }
         CatalogMsg::Purge { id, origin, reply } => {
             let r = write_purge(tx, &id, &origin, now)?;

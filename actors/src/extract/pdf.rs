@@ -12,9 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::errors::Code;
 use crate::extract::{ParseError, ParseLimits};
 use crate::model::Extracted;
-
-/// Separates the pages of a PDF's text.
-pub const PAGE_BREAK: char = '\u{c}';
+pub use crate::model::PAGE_BREAK;
 
 pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseError> {
     let mut doc = pdf_extract::Document::load_mem(bytes)

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use anyhow::Result;
 
-use super::{Commits, Reader, StageStatus, Status, StorageStatus};
+use super::{Commits, EmbedStatus, Reader, StageStatus, Status, StorageStatus};
 use crate::counters::ActorCounters;
 use crate::llm::LlmStatus;
 use crate::model::{Scope, Stage};
@@ -43,6 +43,26 @@ impl Reader {
                 Ok([count(Flag::Ocr)?, count(Flag::Llm)?, count(Flag::Review)?])
             })
             .await?;
+        let emb = &self.embedding;
+        let pending = match (&emb.embedder, scope) {
+            (Some(e), Scope::All) => {
+                let id = e.id().to_string();
+                self.db
+                    .run(move |c| crate::store::vectors::count_pending(c, &id))
+                    .await?
+            }
+            _ => 0,
+        };
+        let (vdocs, vpassages) = emb.vectors.len();
+        let embed = EmbedStatus {
+            backend: emb.backend.as_str(),
+            model: emb.model.clone(),
+            available: emb.embedder.is_some(),
+            problem: emb.problem.clone(),
+            pending,
+            documents: vdocs as u64,
+            passages: vpassages as u64,
+        };
         let c = &self.counters;
         let n = |s: Stage| counts.get(&s).copied().unwrap_or(0);
         let busy =
@@ -104,6 +124,7 @@ impl Reader {
                     opened: b.map_or(0, |b| b.2),
                 }
             },
+            embed,
             llm: match &self.llm {
                 Some(l) => l.status(),
                 None => LlmStatus {
@@ -129,6 +150,7 @@ impl Reader {
                 status.leases_expired,
             ) = (0, 0, 0);
             status.index_docs = 0;
+            (status.embed.documents, status.embed.passages) = (0, 0);
         }
         Ok(status)
     }
@@ -139,5 +161,9 @@ impl Reader {
 
     pub fn llm_configured(&self) -> bool {
         self.llm.is_some()
+    }
+
+    pub fn llm(&self) -> Option<std::sync::Arc<crate::llm::Llm>> {
+        self.llm.clone()
     }
 }

@@ -18,7 +18,7 @@ pub(crate) const DOC_COLUMNS: &str =
      (SELECT json_group_array(json_object('name', name, 'kind', kind, 'value', value, \
         'currency', currency, 'confidence', confidence, 'source', source)) \
       FROM (SELECT * FROM doc_fields WHERE doc_fields.doc_seq = documents.seq ORDER BY name)), \
-     needs_llm";
+     needs_llm, (embedded_at IS updated_at)";
 
 pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
     let stage: String = r.get(7)?;
@@ -41,6 +41,7 @@ pub(crate) fn doc_from_row(r: &Row<'_>) -> rusqlite::Result<Document> {
             .and_then(|f| serde_json::from_str(&f).ok())
             .unwrap_or_default(),
         needs_llm: r.get::<_, i64>(23)? != 0,
+        embedded: r.get::<_, i64>(24)? != 0,
         filename: r.get(2)?,
         title: r.get(3)?,
         mime: r.get(4)?,
@@ -402,9 +403,9 @@ pub fn write_mark_deleting(
     scope: &Scope,
     origin: &Origin,
     now: i64,
-) -> Result<bool> {
+) -> Result<Option<i64>> {
     let Some((seq, workspace)) = find_in_scope(tx, id, scope)? else {
-        return Ok(false);
+        return Ok(None);
     };
     tx.execute(
         "UPDATE documents SET stage = 'deleting', updated_at = ?2 WHERE seq = ?1",
@@ -414,7 +415,7 @@ pub fn write_mark_deleting(
         .doc(id)
         .stage(Stage::Deleting);
     write_event(tx, &ev, now)?;
-    Ok(true)
+    Ok(Some(seq))
 }
 
 pub fn write_purge(tx: &Transaction<'_>, id: &str, origin: &Origin, now: i64) -> Result<bool> {

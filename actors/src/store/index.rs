@@ -448,11 +448,37 @@ impl SearchIndex {
         };
         let user_query = query::build(&ctx, &req.q)?;
         let snippets_query = user_query.box_clone();
-        let mut clauses = vec![(Occur::Must, user_query)];
+        let matching: Box<dyn Query> = match &req.near {
+            None => user_query,
+            Some(near) => {
+                // Zero-scored, so that a word match's score is its BM25 alone.
+                let ids = near.ids.iter().map(|(id, _)| self.id_term(id));
+                let near_q: Box<dyn Query> = Box::new(tantivy::query::BoostQuery::new(
+                    Box::new(TermSetQuery::new(ids)),
+                    0.0,
+                ));
+                if near.hybrid {
+                    Box::new(BooleanQuery::new(vec![
+                        (Occur::Should, user_query),
+                        (Occur::Should, near_q),
+                    ]))
+                } else {
+                    near_q
+                }
+            }
+        };
+        let mut clauses = vec![(Occur::Must, matching)];
         clauses.extend(self.filters(req)?);
         let query = self.scoped(Box::new(BooleanQuery::new(clauses)), scope);
         let offset = if req.cursor.is_some() { 0 } else { req.offset };
         let limit = req.limit.max(1);
+        if let Some(near) = req
+            .near
+            .as_ref()
+            .filter(|_| req.sort.key == SortKey::Relevance)
+        {
+            return self.run_fused(req, near, &searcher, &*query, snippets_query, typos);
+        }
         let collector = (
             TopDocs::with_limit(limit + 1)
                 .and_offset(offset)
@@ -493,6 +519,101 @@ impl SearchIndex {
             facets,
             next_cursor,
         })
+    }
+
+    /// A semantic or hybrid search ranked by relevance: the word matches
+    /// in BM25 order and the near documents in similarity order, fused by
+    /// reciprocal rank (semantic: the similarity order alone). Totals and
+    /// facets count every document of either list the filters pass.
+    fn run_fused(
+        &self,
+        req: &SearchRequest,
+        near: &NearDocs,
+        searcher: &tantivy::Searcher,
+        query: &dyn Query,
+        snippets_query: Box<dyn Query>,
+        typos: bool,
+    ) -> Result<RawResults, QueryError> {
+        let limit = req.limit.max(1);
+        // Deeper than the page by the near list's length: a word match
+        // ranked lower cannot be fused onto the page.
+        let depth = req.offset + limit + near.ids.len();
+        let collector = (
+            TopDocs::with_limit(depth.max(1)).order_by_score(),
+            Count,
+            facets::Facets(req.facets.clone()),
+        );
+        let (top, total, facets) = searcher
+            .search(query, &collector)
+            .map_err(|e| QueryError(format!("search failed: {e}")))?;
+        let mut fused: std::collections::HashMap<String, f32> = std::collections::HashMap::new();
+        let mut passed = std::collections::HashSet::new();
+        let mut rank = 0;
+        for (score, addr) in top {
+            let id = self.stored_id(searcher, addr)?;
+            if near.hybrid && score > 0.0 {
+                rank += 1;
+                *fused.entry(id.clone()).or_default() += 1.0 / (RRF_K + rank as f32);
+            }
+            passed.insert(id);
+        }
+        let mut rank = 0;
+        for (id, sim) in &near.ids {
+            if !passed.contains(id) {
+                continue;
+            }
+            rank += 1;
+            let s = if near.hybrid {
+                1.0 / (RRF_K + rank as f32)
+            } else {
+                *sim
+            };
+            *fused.entry(id.clone()).or_default() += s;
+        }
+        let mut hits: Vec<(String, f32)> = fused.into_iter().collect();
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let hits: Vec<(String, f32)> = hits.into_iter().skip(req.offset).take(limit).collect();
+        let snippets = self
+            .snippet_generator(searcher, &*snippets_query, self.fields.body)
+            .map_err(|e| QueryError(format!("search failed: {e}")))?;
+        let mut terms = Vec::new();
+        snippets_query.query_terms(&mut |term, _| {
+            if term.field() == self.fields.body {
+                if let Some(t) = term.value().as_str() {
+                    terms.push(t.to_string());
+                }
+            }
+        });
+        Ok(RawResults {
+            total: total as u64,
+            hits,
+            snippets,
+            terms,
+            fuzzy: typos,
+            facets,
+            next_cursor: None,
+        })
+    }
+
+    /// The numbers of the documents the request's filters (not its words)
+    /// and the scope pass; `None` when that is every document.
+    pub fn allowed_seqs(
+        &self,
+        req: &SearchRequest,
+        scope: &Scope,
+    ) -> Result<Option<std::collections::HashSet<i64>>, QueryError> {
+        let filters = self.filters(req)?;
+        if filters.is_empty() && *scope == Scope::All {
+            return Ok(None);
+        }
+        let mut clauses: Vec<Clause> = vec![(Occur::Must, Box::new(tantivy::query::AllQuery))];
+        clauses.extend(filters);
+        let query = self.scoped(Box::new(BooleanQuery::new(clauses)), scope);
+        let searcher = self.reader.searcher();
+        let seqs = searcher
+            .search(&*query, &facets::Seqs)
+            .map_err(|e| QueryError(format!("search failed: {e}")))?;
+        Ok(Some(seqs))
     }
 
     /// Marks the query's words of `field` in a text, rarer words first:
@@ -682,7 +803,22 @@ pub struct SearchRequest {
     pub cursor: Option<Cursor>,
     pub facets: Vec<FacetKind>,
     pub typos: bool,
+    /// The documents nearest the query's meaning, best first: the search
+    /// is then semantic (these only) or hybrid (these and the word
+    /// matches, their ranks fused).
+    pub near: Option<NearDocs>,
 }
+
+#[derive(Clone, Debug, Default)]
+pub struct NearDocs {
+    /// (id, cosine similarity), best first.
+    pub ids: Vec<(String, f32)>,
+    pub hybrid: bool,
+}
+
+/// Reciprocal rank fusion's constant: a hit at rank `r` of a list scores
+/// `1 / (RRF_K + r)` from it.
+pub const RRF_K: f32 = 60.0;
 
 impl Default for SearchRequest {
     fn default() -> Self {
@@ -699,6 +835,7 @@ impl Default for SearchRequest {
             cursor: None,
             facets: Vec::new(),
             typos: true,
+            near: None,
         }
     }
 }

@@ -252,6 +252,24 @@ CREATE TABLE imported (
     PRIMARY KEY (source, source_id)
 ) WITHOUT ROWID;
 "#,
+    // Embeddings: each indexed document's passages with their vectors
+    // (8-bit, with a scale), which embedder made them and from which
+    // version of the row (`updated_at` then): a row changed since is
+    // embedded again.
+    r#"
+ALTER TABLE documents ADD COLUMN embedded_by TEXT;
+ALTER TABLE documents ADD COLUMN embedded_at INTEGER;
+CREATE TABLE chunks (
+    doc_seq INTEGER NOT NULL REFERENCES documents(seq) ON DELETE CASCADE,
+    no      INTEGER NOT NULL,
+    page    INTEGER NOT NULL,
+    start   INTEGER NOT NULL,
+    end     INTEGER NOT NULL,
+    scale   REAL NOT NULL,
+    vec     BLOB NOT NULL,
+    PRIMARY KEY (doc_seq, no)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is

@@ -152,3 +152,47 @@ impl SegmentCollector for SegmentFacets {
         out
     }
 }
+
+/// The catalog numbers (`seq`) of every hit: the documents a semantic
+/// search may return.
+pub struct Seqs;
+
+pub struct SegmentSeqs(Option<Column<u64>>, Vec<i64>);
+
+impl Collector for Seqs {
+    type Fruit = std::collections::HashSet<i64>;
+    type Child = SegmentSeqs;
+
+    fn for_segment(
+        &self,
+        _ord: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<SegmentSeqs> {
+        Ok(SegmentSeqs(
+            segment.fast_fields().u64("seq").ok(),
+            Vec::new(),
+        ))
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<i64>>) -> tantivy::Result<Self::Fruit> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl SegmentCollector for SegmentSeqs {
+    type Fruit = Vec<i64>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some(seq) = self.0.as_ref().and_then(|c| c.first(doc)) {
+            self.1.push(seq as i64);
+        }
+    }
+
+    fn harvest(self) -> Vec<i64> {
+        self.1
+    }
+}
