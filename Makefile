@@ -141,6 +141,7 @@ bench: corpus deps labeled release
 	$(CARGO) bench --bench fields
 	$(CARGO) bench --bench load
 	$(CARGO) bench --bench search
+	$(CARGO) bench --bench embed
 	$(CARGO) bench --bench memory
 
 clean:

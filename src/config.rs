@@ -244,6 +244,7 @@ impl Config {
             types: self.types.clone(),
             ollama: self.ollama.clone(),
             embed: self.embed.clone(),
+            rebuild_index: false,
             parser_command,
         }
     }

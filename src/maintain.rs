@@ -66,10 +66,14 @@ pub struct ReindexArgs {
 pub async fn reindex(a: ReindexArgs) -> Result<(), String> {
     let (cfg, _) = config::load(&a.flags)?;
     let started = std::time::Instant::now();
-    let n = offline::with_engine(&cfg, "stop it first", |pipeline| async move {
-        let n = pipeline.reindex().await.map_err(|e| format!("{e:#}"))?;
+    let n = offline::with_engine_reindexing(&cfg, "stop it first", |pipeline| async move {
         offline::wait_for_pipeline(&pipeline, &docpipe_actors::Scope::All, true).await?;
-        Ok(n)
+        let st = pipeline
+            .reader()
+            .status(&docpipe_actors::Scope::All)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(st.stages.get("indexed").map_or(0, |s| s.documents))
     })
     .await?;
     println!(
@@ -166,11 +170,13 @@ pub async fn check(a: CheckArgs) -> Result<(), String> {
     })
     .await?;
     println!(
-        "checked {} documents, {} originals ({}), {} index entries",
+        "checked {} documents, {} originals ({}), {} index entries, {} documents with vectors ({} passages)",
         report.documents,
         report.originals_checked,
         if quick { "sizes" } else { "SHA-256" },
-        report.index_documents
+        report.index_documents,
+        report.embedded_documents,
+        report.passages
     );
     for p in &report.problems {
         println!(

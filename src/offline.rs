@@ -18,19 +18,45 @@ where
     F: FnOnce(Pipeline) -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
+    run_engine(cfg, cfg.engine(config::parser_command()), busy, work).await
+}
+
+/// [`with_engine`], the engine indexing every document again as it starts.
+pub async fn with_engine_reindexing<T, F, Fut>(
+    cfg: &config::Config,
+    busy: &str,
+    work: F,
+) -> Result<T, String>
+where
+    F: FnOnce(Pipeline) -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let mut engine = cfg.engine(config::parser_command());
+    engine.rebuild_index = true;
+    run_engine(cfg, engine, busy, work).await
+}
+
+async fn run_engine<T, F, Fut>(
+    cfg: &config::Config,
+    engine: docpipe_actors::config::EngineConfig,
+    busy: &str,
+    work: F,
+) -> Result<T, String>
+where
+    F: FnOnce(Pipeline) -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .try_init();
-    let pipeline = Pipeline::start(cfg.engine(config::parser_command()))
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot open the data directory {}: {e:#} (if `docpipe serve` runs on it, {busy})",
-                cfg.data_dir.display()
-            )
-        })?;
+    let pipeline = Pipeline::start(engine).await.map_err(|e| {
+        format!(
+            "cannot open the data directory {}: {e:#} (if `docpipe serve` runs on it, {busy})",
+            cfg.data_dir.display()
+        )
+    })?;
     let result = work(pipeline.clone()).await;
     let stop = pipeline
         .shutdown(Duration::from_millis(cfg.server.shutdown_drain_ms))

@@ -34,7 +34,9 @@ fn the_fake_speaks_the_ollama_api_that_ollama_rs_expects() {
         let chat = ChatMessageRequest::new(MODEL.into(), vec![ChatMessage::user("hello".into())]);
         let reply = o.send_chat_messages(chat.clone()).await.unwrap();
         assert!(reply.done);
-        assert_eq!(reply.message.content, "{}");
+        // No schema asked for: free text (the answer `ask` gets).
+        let free = common::fake_ollama::free_answer("hello");
+        assert_eq!(reply.message.content, free);
         let mut stream = o.send_chat_messages_stream(chat).await.unwrap();
         let mut streamed = String::new();
         let mut done = false;
@@ -44,12 +46,12 @@ fn the_fake_speaks_the_ollama_api_that_ollama_rs_expects() {
             done |= part.done;
         }
         assert!(done);
-        assert_eq!(streamed, "{}");
+        assert_eq!(streamed, free);
         let gen = o
             .generate(GenerationRequest::new(MODEL.into(), "hi"))
             .await
             .unwrap();
-        assert_eq!(gen.response, "{}");
+        assert_eq!(gen.response, common::fake_ollama::free_answer("hi"));
         let emb = o
             .generate_embeddings(GenerateEmbeddingsRequest::new(
                 MODEL.into(),

@@ -257,6 +257,49 @@ fn meaning_finds_what_words_cannot_and_similar_articles_share_a_topic() {
     );
     assert!(!hit_ids(&after).contains(target), "{after}");
     wait_embedded(&s, n - 1);
+
+    // Vectors lost behind the server's back: `docpipe check` finds them,
+    // `--repair` has the document embedded again.
+    s.stop();
+    let data = tmp.path().join("data");
+    let damaged = &id_of["crude/reut-00010.txt"];
+    {
+        let db = rusqlite::Connection::open(data.join("catalog.sqlite")).unwrap();
+        let gone = db
+            .execute(
+                "DELETE FROM chunks WHERE doc_seq = (SELECT seq FROM documents WHERE id = ?1)",
+                [damaged],
+            )
+            .unwrap();
+        assert!(gone >= 1);
+    }
+    let config_path = data.with_extension("toml");
+    let (code, out, err) = on_data_dir(&["check"], &data, &config_path);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("vectors_missing {damaged}")),
+        "{out}{err}"
+    );
+    let (_, out, err) = on_data_dir(&["check", "--repair"], &data, &config_path);
+    assert!(out.contains("(repaired)"), "{out}{err}");
+    s.restart();
+    wait_embedded(&s, n - 1);
+    let v = find(
+        &s,
+        &[
+            ("q", "emirate spending plan"),
+            ("mode", "semantic"),
+            ("limit", "5"),
+        ],
+    );
+    assert!(hit_ids(&v).contains(damaged), "{v}");
+    s.stop();
+    let (code, out, err) = on_data_dir(&["check"], &data, &config_path);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("{} documents with vectors", n - 1)),
+        "{out}{err}"
+    );
 }
 
 #[test]

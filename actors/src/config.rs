@@ -371,6 +371,8 @@ pub struct EngineConfig {
     pub types: Vec<TypeConfig>,
     pub ollama: OllamaConfig,
     pub embed: EmbedConfig,
+    /// Index every document again at start (`docpipe reindex`).
+    pub rebuild_index: bool,
     /// The program and arguments that start a parser process (the docpipe
     /// binary itself in its parser mode).
     pub parser_command: Vec<String>,

@@ -96,14 +96,31 @@ impl Pipeline {
                 tracing::info!(promoted, deleted, "recovered interrupted uploads");
             }
         }
-        let (index, rebuilt) = SearchIndex::open_or_rebuild(&dir.join("index"))?;
-        if rebuilt {
-            let conn = open_writer(&path, &config.catalog.synchronous)?;
-            let n = requeue_indexed(&conn)?;
+        // A rebuild of the index (written by another version, or asked
+        // for by `docpipe reindex`) sends the rows back to `enriched`
+        // first and empties the index after: a crash in between leaves
+        // rows to index again, never a row `indexed` the index lacks.
+        let index_dir = dir.join("index");
+        if SearchIndex::outdated(&index_dir)? {
+            let n = requeue_indexed(&open_writer(&path, &config.catalog.synchronous)?)?;
             tracing::warn!(
                 documents = n,
                 "the search index was written by another version; rebuilding it from the stored text"
             );
+        }
+        let (index, _) = SearchIndex::open_or_rebuild(&index_dir)?;
+        if config.rebuild_index {
+            // The index's writer lock first: no server works on it.
+            let mut writer = index
+                .index
+                .writer_with_num_threads::<tantivy::TantivyDocument>(1, 15_000_000)
+                .context("the search index is in use (is `docpipe serve` running on it?)")?;
+            let n = requeue_indexed(&open_writer(&path, &config.catalog.synchronous)?)?;
+            writer.delete_all_documents()?;
+            writer.commit()?;
+            drop(writer);
+            index.reader.reload()?;
+            tracing::info!(documents = n, "indexing every document again");
         }
         // Scratch copies (of PDFs for OCR) left by a crash are of no use.
         let scratch = dir.join("tmp");
@@ -376,41 +393,6 @@ impl Pipeline {
             },
         )
         .await
-    }
-
-    /// Empties the search index and sends every indexed document through
-    /// indexing again, from the text and metadata SQLite keeps (nothing is
-    /// extracted again). Returns how many documents go back.
-    pub async fn reindex(&self) -> Result<usize> {
-        let ids: Vec<String> = self
-            .inner
-            .reader
-            .db
-            .run(|c| {
-                let mut st =
-                    c.prepare("SELECT id FROM documents WHERE stage = 'indexed' ORDER BY seq")?;
-                let ids = st
-                    .query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<String>>>()?;
-                Ok(ids)
-            })
-            .await?;
-        self.ask(|r| r.indexer.clone(), IndexerMsg::Clear).await?;
-        let origin = Origin {
-            token_id: None,
-            request_id: Some("reindex".into()),
-        };
-        let moved = self
-            .ask(
-                |r| r.catalog.clone(),
-                |reply| CatalogMsg::Reindex {
-                    ids: ids.clone(),
-                    origin: origin.clone(),
-                    reply,
-                },
-            )
-            .await?;
-        Ok(moved.len())
     }
 
     async fn finish_delete(&self, id: &str, origin: &Origin) -> Result<()> {

@@ -128,14 +128,6 @@ impl Actor for Indexer {
                 let r = snapshot(st, hold).await;
                 let _ = reply.send(r.map_err(|e| EngineError::internal(format!("{e:#}"))));
             }
-            IndexerMsg::Clear(reply) => {
-                flush(st).await?;
-                let writer = st.writer.as_ref().ok_or("index writer lost")?;
-                writer.delete_all_documents()?;
-                let r = commit_always(st).await;
-                let _ = reply.send(r.as_ref().map(|_| ()).map_err(EngineError::internal));
-                r?;
-            }
             IndexerMsg::CommitNow(reply) => {
                 let r = commit(st).await;
                 let _ = reply.send(r.as_ref().map(|_| ()).map_err(EngineError::internal));

@@ -374,6 +374,9 @@ pub struct CheckReport {
     pub documents: u64,
     pub originals_checked: u64,
     pub index_documents: u64,
+    /// Documents whose passages have vectors, and the passages.
+    pub embedded_documents: u64,
+    pub passages: u64,
     pub problems: Vec<CheckProblem>,
 }
 
@@ -478,6 +481,43 @@ impl Pipeline {
                 reindex.push(id.clone());
             }
         }
+        // Vectors: a document marked embedded has its passages' rows (the
+        // rows go with their document, so none can be left over).
+        let (embedded, passages, lost): (u64, u64, Vec<String>) = reader
+            .db
+            .run(|c| {
+                let (e, p) = c.query_row(
+                    "SELECT (SELECT COUNT(*) FROM documents WHERE embedded_at IS updated_at
+                             AND stage = 'indexed'),
+                            (SELECT COUNT(*) FROM chunks)",
+                    [],
+                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+                )?;
+                let mut st = c.prepare(
+                    "SELECT d.id FROM documents d JOIN texts t ON t.seq = d.seq
+                     WHERE d.stage = 'indexed' AND d.embedded_at IS d.updated_at
+                     AND length(t.text) > 0
+                     AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.doc_seq = d.seq)",
+                )?;
+                let lost = st
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                Ok((e, p, lost))
+            })
+            .await?;
+        report.embedded_documents = embedded;
+        report.passages = passages;
+        for id in lost {
+            report.add(
+                "vectors_missing",
+                Some(&id),
+                "marked embedded, but no passage of it has a vector".into(),
+            );
+            // Indexed again, then embedded again.
+            if !reindex.contains(&id) {
+                reindex.push(id);
+            }
+        }
         let orphans: Vec<String> = in_index
             .keys()
             .filter(|id| !known.contains(id.as_str()))
@@ -521,7 +561,7 @@ impl Pipeline {
             for p in &mut report.problems {
                 let id = p.id.clone().unwrap_or_default();
                 p.repaired = match p.kind {
-                    "not_in_index" | "indexed_twice" => moved.contains(&id),
+                    "not_in_index" | "indexed_twice" | "vectors_missing" => moved.contains(&id),
                     "index_orphan" => unindexed.contains(&id),
                     "original_orphan" => deleted.contains(&id),
                     _ => false,

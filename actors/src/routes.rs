@@ -220,8 +220,6 @@ pub enum IndexerMsg {
     },
     /// Commit now and reply (shutdown).
     CommitNow(Reply<()>),
-    /// Empty the index (committed) and reply: `docpipe reindex`.
-    Clear(Reply<()>),
     /// Commit, wait until the Catalog has written what that commit holds,
     /// run `hold` (with no index change meanwhile: a backup's copy of the
     /// catalog), and reply with the commit point.

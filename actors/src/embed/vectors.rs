@@ -53,6 +53,9 @@ struct Rows {
     /// The document of each row; 0 once it was dropped.
     owner: Vec<i64>,
     chunk: Vec<u32>,
+    /// At a live document's first row, the end of its rows; 0 elsewhere
+    /// (so that the scan needs no lookup).
+    ends: Vec<u32>,
     /// Each document's rows.
     docs: HashMap<i64, (usize, usize)>,
     dead: usize,
@@ -114,10 +117,12 @@ impl VectorIndex {
             r.scales.push(c.scale);
             r.owner.push(seq);
             r.chunk.push(c.no);
+            r.ends.push(0);
         }
         if r.owner.len() > first {
             let last = r.owner.len();
             r.docs.insert(seq, (first, last));
+            r.ends[first] = last as u32;
         }
         r.compact_if_sparse();
     }
@@ -188,14 +193,12 @@ impl VectorIndex {
         // reads memory front to back.
         let mut i = 0;
         while i < r.owner.len() {
+            let end = r.ends[i] as usize;
+            if end == 0 {
+                i += 1;
+                continue;
+            }
             let seq = r.owner[i];
-            let end = match r.docs.get(&seq) {
-                Some(&(a, b)) if a == i && seq != 0 => b,
-                _ => {
-                    i += 1;
-                    continue;
-                }
-            };
             if allow(seq) {
                 let mut best = Near {
                     seq,
@@ -224,6 +227,7 @@ impl Rows {
     fn drop_doc(&mut self, seq: i64) {
         if let Some((a, b)) = self.docs.remove(&seq) {
             self.owner[a..b].fill(0);
+            self.ends[a] = 0;
             self.dead += b - a;
         }
     }
@@ -248,10 +252,13 @@ impl Rows {
             keep.scales.push(self.scales[i]);
             keep.owner.push(seq);
             keep.chunk.push(self.chunk[i]);
-            keep.docs
+            keep.ends.push(0);
+            let (first, end) = *keep
+                .docs
                 .entry(seq)
                 .and_modify(|e| e.1 = at + 1)
                 .or_insert((at, at + 1));
+            keep.ends[first] = end as u32;
         }
         *self = keep;
     }

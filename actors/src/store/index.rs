@@ -215,6 +215,16 @@ impl SearchIndex {
         Ok(Self::open_or_rebuild(dir)?.0)
     }
 
+    /// Whether the index in `dir` was written with another schema (by
+    /// another version): `open_or_rebuild` then starts it afresh.
+    pub fn outdated(dir: &Path) -> Result<bool> {
+        if !dir.join("meta.json").exists() {
+            return Ok(false);
+        }
+        let old = Index::open_in_dir(dir).context("cannot open the search index")?;
+        Ok(old.schema() != schema().0)
+    }
+
     pub fn open_or_rebuild(dir: &Path) -> Result<(Self, bool)> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create index directory {}", dir.display()))?;
