@@ -133,7 +133,10 @@ $(CORPUS_ROOT)/labeled/spamassassin/labels.csv:
 ## classifier's accuracy on the labelled sets through the API, field extraction
 ## precision and recall, then the
 ## end-to-end load bench (20,000 uploads over HTTP) beside a bare and a
-## same-work baseline, and the memory bench (the corpus's PDFs and text files).
+## same-work baseline, the search bench (100,000 documents: full-text,
+## filtered, hybrid), the embedding bench (the embedder, the vector store at
+## 1M passages, ingest with embedding on and off), and the memory bench (the
+## corpus's PDFs and text files).
 bench: corpus deps labeled release
 	$(CARGO) bench --bench upload
 	$(CARGO) bench --bench extract

@@ -98,7 +98,7 @@ const DOCS: &[(&str, &str, &str)] = &[
 fn ollama_vectors_rank_semantic_search_and_ask_cites_only_the_callers_documents() {
     let mut fake = FakeOllama::start(Behaviour::Good);
     let tmp = tempfile::tempdir().unwrap();
-    let s = Server::start(&tmp.path().join("data"), &config(&fake), &[]);
+    let mut s = Server::start(&tmp.path().join("data"), &config(&fake), &[]);
     let ids: Vec<String> = DOCS
         .iter()
         .map(|(w, name, text)| upload_to(&s, w, name, text))
@@ -260,6 +260,45 @@ fn ollama_vectors_rank_semantic_search_and_ask_cites_only_the_callers_documents(
     assert_eq!(
         (code, v["code"].as_str()),
         (400, Some("missing_query")),
+        "{v}"
+    );
+
+    // Another embedder: every document is embedded again in the background,
+    // and queries use the new vectors (the built-in table knows that
+    // vessels are ships; the fake's word counts do not).
+    s.stop();
+    let table = std::env::var("EMBED_TABLE").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/.deps/embed/all-MiniLM-L6-v2.dpemb"
+        )
+        .into()
+    });
+    std::fs::write(
+        tmp.path().join("data").with_extension("toml"),
+        format!("{FAST_CONFIG}\n[embed]\ntable = {table:?}\n"),
+    )
+    .unwrap();
+    s.restart();
+    wait_until(
+        WAIT,
+        "every document embedded by the built-in embedder",
+        || {
+            let e = get_json(&s.url("/api/v1/status")).1["embed"].clone();
+            e["model"] == "all-MiniLM-L6-v2" && e["pending"] == 0 && e["documents"] == DOCS.len()
+        },
+    );
+    assert_eq!(doc(&s, &ids[0])["embedded"], true);
+    let (code, v) = get_json(&s.url("/api/v1/search?q=vessels&mode=semantic&limit=2"));
+    assert_eq!(code, 200, "{v}");
+    let top: Vec<&str> = v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        top.contains(&ids[4].as_str()) || top.contains(&ids[0].as_str()),
         "{v}"
     );
 }

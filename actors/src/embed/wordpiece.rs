@@ -5,8 +5,7 @@
 //! vocabulary pieces from the left (`##` marking a piece inside a word);
 //! a word that cannot be cut, or is longer than 100 characters, is `[UNK]`.
 
-use std::collections::HashMap;
-
+use rustc_hash::FxHashMap as HashMap;
 use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 
 const MAX_WORD_CHARS: usize = 100;
@@ -22,8 +21,8 @@ pub struct WordPiece {
 impl WordPiece {
     /// `vocab[i]` is the piece of token id `i`.
     pub fn new(vocab: &[String]) -> anyhow::Result<WordPiece> {
-        let mut words = HashMap::with_capacity(vocab.len());
-        let mut inner = HashMap::new();
+        let mut words = HashMap::default();
+        let mut inner = HashMap::default();
         for (id, piece) in vocab.iter().enumerate() {
             match piece.strip_prefix("##") {
                 Some(rest) if !rest.is_empty() => inner.insert(rest.into(), id as u32),
