@@ -32,14 +32,7 @@ fn upload_to(s: &Server, workspace: &str, name: &str, text: &str) -> String {
             "file",
             ::reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()),
         );
-    let (code, _, body) = reqwest::send(
-        reqwest::async_client()
-            .post(s.url("/api/v1/documents"))
-            .multipart(form),
-    );
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(code, 202, "{v}");
-    v["documents"][0]["id"].as_str().unwrap().to_string()
+    upload_form(s, form)
 }
 
 fn token_for(s: &Server, workspace: &str) -> String {

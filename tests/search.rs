@@ -58,23 +58,8 @@ fn find(s: &Server, params: &[(&str, &str)]) -> (u16, Value) {
     get_json(url.as_str())
 }
 
-fn ok(s: &Server, params: &[(&str, &str)]) -> Value {
-    let (code, v) = find(s, params);
-    assert_eq!(code, 200, "{params:?}: {v}");
-    v
-}
-
 fn total(s: &Server, params: &[(&str, &str)]) -> u64 {
-    ok(s, params)["total"].as_u64().unwrap()
-}
-
-fn ids(v: &Value) -> Vec<String> {
-    v["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["id"].as_str().unwrap().to_string())
-        .collect()
+    search_ok(s, params)["total"].as_u64().unwrap()
 }
 
 /// `SELECT key, COUNT(*)` over the indexed documents, as a map.
@@ -225,15 +210,15 @@ fn search_filters_facets_sorts_pages_and_stays_consistent_with_the_catalog() {
         let Some(p) = distinctive_phrase(&db, &text) else {
             continue;
         };
-        let v = ok(&s, &[("q", &format!("\"{p}\""))]);
-        assert_eq!(ids(&v).first(), Some(id), "phrase {p:?}: {v}");
+        let v = search_ok(&s, &[("q", &format!("\"{p}\""))]);
+        assert_eq!(hit_ids(&v).first(), Some(id), "phrase {p:?}: {v}");
         phrases += 1;
     }
     assert!(phrases >= 20, "only {phrases} documents had a phrase");
 
     // Facets over everything agree with the catalog, and so does each
     // filter's total.
-    let all = ok(&s, &[("q", "*"), ("facets", "type,tags,year,language")]);
+    let all = search_ok(&s, &[("q", "*"), ("facets", "type,tags,year,language")]);
     let n_indexed = one(
         &db,
         "SELECT COUNT(*) FROM documents WHERE stage = 'indexed'",
@@ -312,7 +297,7 @@ fn search_filters_facets_sorts_pages_and_stays_consistent_with_the_catalog() {
     }
 
     // A word's facets add up with its filters.
-    let word = ok(&s, &[("q", "package"), ("facets", "type,tags")]);
+    let word = search_ok(&s, &[("q", "package"), ("facets", "type,tags")]);
     assert!(word["total"].as_u64().unwrap() > 0, "{word}");
     for (t, n) in facet(&word, "type") {
         assert_eq!(total(&s, &[("q", "package"), ("type", &t)]), n, "type={t}");
@@ -357,18 +342,21 @@ fn search_filters_facets_sorts_pages_and_stays_consistent_with_the_catalog() {
         .split(|c: char| !c.is_alphanumeric())
         .find(|w| w.len() >= 3)
         .unwrap();
-    let v = ok(
+    let v = search_ok(
         &s,
         &[("q", &format!("issuer:{issuer_word}")), ("limit", "100")],
     );
-    assert!(ids(&v).contains(&issuer_id), "issuer:{issuer_word}: {v}");
+    assert!(
+        hit_ids(&v).contains(&issuer_id),
+        "issuer:{issuer_word}: {v}"
+    );
 
     // Sorted by date, oldest first, and paged by cursor: every document
     // once, in the catalog's order of dates.
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {
-        let v = ok(
+        let v = search_ok(
             &s,
             &[
                 ("q", "*"),
@@ -377,7 +365,7 @@ fn search_filters_facets_sorts_pages_and_stays_consistent_with_the_catalog() {
                 ("cursor", &cursor),
             ],
         );
-        seen.extend(ids(&v));
+        seen.extend(hit_ids(&v));
         match v["next_cursor"].as_str() {
             Some(c) => cursor = c.to_string(),
             None => break,
@@ -398,8 +386,8 @@ fn search_filters_facets_sorts_pages_and_stays_consistent_with_the_catalog() {
         .collect();
     assert!(dates.windows(2).all(|w| w[0] <= w[1]), "{dates:?}");
     // By a field, highest first; documents without it come last.
-    let v = ok(&s, &[("q", "*"), ("sort", "total"), ("limit", "100")]);
-    let totals: Vec<Option<f64>> = ids(&v)
+    let v = search_ok(&s, &[("q", "*"), ("sort", "total"), ("limit", "100")]);
+    let totals: Vec<Option<f64>> = hit_ids(&v)
         .iter()
         .map(|id| {
             db.query_row(
@@ -422,13 +410,13 @@ fn search_filters_facets_sorts_pages_and_stays_consistent_with_the_catalog() {
     );
 
     // Snippets highlight the words and escape the text.
-    let v = ok(&s, &[("q", "quixotical")]);
-    assert_eq!(ids(&v), std::slice::from_ref(&markup));
+    let v = search_ok(&s, &[("q", "quixotical")]);
+    assert_eq!(hit_ids(&v), std::slice::from_ref(&markup));
     let snippet = v["hits"][0]["snippet"].as_str().unwrap();
     assert!(snippet.contains("<b>quixotical</b>"), "{snippet}");
     assert!(snippet.contains("&lt;script&gt;"), "{snippet}");
     assert!(!snippet.contains("<script"), "{snippet}");
-    let v = ok(&s, &[("q", "package"), ("limit", "20")]);
+    let v = search_ok(&s, &[("q", "package"), ("limit", "20")]);
     for h in v["hits"].as_array().unwrap() {
         let sn = h["snippet"].as_str().unwrap();
         assert!(sn.contains("<b>"), "{h}");
@@ -439,13 +427,13 @@ fn search_filters_facets_sorts_pages_and_stays_consistent_with_the_catalog() {
     }
 
     // Stemming: "running" finds "runs" too, below the exact word.
-    let v = ok(&s, &[("q", "zorblax running")]);
-    assert_eq!(ids(&v), [exact.clone(), stemmed.clone()], "{v}");
+    let v = search_ok(&s, &[("q", "zorblax running")]);
+    assert_eq!(hit_ids(&v), [exact.clone(), stemmed.clone()], "{v}");
 
     // One letter wrong is tolerated, and said; not when turned off.
-    let v = ok(&s, &[("q", "quixotocal")]);
+    let v = search_ok(&s, &[("q", "quixotocal")]);
     assert_eq!(
-        (ids(&v), v["fuzzy"].as_bool()),
+        (hit_ids(&v), v["fuzzy"].as_bool()),
         (vec![markup.clone()], Some(true))
     );
     assert_eq!(total(&s, &[("q", "quixotocal"), ("typos", "false")]), 0);
@@ -488,9 +476,9 @@ fn search_filters_facets_sorts_pages_and_stays_consistent_with_the_catalog() {
     let (code, _, _) =
         reqwest::send(reqwest::async_client().delete(s.url(&format!("/api/v1/documents/{gone}"))));
     assert_eq!(code, 204);
-    let after = ok(&s, &[("q", "*"), ("facets", "type,tags"), ("limit", "100")]);
+    let after = search_ok(&s, &[("q", "*"), ("facets", "type,tags"), ("limit", "100")]);
     assert_eq!(after["total"].as_u64().unwrap(), n_indexed - 1);
-    assert!(!ids(&after).contains(&gone));
+    assert!(!hit_ids(&after).contains(&gone));
     assert_eq!(
         facet(&after, "type").get(&gone_type).copied().unwrap_or(0),
         types[&gone_type] - 1
@@ -527,7 +515,7 @@ fn an_edit_of_tags_and_fields_reaches_the_filters() {
         assert_eq!(wait_terminal(&s, id, WAIT)["stage"], "indexed");
     }
     assert_eq!(
-        ids(&ok(&s, &[("q", "gardening"), ("tag", "work")])),
+        hit_ids(&search_ok(&s, &[("q", "gardening"), ("tag", "work")])),
         std::slice::from_ref(&b)
     );
     let work = tag_id(&s, "Work");
@@ -561,14 +549,7 @@ fn an_edit_of_tags_and_fields_reaches_the_filters() {
         .text("tags", "Work")
         .text("tags", "Rainy days")
         .text("created", "2020-01-02");
-    let (code, _, body) = reqwest::send(
-        reqwest::async_client()
-            .post(s.url("/api/v1/documents"))
-            .multipart(form),
-    );
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(code, 202, "{v}");
-    let c = v["documents"][0]["id"].as_str().unwrap().to_string();
+    let c = upload_form(&s, form);
     let d = wait_terminal(&s, &c, WAIT);
     let names: Vec<&str> = d["tags"]
         .as_array()
@@ -581,7 +562,10 @@ fn an_edit_of_tags_and_fields_reaches_the_filters() {
     assert_eq!(d["created"], "2020-01-02");
     assert_eq!(total(&s, &[("q", "gardening"), ("tag", "work")]), 3);
     assert_eq!(
-        ids(&ok(&s, &[("tag", "rainy days"), ("to", "2020-12-31")])),
+        hit_ids(&search_ok(
+            &s,
+            &[("tag", "rainy days"), ("to", "2020-12-31")]
+        )),
         std::slice::from_ref(&c)
     );
 }
@@ -685,9 +669,9 @@ fn deletes_free_space_and_check_and_reindex_mend_a_damaged_index() {
     let (code, out, err) = on_data_dir(&["check", "--quick"], &data, &config);
     assert_eq!(code, 0, "{out}{err}");
     s.restart();
-    let all = ok(&s, &[("q", "*"), ("limit", "100")]);
+    let all = search_ok(&s, &[("q", "*"), ("limit", "100")]);
     assert_eq!(all["total"].as_u64().unwrap(), left as u64);
-    let found: HashSet<String> = ids(&all).into_iter().collect();
+    let found: HashSet<String> = hit_ids(&all).into_iter().collect();
     for id in &kept[5..] {
         assert!(found.contains(id), "{id} lost by reindex");
     }

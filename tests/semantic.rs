@@ -49,22 +49,6 @@ fn reuters() -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-fn find(s: &Server, params: &[(&str, &str)]) -> Value {
-    let url = ::reqwest::Url::parse_with_params(&s.url("/api/v1/search"), params).unwrap();
-    let (code, v) = get_json(url.as_str());
-    assert_eq!(code, 200, "{params:?}: {v}");
-    v
-}
-
-fn hit_ids(v: &Value) -> Vec<String> {
-    v["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn embed_status(s: &Server) -> Value {
     get_json(&s.url("/api/v1/status")).1["embed"].clone()
 }
@@ -177,12 +161,12 @@ fn meaning_finds_what_words_cannot_and_similar_articles_share_a_topic() {
         let text = words(&std::fs::read_to_string(path).unwrap());
         let shared: Vec<String> = words(q).intersection(&text).cloned().collect();
         assert!(shared.is_empty(), "{q:?} shares {shared:?} with {file}");
-        let by_words = find(&s, &[("q", q), ("mode", "fulltext"), ("limit", "5")]);
+        let by_words = search_ok(&s, &[("q", q), ("mode", "fulltext"), ("limit", "5")]);
         assert!(
             !hit_ids(&by_words).contains(id),
             "{q:?} found {file} by words: {by_words}"
         );
-        let by_meaning = find(&s, &[("q", q), ("mode", "semantic"), ("limit", "5")]);
+        let by_meaning = search_ok(&s, &[("q", q), ("mode", "semantic"), ("limit", "5")]);
         assert_eq!(by_meaning["mode"], "semantic");
         let rank = hit_ids(&by_meaning).iter().position(|h| h == id);
         println!("{q:?} → {file}: semantic rank {rank:?}");
@@ -202,10 +186,10 @@ fn meaning_finds_what_words_cannot_and_similar_articles_share_a_topic() {
     // Hybrid is the default once vectors exist: a word match and a
     // meaning match both come back, and the filters still hold.
     let word_hit = &id_of["crude/reut-00016.txt"];
-    let v = find(&s, &[("q", "tanker vessel collision"), ("limit", "10")]);
+    let v = search_ok(&s, &[("q", "tanker vessel collision"), ("limit", "10")]);
     assert_eq!(v["mode"], "hybrid", "{v}");
     assert_eq!(hit_ids(&v)[0], *word_hit, "{v}");
-    let v = find(
+    let v = search_ok(
         &s,
         &[
             ("q", "emirate spending plan"),
@@ -214,13 +198,13 @@ fn meaning_finds_what_words_cannot_and_similar_articles_share_a_topic() {
         ],
     );
     assert!(hit_ids(&v).contains(&id_of["crude/reut-00010.txt"]), "{v}");
-    let v = find(
+    let v = search_ok(
         &s,
         &[("q", "oil"), ("mode", "semantic"), ("type", "no-such-type")],
     );
     assert_eq!(v["total"], 0, "{v}");
     // A semantic hit shows its passage, escaped.
-    let v = find(
+    let v = search_ok(
         &s,
         &[("q", "inn disposal"), ("mode", "semantic"), ("limit", "5")],
     );
@@ -242,7 +226,7 @@ fn meaning_finds_what_words_cannot_and_similar_articles_share_a_topic() {
     s.restart();
     assert_eq!(embed_status(&s)["documents"], n);
     let target = &id_of["crude/reut-00016.txt"];
-    let before = find(
+    let before = search_ok(
         &s,
         &[("q", "vessel collision harbour"), ("mode", "semantic")],
     );
@@ -251,7 +235,7 @@ fn meaning_finds_what_words_cannot_and_similar_articles_share_a_topic() {
         reqwest::async_client().delete(s.url(&format!("/api/v1/documents/{target}"))),
     );
     assert!(code == 200 || code == 204, "delete: {code}");
-    let after = find(
+    let after = search_ok(
         &s,
         &[("q", "vessel collision harbour"), ("mode", "semantic")],
     );
@@ -284,7 +268,7 @@ fn meaning_finds_what_words_cannot_and_similar_articles_share_a_topic() {
     assert!(out.contains("(repaired)"), "{out}{err}");
     s.restart();
     wait_embedded(&s, n - 1);
-    let v = find(
+    let v = search_ok(
         &s,
         &[
             ("q", "emirate spending plan"),
@@ -327,7 +311,7 @@ fn without_a_table_semantic_search_is_a_409_and_hybrid_falls_back() {
     let (code, v) = get_json(url.as_str());
     assert_eq!(code, 409, "{v}");
     assert_eq!(v["code"], "no_embeddings", "{v}");
-    let v = find(&s, &[("q", "crude"), ("mode", "hybrid")]);
+    let v = search_ok(&s, &[("q", "crude"), ("mode", "hybrid")]);
     assert_eq!(v["mode"], "fulltext", "{v}");
     assert_eq!(hit_ids(&v).as_slice(), std::slice::from_ref(&id));
     assert_eq!(doc(&s, &id)["embedded"], false);

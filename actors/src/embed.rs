@@ -114,7 +114,13 @@ impl Embedding {
                         let why = format!(
                             "{e:#}; make it with `docpipe distill-embedder` (`make deps` does) and set embed.table"
                         );
-                        tracing::warn!("semantic search is off: {why}");
+                        // Said loudly when the table was named; without one
+                        // (the default), search by words is the plan.
+                        if config.table.is_empty() {
+                            tracing::info!("semantic search is off: {why}");
+                        } else {
+                            tracing::warn!("semantic search is off: {why}");
+                        }
                         (None, Some(why))
                     }
                 }

@@ -152,22 +152,19 @@ impl Llm {
         }
     }
 
-    /// One chat request to one endpoint; the reply's content.
-    async fn chat(
+    /// One request to endpoint `i` (`request` is its call on the
+    /// endpoint's client), within the time limit, counted and recorded by
+    /// the endpoint's breaker.
+    async fn call<T>(
         &self,
         i: usize,
-        messages: Vec<ChatMessage>,
-        schema: &Value,
-    ) -> Result<String, String> {
+        request: impl std::future::Future<Output = Result<T, ollama_rs::error::OllamaError>>,
+    ) -> Result<T, String> {
         let e = &self.endpoints[i];
         e.requests.fetch_add(1, Relaxed);
         e.in_flight.fetch_add(1, Relaxed);
-        let format = schemars::Schema::try_from(schema.clone())
-            .map(|s| FormatType::StructuredJson(Box::new(JsonStructure::new_for_schema(s))))
-            .unwrap_or(FormatType::Json);
-        let request = ChatMessageRequest::new(self.cfg.model.clone(), messages).format(format);
         let deadline = Duration::from_millis(self.cfg.timeout_ms);
-        let result = tokio::time::timeout(deadline, e.client.send_chat_messages(request)).await;
+        let result = tokio::time::timeout(deadline, request).await;
         e.in_flight.fetch_sub(1, Relaxed);
         let out = match result {
             Err(_) => Err(format!(
@@ -175,10 +172,26 @@ impl Llm {
                 e.url, self.cfg.timeout_ms
             )),
             Ok(Err(err)) => Err(format!("{}: {err}", e.url)),
-            Ok(Ok(reply)) => Ok(reply.message.content),
+            Ok(Ok(reply)) => Ok(reply),
         };
         self.record(i, out.is_ok());
         out
+    }
+
+    /// One chat request to one endpoint; the reply's content.
+    async fn chat(
+        &self,
+        i: usize,
+        messages: Vec<ChatMessage>,
+        schema: &Value,
+    ) -> Result<String, String> {
+        let format = schemars::Schema::try_from(schema.clone())
+            .map(|s| FormatType::StructuredJson(Box::new(JsonStructure::new_for_schema(s))))
+            .unwrap_or(FormatType::Json);
+        let request = ChatMessageRequest::new(self.cfg.model.clone(), messages).format(format);
+        let client = &self.endpoints[i].client;
+        let reply = self.call(i, client.send_chat_messages(request)).await?;
+        Ok(reply.message.content)
     }
 
     /// Asks for JSON matching `schema`, checked by `check`. An endpoint that
@@ -247,25 +260,15 @@ impl Llm {
         let mut last_error = "every endpoint's circuit breaker is open".to_string();
         while let Some(i) = self.pick(&tried) {
             let e = &self.endpoints[i];
-            e.requests.fetch_add(1, Relaxed);
             let messages = vec![
                 ChatMessage::system(system.to_string()),
                 ChatMessage::user(user.to_string()),
             ];
             let request = ChatMessageRequest::new(self.cfg.model.clone(), messages);
-            let deadline = Duration::from_millis(self.cfg.timeout_ms);
-            let started =
-                tokio::time::timeout(deadline, e.client.send_chat_messages_stream(request)).await;
-            let out = match started {
-                Err(_) => Err(format!(
-                    "{}: no answer within {} ms",
-                    e.url, self.cfg.timeout_ms
-                )),
-                Ok(Err(err)) => Err(format!("{}: {err}", e.url)),
-                Ok(Ok(s)) => Ok(s),
-            };
-            self.record(i, out.is_ok());
-            match out {
+            match self
+                .call(i, e.client.send_chat_messages_stream(request))
+                .await
+            {
                 Ok(s) => {
                     let url = e.url.clone();
                     return Ok(Box::pin(s.map(move |r| {
@@ -289,31 +292,19 @@ impl Llm {
         let mut last_error = "every endpoint's circuit breaker is open".to_string();
         while let Some(i) = self.pick(&tried) {
             let e = &self.endpoints[i];
-            e.requests.fetch_add(1, Relaxed);
-            e.in_flight.fetch_add(1, Relaxed);
             let request = GenerateEmbeddingsRequest::new(
                 model.to_string(),
                 EmbeddingsInput::Multiple(texts.clone()),
             );
-            let deadline = Duration::from_millis(self.cfg.timeout_ms);
-            let result =
-                tokio::time::timeout(deadline, e.client.generate_embeddings(request)).await;
-            e.in_flight.fetch_sub(1, Relaxed);
-            let out = match result {
-                Err(_) => Err(format!(
-                    "{}: no answer within {} ms",
-                    e.url, self.cfg.timeout_ms
-                )),
-                Ok(Err(err)) => Err(format!("{}: {err}", e.url)),
-                Ok(Ok(r)) if r.embeddings.len() != texts.len() => Err(format!(
+            let out = match self.call(i, e.client.generate_embeddings(request)).await {
+                Ok(r) if r.embeddings.len() != texts.len() => Err(format!(
                     "{}: {} embeddings for {} texts",
                     e.url,
                     r.embeddings.len(),
                     texts.len()
                 )),
-                Ok(Ok(r)) => Ok(r.embeddings),
+                r => r.map(|r| r.embeddings),
             };
-            self.record(i, out.is_ok());
             match out {
                 Ok(v) => return Ok(v),
                 Err(err) => {

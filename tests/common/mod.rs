@@ -303,6 +303,40 @@ pub fn upload(s: &Server, files: &[(&str, Vec<u8>)], title: Option<&str>) -> (u1
 }
 
 /// Uploads one file and returns its document id (asserting 202).
+/// Posts a multipart upload form; asserts `202` and returns the first
+/// document's id.
+#[allow(dead_code)] // not every test binary builds its own forms
+pub fn upload_form(s: &Server, form: ::reqwest::multipart::Form) -> String {
+    let (code, _, body) = reqwest::send(
+        reqwest::async_client()
+            .post(s.url("/api/v1/documents"))
+            .multipart(form),
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert_eq!(code, 202, "{v}");
+    v["documents"][0]["id"].as_str().unwrap().to_string()
+}
+
+/// `GET /api/v1/search` with these parameters; asserts `200`.
+#[allow(dead_code)] // not every test binary searches
+pub fn search_ok(s: &Server, params: &[(&str, &str)]) -> Value {
+    let url = ::reqwest::Url::parse_with_params(&s.url("/api/v1/search"), params).unwrap();
+    let (code, v) = get_json(url.as_str());
+    assert_eq!(code, 200, "{params:?}: {v}");
+    v
+}
+
+/// The ids of a search answer's hits, in order.
+#[allow(dead_code)] // not every test binary searches
+pub fn hit_ids(v: &Value) -> Vec<String> {
+    v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn upload_one(s: &Server, name: &str, bytes: Vec<u8>) -> String {
     let (code, v) = upload(s, &[(name, bytes)], None);
     assert_eq!(code, 202, "upload of {name} answered {code}: {v}");

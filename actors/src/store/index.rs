@@ -509,8 +509,23 @@ impl SearchIndex {
         for (key, addr) in top.into_iter().take(limit) {
             hits.push((self.stored_id(&searcher, addr)?, key.2));
         }
+        let mut out = self.results(&searcher, &*snippets_query, hits, total, facets)?;
+        out.fuzzy = typos;
+        out.next_cursor = next_cursor;
+        Ok(out)
+    }
+
+    /// The results of a page of hits, with what their snippets need.
+    fn results(
+        &self,
+        searcher: &tantivy::Searcher,
+        snippets_query: &dyn Query,
+        hits: Vec<(String, f32)>,
+        total: usize,
+        facets: FacetCounts,
+    ) -> Result<RawResults, QueryError> {
         let snippets = self
-            .snippet_generator(&searcher, &*snippets_query, self.fields.body)
+            .snippet_generator(searcher, snippets_query, self.fields.body)
             .map_err(|e| QueryError(format!("search failed: {e}")))?;
         let mut terms = Vec::new();
         snippets_query.query_terms(&mut |term, _| {
@@ -525,9 +540,9 @@ impl SearchIndex {
             hits,
             snippets,
             terms,
-            fuzzy: typos,
+            fuzzy: false,
             facets,
-            next_cursor,
+            next_cursor: None,
         })
     }
 
@@ -583,26 +598,9 @@ impl SearchIndex {
         let mut hits: Vec<(String, f32)> = fused.into_iter().collect();
         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let hits: Vec<(String, f32)> = hits.into_iter().skip(req.offset).take(limit).collect();
-        let snippets = self
-            .snippet_generator(searcher, &*snippets_query, self.fields.body)
-            .map_err(|e| QueryError(format!("search failed: {e}")))?;
-        let mut terms = Vec::new();
-        snippets_query.query_terms(&mut |term, _| {
-            if term.field() == self.fields.body {
-                if let Some(t) = term.value().as_str() {
-                    terms.push(t.to_string());
-                }
-            }
-        });
-        Ok(RawResults {
-            total: total as u64,
-            hits,
-            snippets,
-            terms,
-            fuzzy: typos,
-            facets,
-            next_cursor: None,
-        })
+        let mut out = self.results(searcher, &*snippets_query, hits, total, facets)?;
+        out.fuzzy = typos;
+        Ok(out)
     }
 
     /// The numbers of the documents the request's filters (not its words)
