@@ -59,6 +59,16 @@ fn ask(s: &Server, token: Option<&str>, body: Value, events: bool) -> (u16, Vec<
     (code, bytes)
 }
 
+/// The ids of an answer's citations, in order.
+fn cited(v: &Value) -> Vec<String> {
+    v["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -153,17 +163,9 @@ fn ollama_vectors_rank_semantic_search_and_ask_cites_only_the_callers_documents(
     let (code, body) = ask(&s, Some(&reader_a), question.clone(), false);
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(code, 200, "{v}");
-    let cited: Vec<&str> = v["citations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(cited[0], ids[0], "{v}");
-    assert!(
-        !cited.contains(&ids[4].as_str()),
-        "another workspace cited: {v}"
-    );
+    let ids_cited = cited(&v);
+    assert_eq!(ids_cited[0], ids[0], "{v}");
+    assert!(!ids_cited.contains(&ids[4]), "another workspace cited: {v}");
     let first = &v["citations"][0];
     assert_eq!(first["page"], 1);
     assert!(
@@ -235,14 +237,9 @@ fn ollama_vectors_rank_semantic_search_and_ask_cites_only_the_callers_documents(
         (409, Some("llm_unavailable")),
         "{v}"
     );
-    let cited: Vec<&str> = v["citations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let ids_cited = cited(&v);
     assert!(
-        cited.contains(&ids[0].as_str()) && !cited.contains(&ids[4].as_str()),
+        ids_cited.contains(&ids[0]) && !ids_cited.contains(&ids[4]),
         "{v}"
     );
     let (code, v) = get_json(&s.url("/api/v1/search?q=sailed&mode=hybrid"));
@@ -284,14 +281,6 @@ fn ollama_vectors_rank_semantic_search_and_ask_cites_only_the_callers_documents(
     assert_eq!(doc(&s, &ids[0])["embedded"], true);
     let (code, v) = get_json(&s.url("/api/v1/search?q=vessels&mode=semantic&limit=2"));
     assert_eq!(code, 200, "{v}");
-    let top: Vec<&str> = v["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["id"].as_str().unwrap())
-        .collect();
-    assert!(
-        top.contains(&ids[4].as_str()) || top.contains(&ids[0].as_str()),
-        "{v}"
-    );
+    let top = hit_ids(&v);
+    assert!(top.contains(&ids[4]) || top.contains(&ids[0]), "{v}");
 }

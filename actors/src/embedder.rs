@@ -30,6 +30,8 @@ use crate::store::vectors::{pending_after, read_to_embed};
 /// later, doubling up to a minute.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Hints held at most; past them the Embedder walks SQLite's queue instead.
+const MAX_HINTS: usize = 10_000;
 
 pub struct EmbedderActor;
 
@@ -88,7 +90,13 @@ impl Actor for EmbedderActor {
         };
         match msg {
             EmbedderMsg::Indexed(seqs) => {
-                st.hinted.extend(seqs);
+                if st.hinted.len() + seqs.len() > MAX_HINTS {
+                    // Faster than embedding: the walk finds them all.
+                    st.hinted.clear();
+                    st.walk = Some(0);
+                } else {
+                    st.hinted.extend(seqs);
+                }
                 if !st.running {
                     st.running = true;
                     me.cast(EmbedderMsg::Next)?;
