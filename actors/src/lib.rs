@@ -15,6 +15,8 @@
 //!        │ ◄── Advanced ─┘
 //!        │ ── forward ──► Indexer (the one Tantivy writer; batch commits) ── Handoff ──► Intake
 //!        │ ◄── Indexed (after the index commit)
+//!        │ ── Indexed (hint) ──► Embedder (passage vectors; walks SQLite's queue) ── Embedded ──► Catalog
+//!        │     (vectors stored with the embedded mark, then into the search's in-memory VectorIndex)
 //!        │ ── Committed{queued, released} ──► Intake
 //!        │ ── Corrected ──► Trainer (retrains the learned classifier) ── SaveClassifier ──► Catalog
 //!     Scheduler ◄── failures; ──► Catalog (retry_at | failed), timers ──► Intake.Rescan
