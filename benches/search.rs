@@ -232,12 +232,10 @@ fn build(dir: &std::path::Path, n: usize, corpus: &str, table: Option<&StaticTab
                 // As the Embedder does: passages (the title leads the
                 // first), their vectors, stored with the document's row.
                 let mut chunks = Vec::new();
-                for (no, c) in chunk::chunks(text, 1000).into_iter().enumerate() {
-                    let passage = if no == 0 {
-                        format!("{}\n{}", d.filename, &text[c.start..c.end])
-                    } else {
-                        text[c.start..c.end].to_string()
-                    };
+                for (no, (c, passage)) in chunk::passages(&d.filename, text, 1000)
+                    .into_iter()
+                    .enumerate()
+                {
                     if let Some(v) = t.embed(&passage, &mut scratch) {
                         chunks.push(ChunkVector::new(no as u32, c.page, c.start, c.end, &v));
                     }

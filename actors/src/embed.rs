@@ -151,24 +151,8 @@ impl Embedding {
         }
     }
 
-    /// The text of each passage to embed: the title leads the first.
+    /// The text of each passage to embed (see [`chunk::passages`]).
     pub fn passages(&self, title: &str, text: &str) -> Vec<(chunk::Chunk, String)> {
-        let mut out: Vec<(chunk::Chunk, String)> = chunk::chunks(text, self.config.chunk_chars)
-            .into_iter()
-            .map(|c| (c, text[c.start..c.end].to_string()))
-            .collect();
-        match out.first_mut() {
-            Some((_, s)) => *s = format!("{title}\n{s}"),
-            None if !title.trim().is_empty() => out.push((
-                chunk::Chunk {
-                    start: 0,
-                    end: 0,
-                    page: 1,
-                },
-                title.to_string(),
-            )),
-            None => {}
-        }
-        out
+        chunk::passages(title, text, self.config.chunk_chars)
     }
 }

@@ -33,6 +33,28 @@ pub fn chunks(text: &str, max_chars: usize) -> Vec<Chunk> {
     out
 }
 
+/// The passages of a document as they are embedded: its chunks' text, the
+/// title leading the first (a title alone when the text has none).
+pub fn passages(title: &str, text: &str, max_chars: usize) -> Vec<(Chunk, String)> {
+    let mut out: Vec<(Chunk, String)> = chunks(text, max_chars)
+        .into_iter()
+        .map(|c| (c, text[c.start..c.end].to_string()))
+        .collect();
+    match out.first_mut() {
+        Some((_, s)) => *s = format!("{title}\n{s}"),
+        None if !title.trim().is_empty() => out.push((
+            Chunk {
+                start: 0,
+                end: 0,
+                page: 1,
+            },
+            title.to_string(),
+        )),
+        None => {}
+    }
+    out
+}
+
 fn page_chunks(page: &str, base: usize, page_no: u32, max: usize, out: &mut Vec<Chunk>) {
     let sentences = sentences(page, max);
     let mut i = 0;
