@@ -141,6 +141,7 @@ bench: corpus deps labeled release
 	$(CARGO) bench --bench upload
 	$(CARGO) bench --bench extract
 	$(CARGO) bench --bench classify
+	$(CARGO) bench --bench types
 	$(CARGO) bench --bench fields
 	$(CARGO) bench --bench load
 	$(CARGO) bench --bench search

@@ -290,107 +290,10 @@ fn main() {
             }
         }
     }
-    compare_models(&root);
     if let Some(f1) = spam50 {
         println!(
             "SpamAssassin, k = 50: macro-F1 {f1:.3} (target ≥ 0.95: {})",
             if f1 >= 0.95 { "met" } else { "MISSED" }
         );
-    }
-}
-
-/// Macro-F1 of (truth, prediction) pairs over the labels.
-fn macro_f1(pairs: &[(String, String)], labels: &[String]) -> f64 {
-    let f1s: Vec<f64> = labels
-        .iter()
-        .map(|l| {
-            let tp = pairs.iter().filter(|p| &p.0 == l && &p.1 == l).count() as f64;
-            let fp = pairs.iter().filter(|p| &p.0 != l && &p.1 == l).count() as f64;
-            let fn_ = pairs.iter().filter(|p| &p.0 == l && &p.1 != l).count() as f64;
-            if tp == 0.0 {
-                0.0
-            } else {
-                2.0 * tp / (2.0 * tp + fp + fn_)
-            }
-        })
-        .collect();
-    f1s.iter().sum::<f64>() / f1s.len() as f64
-}
-
-/// Naive Bayes against logistic regression on the same features and the
-/// same splits, in-process (texts read by docpipe's own parsers): the
-/// measurement behind using naive Bayes.
-fn compare_models(root: &Path) {
-    use docpipe_actors::classifier::bayes::{Logistic, Model, Sample};
-    use docpipe_actors::extract::{self, detect, ParseLimits};
-    println!("\nNaive Bayes vs logistic regression, in-process, same features and splits (macro-F1, train ms):");
-    let limits = ParseLimits::default();
-    for name in ["spamassassin", "reuters-tm"] {
-        let mut set = labelled(&root.join("labeled").join(name));
-        if set.is_empty() {
-            continue;
-        }
-        shuffle(&mut set);
-        let docs: Vec<(String, String)> = set
-            .iter()
-            .filter_map(|(path, label)| {
-                let bytes = std::fs::read(path).ok()?;
-                let detect::Sniffed::Supported(mime) =
-                    detect::sniff(&bytes, &path.to_string_lossy())
-                else {
-                    return None;
-                };
-                let text = extract::parse(mime, &bytes, &limits).ok()?;
-                Some((
-                    label.clone(),
-                    format!("{}\n{}", text.title.unwrap_or_default(), text.text),
-                ))
-            })
-            .collect();
-        let mut labels: Vec<String> = docs.iter().map(|d| d.0.clone()).collect();
-        labels.sort();
-        labels.dedup();
-        for k in [5, 10, 50] {
-            let mut per: HashMap<&str, usize> = HashMap::new();
-            let (mut train, mut test) = (Vec::new(), Vec::new());
-            for (label, text) in &docs {
-                let n = per.entry(label).or_default();
-                if *n < k {
-                    *n += 1;
-                    train.push(Sample {
-                        label: label.clone(),
-                        text: text.clone(),
-                    });
-                } else {
-                    test.push((label, text));
-                }
-            }
-            if labels
-                .iter()
-                .any(|l| per.get(l.as_str()).copied().unwrap_or(0) < k)
-                || labels.iter().any(|l| !test.iter().any(|t| t.0 == l))
-            {
-                continue;
-            }
-            let t = Instant::now();
-            let nb = Model::train(&train).unwrap();
-            let nb_ms = t.elapsed().as_millis();
-            let t = Instant::now();
-            let lr = Logistic::train(&train).unwrap();
-            let lr_ms = t.elapsed().as_millis();
-            let nb_pairs: Vec<(String, String)> = test
-                .iter()
-                .map(|(l, x)| (l.to_string(), nb.predict(x).label))
-                .collect();
-            let lr_pairs: Vec<(String, String)> = test
-                .iter()
-                .map(|(l, x)| (l.to_string(), lr.predict(x).label))
-                .collect();
-            println!(
-                "  {name:<14} k={k:<3} naive Bayes {:.3} ({nb_ms} ms)   logistic regression {:.3} ({lr_ms} ms)",
-                macro_f1(&nb_pairs, &labels),
-                macro_f1(&lr_pairs, &labels)
-            );
-        }
     }
 }

@@ -22,7 +22,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let types = Types::build(&default_types(), &[]).unwrap();
-    let rules = &types.rules;
+    let rules = &types.priors; // the shipped types, as a new user has them
     let limits = ParseLimits::default();
     // (expected, found, right) per field, for all documents and for those
     // laid out in columns.
@@ -93,6 +93,8 @@ fn main() {
             );
         }
     }
+
+    templates_after_one_correction(&set, &types, &limits);
 
     // Ordinary text: the load benchmark's ~2 KB documents (words such as
     // invoice, payment, contract, statement: typed, then searched for labels).
@@ -185,4 +187,103 @@ fn main() {
         );
     }
     println!("    {right} of {asked} right from the text alone (the e-invoice gives all {asked})");
+}
+
+/// Templates from one correction per issuer: each issuer sends one layout
+/// in one language (an issuer's own template), its first document has every
+/// field corrected by hand, and its other documents are read with the
+/// templates learned from that, beside the rules alone.
+fn templates_after_one_correction(set: &[invoices::Sample], types: &Types, limits: &ParseLimits) {
+    use docpipe_actors::fields::templates::{learn, with_templates};
+    let mut groups: BTreeMap<(String, String), Vec<&invoices::Sample>> = BTreeMap::new();
+    for smp in set {
+        let issuer = smp.expected.get("issuer").cloned().unwrap_or_default();
+        // The name says the language and the sample's number, whose
+        // layout is (number / 3) % 4 (see tests/common/invoices.rs).
+        let mut parts = smp.name.rsplitn(2, '-');
+        let i: usize = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let layout = format!("{}/{}", parts.next().unwrap_or(""), (i / 3) % 4);
+        groups.entry((issuer, layout)).or_default().push(smp);
+    }
+    let cx = Context::default();
+    // (expected, found, right) per field, before and after.
+    let mut before: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
+    let mut after: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
+    let (mut learned, mut asked) = (0, 0);
+    for ((issuer, _), docs) in &groups {
+        let Some((first, rest)) = docs.split_first() else {
+            continue;
+        };
+        for as_pdf in [false, true] {
+            let text_of = |s: &invoices::Sample| {
+                if as_pdf {
+                    pdf::extract(&invoices::pdf(&s.text), limits)
+                        .expect("the generated PDF reads")
+                        .text
+                } else {
+                    s.text.clone()
+                }
+            };
+            let first_text = text_of(first);
+            let templates: Vec<_> = first
+                .expected
+                .iter()
+                .filter_map(|(name, value)| {
+                    asked += 1;
+                    learn(
+                        &first_text,
+                        issuer,
+                        name,
+                        types.field_kind(name),
+                        value,
+                        &cx,
+                    )
+                })
+                .collect();
+            learned += templates.len();
+            for smp in rest {
+                let text = text_of(smp);
+                let class = types.priors.classify("", &text);
+                let specs = types.schema(class.doc_type.as_deref());
+                let rules = extract(&text, &specs, &cx);
+                let with = with_templates(rules.clone(), &templates, &text, &cx);
+                for (found, tally) in [(&rules, &mut before), (&with, &mut after)] {
+                    for (name, want) in &smp.expected {
+                        let f = found.iter().find(|f| f.name == *name);
+                        let t = tally.entry(name.to_string()).or_default();
+                        t.0 += 1;
+                        t.1 += u32::from(f.is_some());
+                        t.2 += u32::from(f.is_some_and(|f| &f.value == want));
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "\n  Templates: {} issuers' layouts, first document corrected by hand ({learned} of {asked} values taught a template), the others read (text and PDF):",
+        groups.len()
+    );
+    println!(
+        "  {:<16} {:>8} {:>16} {:>16}",
+        "field", "expected", "rules P / R", "templates P / R"
+    );
+    let (mut all_right, mut all) = (0u32, 0u32);
+    for (name, (e, f, r)) in &before {
+        let (_, f2, r2) = after[name];
+        all_right += r2;
+        all += e;
+        println!(
+            "  {:<16} {:>8} {:>7.3} / {:<6.3} {:>7.3} / {:<6.3}",
+            name,
+            e,
+            *r as f64 / (*f).max(1) as f64,
+            *r as f64 / (*e).max(1) as f64,
+            r2 as f64 / f2.max(1) as f64,
+            r2 as f64 / (*e).max(1) as f64,
+        );
+    }
+    println!(
+        "  with templates, exact: {:.1} % of {all} values (target ≥ 98 %)",
+        100.0 * all_right as f64 / all.max(1) as f64
+    );
 }

@@ -11,6 +11,7 @@ pub mod paperless_apps;
 pub mod paperless_fields;
 pub mod paperless_filters;
 pub mod problem;
+pub mod templates;
 pub mod tokens;
 pub mod types;
 
@@ -180,6 +181,14 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec!(GET "/api/v1/classifier", Some(Reader), "The learned classifier: documents learned from per type, when it was trained, cross-validated accuracy"),
             get(classifier),
+        ),
+        (
+            spec!(GET "/api/v1/templates", Some(Reader), "Field templates learned from corrections: where each issuer puts a field (?workspace=)"),
+            get(templates::list),
+        ),
+        (
+            spec!(DELETE "/api/v1/templates/{id}", Some(Editor), "Delete a field template"),
+            delete(templates::delete),
         ),
         (
             spec!(GET "/api/v1/types", Some(Reader), "Document types: rules, matching mode, field schema, where each is defined"),
@@ -423,8 +432,28 @@ async fn readyz(State(app): State<AppState>) -> Response {
     }
 }
 
-async fn classifier(State(app): State<AppState>) -> Json<docpipe_actors::ClassifierInfo> {
-    Json(app.pipeline.reader().classifier())
+#[derive(Deserialize)]
+struct WorkspaceQuery {
+    workspace: Option<String>,
+}
+
+/// The learned classifier of a workspace (`?workspace=`, else the token's
+/// default one).
+async fn classifier(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<WorkspaceQuery>,
+) -> Result<Json<docpipe_actors::ClassifierInfo>, Problem> {
+    let ws = q
+        .workspace
+        .unwrap_or_else(|| caller.principal.default_workspace().to_string());
+    if !caller.principal.may_use(&ws) {
+        return Err(Problem::new(
+            Code::WorkspaceForbidden,
+            format!("this token may not read workspace {ws:?}"),
+        ));
+    }
+    Ok(Json(app.pipeline.reader().classifier(&ws)))
 }
 
 async fn status(State(app): State<AppState>, caller: Caller) -> Result<Response, Problem> {

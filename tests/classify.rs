@@ -1,6 +1,10 @@
 //! The learned classifier: users' corrections through `PATCH` train it in
 //! the background, its predictions carry a calibrated confidence and their
-//! source, and the model survives a restart.
+//! source, and the model survives a restart. Who wins: a rule the user
+//! wrote (config or API) beats a confident model; a shipped default type's
+//! keyword match types documents until the model has learned, then loses
+//! to a confident prediction. Each workspace learns from its own
+//! corrections only.
 
 mod common;
 
@@ -257,6 +261,142 @@ fn unsure_types_are_listed_and_typed_again_once_the_model_has_learnt() {
     );
 }
 
+fn upload_in(s: &Server, workspace: &str, name: &str, text: &str) -> String {
+    let form = ::reqwest::multipart::Form::new()
+        .text("workspace", workspace.to_string())
+        .part(
+            "file",
+            ::reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()),
+        );
+    let id = upload_form(s, form);
+    assert_eq!(wait_terminal(s, &id, WAIT)["stage"], "indexed");
+    id
+}
+
+fn classifier_of(s: &Server, workspace: &str) -> Value {
+    let (code, v) = get_json(&s.url(&format!("/api/v1/classifier?workspace={workspace}")));
+    assert_eq!(code, 200, "{v}");
+    v
+}
+
+/// A recipe that also hits two keywords of the shipped "manual" type.
+const RECIPE_GUIDE: &str = "Chapter three of the baking guide: preheat the oven, whisk the eggs with sugar, fold in the flour and bake the cake.";
+
+/// The shipped default types left in place, the built-in embedder on: the
+/// "manual" type's keywords type a recipe before anything is learned; once
+/// the model has learned recipes from the user's corrections, its
+/// confident prediction beats that weak keyword match.
+#[test]
+fn a_default_types_weak_keyword_match_loses_to_a_confident_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!("{FAST_CONFIG}\n[pipeline.classify]\nretrain_delay_ms = 200\n");
+    let table = embed_table();
+    let s = Server::start(
+        &tmp.path().join("data"),
+        &config,
+        &[("DOCPIPE_EMBED__TABLE", table.as_str())],
+    );
+    let d = doc(&s, &upload_text(&s, "guide0.txt", RECIPE_GUIDE));
+    assert_eq!(
+        (d["doc_type"].as_str(), d["type_source"].as_str()),
+        (Some("manual"), Some("default_rule")),
+        "{d}"
+    );
+    let mut ids = Vec::new();
+    for (i, t) in RECIPES.iter().chain(&CARS).enumerate() {
+        ids.push(upload_text(&s, &format!("{i}.txt"), t));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        set_type(&s, id, if i < 4 { "recipe" } else { "car" });
+    }
+    let c = wait_trained(&s, 8);
+    assert_eq!(c["model"], "naive_bayes+meaning", "{c}");
+    assert!(c["meaning_share"].as_f64().is_some(), "{c}");
+    let d = doc(
+        &s,
+        &upload_text(&s, "guide1.txt", &format!("{RECIPE_GUIDE} Serve warm.")),
+    );
+    assert_eq!(
+        (d["doc_type"].as_str(), d["type_source"].as_str()),
+        (Some("recipe"), Some("model")),
+        "{d}"
+    );
+    // A document the model has no word for and that a default type's rule
+    // matches strongly enough keeps the default type.
+    let letter = doc(
+        &s,
+        &upload_text(
+            &s,
+            "letter.txt",
+            "Dear Sir, yours faithfully and sincerely, dear madam; sincerely yours, dear friend.",
+        ),
+    );
+    assert_eq!(letter["doc_type"], "letter", "{letter}");
+}
+
+/// Each workspace's classifier learns from that workspace's corrections
+/// only, and a reader of one workspace cannot see another's.
+#[test]
+fn each_workspace_learns_from_its_own_corrections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &config(), &[]);
+    let mut corrections = Vec::new();
+    for (i, t) in RECIPES[..3].iter().enumerate() {
+        corrections.push((upload_in(&s, "a", &format!("r{i}.txt"), t), "recipe"));
+        corrections.push((upload_in(&s, "b", &format!("r{i}.txt"), t), "dessert"));
+    }
+    for (i, t) in CARS[..3].iter().enumerate() {
+        corrections.push((upload_in(&s, "a", &format!("c{i}.txt"), t), "car"));
+        corrections.push((upload_in(&s, "b", &format!("c{i}.txt"), t), "vehicle"));
+    }
+    for (id, t) in &corrections {
+        set_type(&s, id, t);
+    }
+    wait_until(WAIT, "both workspaces' classifiers", || {
+        classifier_of(&s, "a")["samples"] == 6 && classifier_of(&s, "b")["samples"] == 6
+    });
+    assert_eq!(
+        classifier_of(&s, "a")["labels"],
+        json!({"car": 3, "recipe": 3})
+    );
+    assert_eq!(
+        classifier_of(&s, "b")["labels"],
+        json!({"dessert": 3, "vehicle": 3})
+    );
+    let in_a = doc(&s, &upload_in(&s, "a", "r3.txt", RECIPES[3]));
+    let in_b = doc(&s, &upload_in(&s, "b", "r3.txt", RECIPES[3]));
+    let in_c = doc(&s, &upload_in(&s, "c", "r3.txt", RECIPES[3]));
+    assert_eq!(in_a["doc_type"], "recipe", "{in_a}");
+    assert_eq!(in_b["doc_type"], "dessert", "{in_b}");
+    assert_eq!(in_c["doc_type"], Value::Null, "{in_c}");
+    assert_eq!(classifier_of(&s, "c")["model"], Value::Null);
+
+    // A reader of b sees b's classifier by default, and not a's.
+    let (code, v) = post_json(
+        &s,
+        "/api/v1/tokens",
+        json!({"name": "reader-b", "role": "reader", "workspaces": ["b"]}),
+    );
+    assert_eq!(code, 201, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let as_b = |path: &str| {
+        let (code, _, body) =
+            reqwest::send(reqwest::anon_client().get(s.url(path)).bearer_auth(&token));
+        (
+            code,
+            serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    let (code, v) = as_b("/api/v1/classifier");
+    assert_eq!((code, v["workspace"].as_str()), (200, Some("b")), "{v}");
+    let (code, v) = as_b("/api/v1/classifier?workspace=a");
+    assert_eq!(
+        (code, v["code"].as_str()),
+        (403, Some("workspace_forbidden")),
+        "{v}"
+    );
+}
+
 #[test]
 fn a_matching_rule_wins_over_the_model() {
     let tmp = tempfile::tempdir().unwrap();
@@ -293,5 +433,39 @@ fn a_matching_rule_wins_over_the_model() {
         (d["doc_type"].as_str(), d["type_source"].as_str()),
         (Some("recipe"), Some("model")),
         "{d}"
+    );
+    // A rule made over the API wins too, over a prediction the model is
+    // sure of.
+    let (code, _, body) = reqwest::send(
+        reqwest::async_client()
+            .put(s.url("/api/v1/types/menu"))
+            .json(&json!({"description": "A menu", "keywords": ["menu"]})),
+    );
+    assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
+    let sure = doc(
+        &s,
+        &upload_text(
+            &s,
+            "cake2.txt",
+            "Whisk eggs with sugar, fold in flour, bake the cake in the oven.",
+        ),
+    );
+    assert_eq!(sure["doc_type"], "recipe", "{sure}");
+    let d = doc(
+        &s,
+        &upload_text(
+            &s,
+            "menu.txt",
+            "Menu: whisk eggs with sugar, fold in flour, bake the cake in the oven.",
+        ),
+    );
+    assert_eq!(
+        (d["doc_type"].as_str(), d["type_source"].as_str()),
+        (Some("menu"), Some("rule")),
+        "{d}"
+    );
+    assert!(
+        sure["confidence"].as_f64().unwrap() > d["confidence"].as_f64().unwrap(),
+        "the model was surer ({sure}) than the rule ({d})"
     );
 }

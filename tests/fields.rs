@@ -190,3 +190,168 @@ fn the_factur_x_invoice_gives_its_exact_values_and_user_values_stay() {
     });
     assert_eq!(field(&doc(&s, &id), "total").unwrap()["source"], "rule");
 }
+
+/// Two invoices of one issuer, in a layout the rules do not read: the
+/// number under a column heading, the total after a label they do not
+/// know.
+fn nordwind(number: &str, issued: &str, due: &str, total: &str) -> String {
+    format!(
+        "Nordwind Bikes Ltd\n12 Harbour Road, Leith\nINVOICE\n\nRef. code        Issued          Pay by\n{number:<17}{issued:<16}{due}\n\n1 x Touring saddle    GBP 120.00\nGrand sum payable ........ GBP {total}\nThank you for riding with us.\n"
+    )
+}
+
+fn upload_to(s: &Server, workspace: &str, name: &str, text: &str) -> Value {
+    let form = ::reqwest::multipart::Form::new()
+        .text("workspace", workspace.to_string())
+        .part(
+            "file",
+            ::reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()),
+        );
+    let id = upload_form(s, form);
+    let d = wait_terminal(s, &id, WAIT);
+    assert_eq!(d["stage"], "indexed", "{d}");
+    d
+}
+
+fn templates(s: &Server) -> Vec<Value> {
+    let (code, v) = get_json(&s.url("/api/v1/templates"));
+    assert_eq!(code, 200, "{v}");
+    v["templates"].as_array().unwrap().clone()
+}
+
+/// One correction per field teaches a template for the issuer: the
+/// issuer's next invoice is read with it (`source: "template"`), in that
+/// workspace only; templates are listed and deleted over the API.
+#[test]
+fn a_corrected_field_teaches_a_template_for_the_issuers_next_invoice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
+    let first = upload_to(
+        &s,
+        "default",
+        "nb1.txt",
+        &nordwind("NB/22/0107", "3 March 2025", "2 April 2025", "1,240.00"),
+    );
+    assert_eq!(
+        value(&first, "issuer").as_deref(),
+        Some("Nordwind Bikes Ltd"),
+        "{first}"
+    );
+    assert_ne!(
+        value(&first, "total").as_deref(),
+        Some("1240.00"),
+        "the rules read it: {first}"
+    );
+    assert!(templates(&s).is_empty());
+
+    let id = first["id"].as_str().unwrap();
+    let (code, d) = patch_json(
+        &s,
+        &format!("/api/v1/documents/{id}"),
+        json!({"fields": {
+            "invoice_number": "NB/22/0107",
+            "total": {"value": "1,240.00", "currency": "GBP"},
+            "due_date": "2 April 2025"
+        }}),
+    );
+    assert_eq!(code, 200, "{d}");
+    let list = templates(&s);
+    let of = |field: &str| {
+        list.iter()
+            .find(|t| t["field"] == field)
+            .unwrap_or_else(|| panic!("no template for {field}: {list:?}"))
+            .clone()
+    };
+    assert_eq!(list.len(), 3, "{list:?}");
+    let number = of("invoice_number");
+    assert_eq!(
+        (
+            number["issuer"].as_str(),
+            number["workspace"].as_str(),
+            number["relation"].as_str(),
+            number["label"].as_str(),
+            number["learned_from"].as_str()
+        ),
+        (
+            Some("Nordwind Bikes Ltd"),
+            Some("default"),
+            Some("below"),
+            Some("ref. code"),
+            Some(id)
+        ),
+        "{number}"
+    );
+    assert_eq!(of("total")["relation"], "right_of");
+    let (_, events) = get_json(&s.url(&format!("/api/v1/documents/{id}/events")));
+    assert!(events.to_string().contains("template_learned"), "{events}");
+
+    // The issuer's next invoice is read with the templates.
+    let next = upload_to(
+        &s,
+        "default",
+        "nb2.txt",
+        &nordwind("NB/22/0131", "9 May 2025", "8 June 2025", "86.50"),
+    );
+    for (name, want) in [
+        ("invoice_number", "NB/22/0131"),
+        ("total", "86.50"),
+        ("due_date", "2025-06-08"),
+    ] {
+        let f = field(&next, name).unwrap_or_else(|| panic!("no {name}: {next}"));
+        assert_eq!(
+            (f["value"].as_str(), f["source"].as_str()),
+            (Some(want), Some("template")),
+            "{name}: {next}"
+        );
+    }
+    assert_eq!(field(&next, "total").unwrap()["currency"], "GBP");
+
+    // Another workspace does not use them.
+    let other = upload_to(
+        &s,
+        "other",
+        "nb2.txt",
+        &nordwind("NB/22/0131", "9 May 2025", "8 June 2025", "86.50"),
+    );
+    assert!(
+        other["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["source"] != "template"),
+        "{other}"
+    );
+
+    // A deleted template is no longer used; deleting it again is a 404.
+    let total_id = of("total")["id"].as_i64().unwrap();
+    let del = |id: i64| {
+        reqwest::send(reqwest::async_client().delete(s.url(&format!("/api/v1/templates/{id}"))))
+    };
+    assert_eq!(del(total_id).0, 204);
+    let (code, _, body) = del(total_id);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((code, v["code"].as_str()), (404, Some("not_found")), "{v}");
+    assert_eq!(templates(&s).len(), 2);
+    let third = upload_to(
+        &s,
+        "default",
+        "nb3.txt",
+        &nordwind("NB/22/0140", "1 July 2025", "31 July 2025", "310.00"),
+    );
+    assert_ne!(
+        field(&third, "total").map(|f| f["source"].clone()),
+        Some(json!("template")),
+        "{third}"
+    );
+    assert_eq!(
+        field(&third, "invoice_number").unwrap()["source"],
+        "template",
+        "{third}"
+    );
+    let (code, v) = get_json(&s.url("/api/v1/templates?workspace=other"));
+    assert_eq!(
+        (code, v["templates"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{v}"
+    );
+}

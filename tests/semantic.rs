@@ -18,21 +18,6 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(120);
 
-fn table() -> String {
-    let t = std::env::var("EMBED_TABLE").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/.deps/embed/all-MiniLM-L6-v2.dpemb"
-        )
-        .into()
-    });
-    assert!(
-        std::path::Path::new(&t).exists(),
-        "the built-in embedder's table is missing at {t}: run `make deps` (make test does it)"
-    );
-    t
-}
-
 /// The Reuters articles: (path, label).
 fn reuters() -> Vec<(PathBuf, String)> {
     let root = std::env::var("CORPUS_ROOT").unwrap_or_else(|_| "/tmp/docpipe-corpus".into());
@@ -88,7 +73,7 @@ fn words(text: &str) -> HashSet<String> {
 #[test]
 fn meaning_finds_what_words_cannot_and_similar_articles_share_a_topic() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = format!("{FAST_CONFIG}\n[embed]\ntable = {:?}\n", table());
+    let config = format!("{FAST_CONFIG}\n[embed]\ntable = {:?}\n", embed_table());
     let mut s = Server::start(&tmp.path().join("data"), &config, &[]);
     let articles = reuters();
     let mut label_of: HashMap<String, String> = HashMap::new();

@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::classifier::bayes::Vector;
 use crate::classifier::{self, ModelSlot, Trained};
+use crate::embed::Embedder;
+use crate::fields::templates::{self, Template, TemplatesSlot};
 use crate::fields::{self, Context};
 use crate::llm::Llm;
 use crate::model::{Classification, DocJob, Extracted, FieldSpec, Found};
@@ -23,6 +26,11 @@ use crate::types::{self, Types, TypesSlot};
 pub struct Analyzer {
     pub types: TypesSlot,
     pub model: ModelSlot,
+    /// The built-in embedder, whose vectors the learned model reads beside
+    /// the words (None: words alone).
+    pub embedder: Option<Arc<Embedder>>,
+    /// Each workspace's field templates.
+    pub templates: TemplatesSlot,
     pub review_threshold: f32,
     pub llm: Option<Arc<Llm>>,
 }
@@ -39,11 +47,14 @@ impl Analyzer {
         types::current(&self.types)
     }
 
-    pub fn model(&self) -> Option<Arc<Trained>> {
-        classifier::current(&self.model)
+    /// The workspace's learned model, if it has one.
+    pub fn model(&self, workspace: &str) -> Option<Arc<Trained>> {
+        classifier::current(&self.model, workspace)
     }
 
-    /// The built-in type: a type's rules, else the learned model.
+    /// The built-in type: the user's rules, else the learned model weighed
+    /// against the shipped default types' rules (see
+    /// [`classifier::classify`]).
     pub fn built_in_type(
         &self,
         types: &Types,
@@ -51,9 +62,21 @@ impl Analyzer {
         title: &str,
         text: &str,
     ) -> Classification {
+        let model = model.map(|t| &t.model);
+        // The vector only when the model reads one (and no user rule would
+        // decide first: it costs a pass over the text).
+        let vector = model
+            .filter(|m| m.embedder().is_some())
+            .and_then(|_| classifier::vector_of(self.embedder.as_deref(), title, text));
+        let id = self.embedder.as_deref().map_or("", Embedder::id);
         classifier::classify(
             &types.rules,
-            model.map(|t| &t.model),
+            &types.priors,
+            model,
+            vector.as_deref().map(|values| Vector {
+                embedder: id,
+                values,
+            }),
             self.review_threshold,
             title,
             text,
@@ -90,23 +113,25 @@ impl Analyzer {
             .unwrap_or_default()
     }
 
-    /// The built-in fields of a document of this type.
+    /// The built-in fields of a document of this type in this workspace.
     pub fn built_in_fields(
         &self,
         types: &Types,
         doc_type: Option<&str>,
         text: &str,
         meta: &Metadata<'_>,
+        workspace: &str,
     ) -> Vec<Found> {
         let specs = types.schema(doc_type);
-        built_in_fields(&specs, text, meta)
+        let templates = templates::current(&self.templates, workspace);
+        built_in_fields(&specs, text, meta, templates.as_deref().map_or(&[], |t| t))
     }
 
     /// The stages after extraction that need no LLM for this document, run
     /// now: classified, then enriched. Stops before the first stage the LLM
     /// is to be asked for (that stage's worker asks it).
     pub fn cheap_stages(&self, job: &DocJob, out: &Extracted) -> Vec<StageOutput> {
-        let (types, model) = (self.types(), self.model());
+        let (types, model) = (self.types(), self.model(&job.workspace));
         let title = job.title.as_deref().or(out.title.as_deref()).unwrap_or("");
         let class = self.built_in_type(&types, model.as_deref(), title, &out.text);
         if !self
@@ -126,7 +151,13 @@ impl Analyzer {
             language: out.language.as_deref(),
             fields: out.fields.as_ref(),
         };
-        let fields = self.built_in_fields(&types, doc_type.as_deref(), &out.text, &meta);
+        let fields = self.built_in_fields(
+            &types,
+            doc_type.as_deref(),
+            &out.text,
+            &meta,
+            &job.workspace,
+        );
         stages.push(StageOutput::Enriched {
             fields,
             needs_llm: false,
@@ -135,8 +166,14 @@ impl Analyzer {
     }
 }
 
-/// The field rules' values, with an embedded e-invoice's in their place.
-pub fn built_in_fields(specs: &[FieldSpec], text: &str, meta: &Metadata<'_>) -> Vec<Found> {
+/// The field rules' values, with the issuer's templates' values and then
+/// an embedded e-invoice's in their place.
+pub fn built_in_fields(
+    specs: &[FieldSpec],
+    text: &str,
+    meta: &Metadata<'_>,
+    templates: &[Template],
+) -> Vec<Found> {
     let sender = meta.fields.and_then(|m| match &m["from"] {
         Value::Array(a) => a.first().and_then(|v| v.as_str()),
         Value::String(s) => Some(s.as_str()),
@@ -147,6 +184,7 @@ pub fn built_in_fields(specs: &[FieldSpec], text: &str, meta: &Metadata<'_>) -> 
         sender,
     };
     let found = fields::extract(text, specs, &cx);
+    let found = templates::with_templates(found, templates, text, &cx);
     match meta.fields.and_then(|m| m.get("einvoice")) {
         Some(e) => fields::with_einvoice(found, e, specs),
         None => found,

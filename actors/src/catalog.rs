@@ -47,8 +47,9 @@ enum Effect {
     WakeIntake,
     /// A document below the cursor became due again.
     RescanIntake,
-    /// A user set a document's type: the classifier learns from it.
-    Retrain,
+    /// A user set the type of a document of this workspace: its
+    /// classifier learns from it.
+    Retrain(String),
     /// Documents just indexed: the Embedder gives them vectors.
     Embed(Vec<i64>),
     /// A document's vectors in the search, replaced (or dropped: `None`).
@@ -134,7 +135,8 @@ fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
     // before any worker there can report taking one.
     let mut queued: Vec<(ClaimId, crate::model::Stage)> = Vec::new();
     let mut released: Vec<ClaimId> = Vec::new();
-    let (mut wake, mut rescan, mut retrain) = (false, false, false);
+    let (mut wake, mut rescan) = (false, false);
+    let mut retrain = std::collections::BTreeSet::new();
     let mut forwards = Vec::new();
     let mut indexed = Vec::new();
     for e in effects {
@@ -149,7 +151,9 @@ fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
             Effect::WakeIntake => wake = true,
             Effect::Promote(_) | Effect::Discard(_) => {}
             Effect::RescanIntake => rescan = true,
-            Effect::Retrain => retrain = true,
+            Effect::Retrain(ws) => {
+                retrain.insert(ws);
+            }
             Effect::Embed(seqs) => indexed.extend(seqs),
             Effect::Vectors(seq, Some(chunks)) => routes.vectors.replace(seq, &chunks),
             Effect::Vectors(seq, None) => routes.vectors.remove(seq),
@@ -172,7 +176,7 @@ fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
     if rescan {
         tell(&routes.intake, IntakeMsg::Rescan, "intake");
     }
-    if retrain {
-        tell(&routes.trainer, TrainerMsg::Corrected, "trainer");
+    for ws in retrain {
+        tell(&routes.trainer, TrainerMsg::Corrected(ws), "trainer");
     }
 }

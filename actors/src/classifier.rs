@@ -1,6 +1,8 @@
-//! The built-in classifier, as plain functions: a type's rules first, then
-//! the model learned from users' corrections (naive Bayes, trained by the
-//! Trainer and shared through a [`ModelSlot`]), and the question to the LLM
+//! The built-in classifier, as plain functions: the user's rules first,
+//! then the model learned from the workspace's corrections (words and
+//! meaning, see [`bayes`]; trained by the Trainer and shared through a
+//! [`ModelSlot`]) weighed against the shipped default types' rules, and the
+//! question to the LLM
 //! when one is configured. Used by the Classify workers, and by the Extract
 //! job when a document needs no LLM.
 
@@ -9,16 +11,40 @@ pub mod rules;
 
 use std::sync::{Arc, RwLock};
 
+use std::collections::BTreeMap;
+
 use crate::config::TypeConfig;
+use crate::embed::Embedder;
 use crate::llm::{Asked, Llm};
 use crate::model::Classification;
-use bayes::Model;
+use bayes::{Model, Vector};
 use rules::RulesClassifier;
 
-/// The type of a document: rules first, then the learned model.
+/// How many corrections to other types halve a shipped default type's
+/// pull: a default type the user has never used fades as the user's own
+/// corrections grow (see [`classify`]).
+const PRIOR_STRENGTH: f32 = 10.0;
+
+/// Only the start of a document makes its vector for the classifier (as
+/// only the start of its words is read).
+const VECTOR_CHARS: usize = 20_000;
+
+/// The type of a document, from the user's rules (`rules`), the shipped
+/// default types' rules (`priors`) and the model. In order:
+///
+/// 1. a rule the user wrote (config or API) that matches: it wins;
+/// 2. the learned model's prediction, against a shipped default type's
+///    keyword rule that matches (a prior): the prior's confidence is its
+///    rule score's, scaled by `PRIOR_STRENGTH / (PRIOR_STRENGTH + n)` when
+///    the model was trained on `n` corrections none of which was to that
+///    type; it wins unless the model is surer, its confidence measured
+///    above chance (`(p − 1/C) / (1 − 1/C)` for `C` learned types);
+/// 3. whichever of the two there is.
 pub fn classify(
     rules: &RulesClassifier,
+    priors: &RulesClassifier,
     model: Option<&Model>,
+    vector: Option<Vector<'_>>,
     review_threshold: f32,
     title: &str,
     text: &str,
@@ -27,19 +53,59 @@ pub fn classify(
     if by_rule.doc_type.is_some() {
         return by_rule;
     }
-    match model {
-        Some(m) => {
-            let p = m.predict_document(title, text);
-            Classification {
-                doc_type: Some(p.label),
-                confidence: p.confidence,
-                source: Some("model".into()),
-                needs_review: p.confidence < review_threshold,
+    let prior = priors.classify(title, text);
+    let Some(m) = model else {
+        return Classification {
+            source: prior.doc_type.as_ref().map(|_| PRIOR.to_string()),
+            ..prior
+        };
+    };
+    let p = m.predict_document(title, text, vector);
+    if let Some(name) = prior.doc_type.as_deref() {
+        let weight = if m.labels.iter().any(|l| l == name) {
+            prior.confidence
+        } else {
+            let corrections = m.counts.iter().sum::<u32>() as f32;
+            prior.confidence * PRIOR_STRENGTH / (PRIOR_STRENGTH + corrections)
+        };
+        // The model's confidence above chance (0 when it is no surer than
+        // a guess among its types, 1 when certain): a two-type model at
+        // 0.55 knows next to nothing about this document.
+        let chance = 1.0 / m.labels.len() as f32;
+        let sure = ((p.confidence - chance) / (1.0 - chance)).max(0.0);
+        if weight >= sure {
+            return Classification {
+                doc_type: Some(name.to_string()),
+                confidence: weight,
+                source: Some(PRIOR.into()),
+                needs_review: weight < review_threshold,
                 needs_llm: false,
-            }
+            };
         }
-        None => by_rule,
     }
+    Classification {
+        doc_type: Some(p.label),
+        confidence: p.confidence,
+        source: Some("model".into()),
+        needs_review: p.confidence < review_threshold,
+        needs_llm: false,
+    }
+}
+
+/// The source of a type set by a shipped default type's rule.
+pub const PRIOR: &str = "default_rule";
+
+/// A document's vector for the classifier, from the built-in embedder (the
+/// start of its title and text); None without one.
+pub fn vector_of(embedder: Option<&Embedder>, title: &str, text: &str) -> Option<Vec<f32>> {
+    let Some(Embedder::Builtin(table)) = embedder else {
+        return None;
+    };
+    let end = text
+        .char_indices()
+        .nth(VECTOR_CHARS)
+        .map_or(text.len(), |(i, _)| i);
+    table.embed(&format!("{title}\n{}", &text[..end]), &mut Vec::new())
 }
 
 /// The type names the LLM may answer and their descriptions: the
@@ -60,17 +126,21 @@ pub fn llm_types(types: &[TypeConfig], model: Option<&Model>) -> Vec<(String, St
 }
 
 /// Whether the LLM is asked for this document's type: one is configured
-/// to classify, no rule matched (a matching rule is the user's word), and
-/// there are type names to choose from.
+/// to classify, no rule of the user's matched (a matching rule is the
+/// user's word; a shipped default's is not), and there are type names to
+/// choose from.
 pub fn wants_llm(llm: Option<&Llm>, built_in: &Classification, names: &[(String, String)]) -> bool {
     llm.is_some_and(|l| l.config().classify)
         && built_in.source.as_deref() != Some("rule")
         && !names.is_empty()
 }
 
-/// The model in force, if one was trained.
-pub fn current(slot: &ModelSlot) -> Option<Arc<Trained>> {
-    slot.read().unwrap_or_else(|e| e.into_inner()).clone()
+/// The workspace's model in force, if one was trained.
+pub fn current(slot: &ModelSlot, workspace: &str) -> Option<Arc<Trained>> {
+    slot.read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(workspace)
+        .cloned()
 }
 
 /// Asks the LLM for the type of a document no rule matched. Its answer's
@@ -157,20 +227,35 @@ pub struct Trained {
     pub trained_at: i64,
 }
 
-/// The model in force, shared by the Classify workers and the API.
-pub type ModelSlot = Arc<RwLock<Option<Arc<Trained>>>>;
+/// Each workspace's model in force, shared by the Classify workers, the
+/// Trainer and the API. A workspace learns from its own corrections only.
+pub type ModelSlot = Arc<RwLock<Models>>;
 
-/// Loads the stored model (at start).
-pub fn load(conn: &rusqlite::Connection) -> anyhow::Result<Option<Trained>> {
-    Ok(
-        crate::store::classifier::read_classifier(conn)?.and_then(|(bytes, trained_at)| {
-            let model = Model::decode(&bytes);
-            if model.is_none() {
-                tracing::warn!(
-                "the stored classifier cannot be read; it is trained again at the next correction"
-            );
+/// The trained models by workspace.
+pub type Models = BTreeMap<String, Arc<Trained>>;
+
+/// Loads the stored models (at start), and names the workspaces whose model
+/// is to be trained again: unreadable, or made for another embedder than
+/// the one in force (`embedder`: its id, None when there is none).
+pub fn load(
+    conn: &rusqlite::Connection,
+    embedder: Option<&str>,
+) -> anyhow::Result<(Models, Vec<String>)> {
+    let mut models = BTreeMap::new();
+    let mut stale = Vec::new();
+    for (workspace, bytes, trained_at) in crate::store::classifier::read_classifiers(conn)? {
+        match Model::decode(&bytes) {
+            Some(model) => {
+                if model.embedder() != embedder {
+                    stale.push(workspace.clone());
+                }
+                models.insert(workspace, Arc::new(Trained { model, trained_at }));
             }
-            model.map(|model| Trained { model, trained_at })
-        }),
-    )
+            None => {
+                tracing::warn!(%workspace, "the stored classifier cannot be read; it is trained again");
+                stale.push(workspace);
+            }
+        }
+    }
+    Ok((models, stale))
 }

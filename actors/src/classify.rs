@@ -38,7 +38,7 @@ impl Classifier {
         let a = self.ctx.analyzer.clone();
         let title = doc.title.clone().unwrap_or_default();
         let text = doc.text.clone().unwrap_or_else(|| Arc::from(""));
-        let (types, model) = (a.types(), a.model());
+        let (types, model) = (a.types(), a.model(&doc.workspace));
         let (a2, types2, model2, title2, text2) = (
             a.clone(),
             types.clone(),

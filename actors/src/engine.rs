@@ -20,6 +20,7 @@ use crate::counters::Counters;
 use crate::embed::Embedding;
 use crate::errors::{Code, EngineError};
 use crate::extract::ocr::Ocr;
+use crate::fields::templates::{Template, TemplatesSlot};
 use crate::llm::Llm;
 use crate::model::{Kind, NewDocument, NewNote, Origin, Registered, RetryOutcome, Scope};
 use crate::pipeline::{PipelineSupervisor, Shared, SupervisorMsg};
@@ -33,6 +34,7 @@ use crate::store::links::own_attachments;
 use crate::store::pool::ReadPool;
 use crate::store::queue::requeue_indexed;
 use crate::store::schema::{db_path, open_writer};
+use crate::store::templates::{read_templates, TemplateRow};
 use crate::store::{Edit, EditResult, Flag, LabelKind, TokenRow};
 use crate::types::{self, Types};
 
@@ -50,6 +52,9 @@ struct Inner {
     supervisor: ActorRef<SupervisorMsg>,
     /// One change of the types at a time (write, rebuild, swap).
     types_lock: tokio::sync::Mutex<()>,
+    /// Reads of the templates into their slot, one at a time (so that an
+    /// older read never lands after a newer one).
+    templates_lock: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,9 +131,6 @@ impl Pipeline {
         let scratch = dir.join("tmp");
         let _ = std::fs::remove_dir_all(&scratch);
         let ocr = Arc::new(Ocr::probe(&config.pipeline.ocr, scratch).await);
-        let model: classifier::ModelSlot = Arc::new(std::sync::RwLock::new(
-            db.run(classifier::load).await?.map(Arc::new),
-        ));
         let overlays = db.run(read_type_overlays).await?;
         let types: types::TypesSlot = Arc::new(std::sync::RwLock::new(Arc::new(Types::build(
             &config.types,
@@ -149,11 +151,34 @@ impl Pipeline {
                 .await?;
             tracing::debug!(documents = docs, "loaded the stored vectors");
         }
+        // The classifier reads documents' vectors from the built-in embedder
+        // (a remote one would put a network call in every classification).
+        let class_embedder = embedding
+            .embedder
+            .clone()
+            .filter(|e| matches!(**e, crate::embed::Embedder::Builtin(_)));
+        let class_id = class_embedder.as_ref().map(|e| e.id().to_string());
+        let (models, mut stale) = db
+            .run(move |c| classifier::load(c, class_id.as_deref()))
+            .await?;
+        for ws in db
+            .run(crate::store::classifier::corrected_workspaces)
+            .await?
+        {
+            if !models.contains_key(&ws) && !stale.contains(&ws) {
+                stale.push(ws);
+            }
+        }
+        let model: classifier::ModelSlot = Arc::new(std::sync::RwLock::new(models));
+        let templates: TemplatesSlot = Default::default();
+        load_templates(&db, &templates).await?;
         let counters = Arc::new(Counters::default());
         let (routes_tx, routes_rx) = watch::channel::<Option<Routes>>(None);
         let analyzer = Arc::new(Analyzer {
             types: types.clone(),
             model: model.clone(),
+            embedder: class_embedder,
+            templates: templates.clone(),
             review_threshold: config.pipeline.classify.review_threshold,
             llm: llm.clone(),
         });
@@ -167,6 +192,7 @@ impl Pipeline {
             ocr: ocr.clone(),
             analyzer,
             embedding: embedding.clone(),
+            stale_models: stale,
         });
         let (supervisor, _) = Actor::spawn(None, PipelineSupervisor, shared)
             .await
@@ -181,6 +207,7 @@ impl Pipeline {
             llm,
             types,
             model,
+            templates,
             embedding,
         };
         let p = Pipeline {
@@ -191,6 +218,7 @@ impl Pipeline {
                 routes: routes_rx,
                 supervisor,
                 types_lock: tokio::sync::Mutex::new(()),
+                templates_lock: tokio::sync::Mutex::new(()),
             }),
         };
         for id in p.inner.reader.db.run(deleting_ids).await? {
@@ -558,17 +586,62 @@ impl Pipeline {
         edit: Edit,
         origin: &Origin,
     ) -> Result<EditResult> {
-        self.ask(
-            |r| r.catalog.clone(),
-            |reply| CatalogMsg::Edit {
-                id: id.to_string(),
-                scope: scope.clone(),
-                edit: edit.clone(),
-                origin: origin.clone(),
-                reply,
-            },
-        )
-        .await
+        let fields = edit.fields.is_some();
+        let _one = match fields {
+            true => Some(self.inner.templates_lock.lock().await),
+            false => None,
+        };
+        let r = self
+            .ask(
+                |r| r.catalog.clone(),
+                |reply| CatalogMsg::Edit {
+                    id: id.to_string(),
+                    scope: scope.clone(),
+                    edit: edit.clone(),
+                    origin: origin.clone(),
+                    reply,
+                },
+            )
+            .await?;
+        if fields && matches!(r, EditResult::Edited(_)) {
+            // Values set by hand teach templates (stored with the edit).
+            load_templates(&self.inner.reader.db, &self.inner.reader.templates).await?;
+        }
+        Ok(r)
+    }
+
+    /// The field templates in the scope (of one workspace, if named).
+    pub async fn templates(
+        &self,
+        scope: &Scope,
+        workspace: Option<String>,
+    ) -> Result<Vec<TemplateRow>> {
+        let scope = scope.clone();
+        self.inner
+            .reader
+            .db
+            .run(move |c| read_templates(c, &scope, workspace.as_deref()))
+            .await
+    }
+
+    /// Deletes a field template in the scope; false when there is none.
+    pub async fn delete_template(&self, id: i64, scope: &Scope, origin: &Origin) -> Result<bool> {
+        let _one = self.inner.templates_lock.lock().await;
+        let gone: Option<String> = self
+            .ask(
+                |r| r.catalog.clone(),
+                |reply| CatalogMsg::DeleteTemplate {
+                    id,
+                    scope: scope.clone(),
+                    origin: origin.clone(),
+                    reply,
+                },
+            )
+            .await?;
+        if gone.is_some() {
+            load_templates(&self.inner.reader.db, &self.inner.reader.templates).await?;
+        }
+        Ok(gone.is_some())
     }
 
     /// Deletes a document and the attachments that no other document holds.
@@ -680,4 +753,16 @@ impl Pipeline {
             .map_err(|e| anyhow!("supervisor did not stop: {e}"))?;
         Ok(())
     }
+}
+
+/// Reads every workspace's field templates into their slot.
+async fn load_templates(db: &ReadPool, slot: &TemplatesSlot) -> Result<()> {
+    let rows = db.run(|c| read_templates(c, &Scope::All, None)).await?;
+    let mut by_ws: std::collections::BTreeMap<String, Vec<Template>> = Default::default();
+    for r in rows {
+        by_ws.entry(r.workspace).or_default().push(r.template);
+    }
+    *slot.write().unwrap_or_else(|e| e.into_inner()) =
+        by_ws.into_iter().map(|(w, t)| (w, Arc::new(t))).collect();
+    Ok(())
 }

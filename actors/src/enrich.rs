@@ -47,14 +47,19 @@ impl Enricher {
             .await?;
         let types = a.types();
         let text = doc.text.clone().unwrap_or_else(|| Arc::from(""));
-        let (a2, types2, text2, doc_type) =
-            (a.clone(), types.clone(), text.clone(), doc.doc_type.clone());
+        let (a2, types2, text2, doc_type, workspace) = (
+            a.clone(),
+            types.clone(),
+            text.clone(),
+            doc.doc_type.clone(),
+            doc.workspace.clone(),
+        );
         let by_rules = tokio::task::spawn_blocking(move || {
             let meta = Metadata {
                 language: language.as_deref(),
                 fields: metadata.as_ref(),
             };
-            a2.built_in_fields(&types2, doc_type.as_deref(), &text2, &meta)
+            a2.built_in_fields(&types2, doc_type.as_deref(), &text2, &meta, &workspace)
         })
         .await?;
         // The LLM is asked for a typed document's own fields.

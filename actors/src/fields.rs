@@ -19,6 +19,7 @@ use regex::Regex;
 use crate::model::{FieldSpec, Found, Kind};
 
 mod llm;
+pub mod templates;
 #[cfg(test)]
 mod tests;
 mod values;

@@ -440,7 +440,7 @@ pub struct Found {
     pub value: String,
     pub currency: Option<String>,
     pub confidence: f32,
-    /// `rule` or `llm`.
+    /// `rule`, `template` or `llm`.
     pub source: &'static str,
 }
 

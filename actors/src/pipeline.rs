@@ -47,6 +47,8 @@ pub struct Shared {
     pub ocr: Arc<crate::extract::ocr::Ocr>,
     pub analyzer: Arc<Analyzer>,
     pub embedding: Arc<crate::embed::Embedding>,
+    /// Workspaces whose classifier the Trainer trains at start.
+    pub stale_models: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -207,6 +209,8 @@ async fn spawn_child(
                 delay: Duration::from_millis(p.classify.retrain_delay_ms),
                 db: sh.db.clone(),
                 slot: sh.analyzer.model.clone(),
+                embedder: sh.analyzer.embedder.clone(),
+                stale: sh.stale_models.clone(),
                 routes,
                 counters,
             };

@@ -38,6 +38,7 @@ pub struct Reader {
     pub(crate) llm: Option<Arc<Llm>>,
     pub(crate) types: TypesSlot,
     pub(crate) model: ModelSlot,
+    pub(crate) templates: crate::fields::templates::TemplatesSlot,
     pub(crate) embedding: Arc<crate::embed::Embedding>,
 }
 
@@ -57,8 +58,16 @@ pub struct TypeInfo {
 /// What `GET /api/v1/classifier` reports about the learned classifier.
 #[derive(Debug, Serialize)]
 pub struct ClassifierInfo {
-    /// "naive_bayes" once trained; null before the first correction.
+    /// The workspace whose model this is (each learns from its own
+    /// corrections).
+    pub workspace: String,
+    /// "naive_bayes" (words alone) or "naive_bayes+meaning" (words and the
+    /// built-in embedder's vectors) once trained; null before the first
+    /// correction.
     pub model: Option<&'static str>,
+    /// The meaning model's share of the prediction (0 to 1), as
+    /// cross-validation chose it.
+    pub meaning_share: Option<f32>,
     pub trained_at: Option<String>,
     /// Documents learned from (those whose type a user set), per type.
     pub labels: BTreeMap<String, u32>,

@@ -162,7 +162,16 @@ pub enum CatalogMsg {
         reply: Reply<()>,
     },
     /// Stores a newly trained classifier.
+    /// Deletes a field template in the scope; replies with its workspace
+    /// (None: no such template).
+    DeleteTemplate {
+        id: i64,
+        scope: Scope,
+        origin: Origin,
+        reply: Reply<Option<String>>,
+    },
     SaveClassifier {
+        workspace: String,
         model: Vec<u8>,
         trained_at: i64,
         reply: Reply<()>,
@@ -261,8 +270,8 @@ pub enum EmbedderMsg {
 }
 
 pub enum TrainerMsg {
-    /// A user set a document's type.
-    Corrected,
+    /// A user set the type of a document of this workspace.
+    Corrected(String),
     /// Internal: train, unless a later correction re-armed the timer.
     Train(u64),
 }

@@ -17,6 +17,7 @@ pub mod pool;
 pub mod queue;
 pub mod schema;
 pub mod tasks;
+pub mod templates;
 #[cfg(test)]
 mod tests;
 pub mod tokens;

@@ -15,7 +15,13 @@ pub struct Types {
     pub list: Vec<TypeConfig>,
     /// Per type: "config" or "api".
     pub origin: BTreeMap<String, &'static str>,
+    /// The rules the user wrote (in config or over the API): they beat the
+    /// learned model.
     pub rules: RulesClassifier,
+    /// The shipped default types' rules, where left as shipped: priors,
+    /// which type documents until the user's corrections have taught the
+    /// model better (see [`crate::classifier::classify`]).
+    pub priors: RulesClassifier,
 }
 
 pub type TypesSlot = Arc<RwLock<Arc<Types>>>;
@@ -45,11 +51,16 @@ impl Types {
                 list.push(t);
             }
         }
-        let rules = RulesClassifier::new(&list)?;
+        let shipped = crate::config::default_types();
+        let (priors, own): (Vec<TypeConfig>, Vec<TypeConfig>) = list
+            .iter()
+            .cloned()
+            .partition(|t| origin.get(&t.name) == Some(&"config") && shipped.contains(t));
         Ok(Types {
+            rules: RulesClassifier::new(&own)?,
+            priors: RulesClassifier::new(&priors)?,
             list,
             origin,
-            rules,
         })
     }
 

@@ -368,6 +368,22 @@ pub fn search(s: &Server, q: &str) -> Value {
     v
 }
 
+/// The built-in embedder's table `make deps` made (`EMBED_TABLE`).
+pub fn embed_table() -> String {
+    let t = std::env::var("EMBED_TABLE").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/.deps/embed/all-MiniLM-L6-v2.dpemb"
+        )
+        .into()
+    });
+    assert!(
+        std::path::Path::new(&t).exists(),
+        "the built-in embedder's table is missing at {t}: run `make deps` (make test does it)"
+    );
+    t
+}
+
 pub fn corpus_dir() -> PathBuf {
     let root = std::env::var("CORPUS_ROOT").unwrap_or_else(|_| "/tmp/docpipe-corpus".into());
     let dir = PathBuf::from(root).join("docs");

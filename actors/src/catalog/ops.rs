@@ -7,12 +7,13 @@ use super::stages::{failure_detail, write_stages};
 use super::Effect;
 use crate::model::{Registered, Stage};
 use crate::routes::{CatalogMsg, StageOutput};
-use crate::store::classifier::{write_classifier, write_type_overlay};
+use crate::store::classifier::{workspace_of, write_classifier, write_type_overlay};
 use crate::store::documents::{write_insert, write_mark_deleting, write_purge, Inserted};
 use crate::store::edits::{write_edit, write_field_name, write_note, EditResult};
 use crate::store::events::{write_event, NewEvent};
 use crate::store::labels::write_label;
 use crate::store::queue::{write_failure, write_reindex, write_reprocess_flagged, write_retry};
+use crate::store::templates::write_delete_template;
 use crate::store::tokens::{write_revoke_token, write_token};
 use crate::store::vectors::write_vectors;
 
@@ -176,8 +177,10 @@ pub(super) fn write_one(
                 fx.push(Effect::RescanIntake);
             }
             if matches!(r, EditResult::Edited(_)) && edit.doc_type.is_some() {
-                // A correction: training data for the classifier.
-                fx.push(Effect::Retrain);
+                // A correction: training data for its workspace's classifier.
+                if let Some(ws) = workspace_of(tx, &id)? {
+                    fx.push(Effect::Retrain(ws));
+                }
             }
             fx.push(Effect::reply(reply, r));
         }
@@ -220,12 +223,22 @@ pub(super) fn write_one(
             write_type_overlay(tx, &name, definition.as_deref(), &origin, now)?;
             fx.push(Effect::reply(reply, ()));
         }
+        CatalogMsg::DeleteTemplate {
+            id,
+            scope,
+            origin,
+            reply,
+        } => {
+            let r = write_delete_template(tx, id, &scope, &origin, now)?;
+            fx.push(Effect::reply(reply, r));
+        }
         CatalogMsg::SaveClassifier {
+            workspace,
             model,
             trained_at,
             reply,
         } => {
-            write_classifier(tx, &model, trained_at)?;
+            write_classifier(tx, &workspace, &model, trained_at)?;
             fx.push(Effect::reply(reply, ()));
         }
         CatalogMsg::Sync(reply) => fx.push(Effect::reply(reply, ())),

@@ -75,12 +75,20 @@ impl Reader {
         self.db.run(list_tokens).await
     }
 
-    pub fn classifier(&self) -> ClassifierInfo {
-        let trained = self.model.read().unwrap_or_else(|e| e.into_inner()).clone();
+    /// The workspace's learned classifier.
+    pub fn classifier(&self, workspace: &str) -> ClassifierInfo {
+        let trained = crate::classifier::current(&self.model, workspace);
         let review_threshold = self.config.pipeline.classify.review_threshold;
+        let workspace = workspace.to_string();
         match trained {
             Some(t) => ClassifierInfo {
-                model: Some("naive_bayes"),
+                workspace,
+                model: Some(if t.model.embedder().is_some() {
+                    "naive_bayes+meaning"
+                } else {
+                    "naive_bayes"
+                }),
+                meaning_share: Some(t.model.meaning_share()),
                 trained_at: Some(format_ms(t.trained_at)),
                 labels: t
                     .model
@@ -94,7 +102,9 @@ impl Reader {
                 review_threshold,
             },
             None => ClassifierInfo {
+                workspace,
                 model: None,
+                meaning_share: None,
                 trained_at: None,
                 labels: BTreeMap::new(),
                 samples: 0,

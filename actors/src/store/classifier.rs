@@ -46,37 +46,65 @@ pub fn write_type_overlay(
     Ok(())
 }
 
-/// Stores a newly trained classifier in place of the last one.
-pub fn write_classifier(tx: &Transaction<'_>, model: &[u8], trained_at: i64) -> Result<()> {
+/// Stores a workspace's newly trained classifier in place of its last one.
+pub fn write_classifier(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    model: &[u8],
+    trained_at: i64,
+) -> Result<()> {
     tx.execute(
-        "INSERT INTO classifier (id, trained_at, model) VALUES (1, ?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET trained_at = excluded.trained_at, model = excluded.model",
-        params![trained_at, model],
+        "INSERT INTO classifiers (workspace, trained_at, model) VALUES (?1, ?2, ?3)
+         ON CONFLICT (workspace) DO UPDATE SET trained_at = excluded.trained_at, model = excluded.model",
+        params![workspace, trained_at, model],
     )?;
     Ok(())
 }
 
-/// The stored classifier, with when it was trained.
-pub fn read_classifier(conn: &Connection) -> Result<Option<(Vec<u8>, i64)>> {
-    Ok(conn
-        .query_row(
-            "SELECT model, trained_at FROM classifier WHERE id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?)
+/// The stored classifiers: workspace, model, when it was trained.
+pub fn read_classifiers(conn: &Connection) -> Result<Vec<(String, Vec<u8>, i64)>> {
+    let mut st = conn.prepare("SELECT workspace, model, trained_at FROM classifiers")?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
 /// The training set: every document whose type a user set, with its title
 /// and text.
-pub fn read_training_set(conn: &Connection) -> Result<Vec<(String, String)>> {
+pub fn read_training_set(
+    conn: &Connection,
+    workspace: &str,
+) -> Result<Vec<(String, String, String)>> {
     let mut st = conn.prepare(
-        "SELECT d.user_doc_type, COALESCE(d.title, '') || char(10) || t.text
+        "SELECT d.user_doc_type, COALESCE(d.title, ''), t.text
            FROM documents d JOIN texts t ON t.seq = d.seq
-          WHERE d.user_doc_type IS NOT NULL AND d.stage != 'deleting' ORDER BY d.seq",
+          WHERE d.workspace = ?1 AND d.user_doc_type IS NOT NULL AND d.stage != 'deleting'
+          ORDER BY d.seq",
     )?;
     let rows = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([workspace], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// The workspace of a document.
+pub fn workspace_of(conn: &Connection, id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT workspace FROM documents WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// The workspaces with documents whose type a user set.
+pub fn corrected_workspaces(conn: &Connection) -> Result<Vec<String>> {
+    let mut st = conn.prepare(
+        "SELECT DISTINCT workspace FROM documents
+          WHERE user_doc_type IS NOT NULL AND stage != 'deleting'",
+    )?;
+    let rows = st
+        .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }

@@ -67,6 +67,54 @@ pub fn write_found_fields(
     Ok(kept)
 }
 
+/// Templates from the values a user set: where the document's issuer (as
+/// it stands after the edit) puts each of them, stored with the edit.
+fn learn_templates(
+    tx: &Transaction<'_>,
+    seq: i64,
+    id: &str,
+    workspace: &str,
+    fields: &[(String, Option<UserField>)],
+    origin: &Origin,
+    now: i64,
+) -> Result<()> {
+    if fields.iter().all(|(_, v)| v.is_none()) {
+        return Ok(());
+    }
+    let issuer: Option<String> = tx
+        .query_row(
+            "SELECT value FROM doc_fields WHERE doc_seq = ?1 AND name = ?2",
+            params![seq, ISSUER],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(issuer) = issuer else {
+        return Ok(()); // a template belongs to an issuer
+    };
+    let row: Option<(String, Option<String>)> = tx
+        .query_row(
+            "SELECT t.text, d.language FROM texts t JOIN documents d ON d.seq = t.seq WHERE t.seq = ?1",
+            [seq],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((text, language)) = row else {
+        return Ok(());
+    };
+    let cx = crate::fields::Context {
+        language: language.as_deref(),
+        sender: None,
+    };
+    let learned: Vec<_> = fields
+        .iter()
+        .filter_map(|(name, v)| {
+            let v = v.as_ref()?;
+            crate::fields::templates::learn(&text, &issuer, name, v.kind, &v.value, &cx)
+        })
+        .collect();
+    super::templates::write_templates(tx, workspace, id, &learned, origin, now)
+}
+
 /// The field that holds a document's issuer.
 pub const ISSUER: &str = "issuer";
 
@@ -186,6 +234,7 @@ pub fn write_edit(
                 }
             }
         }
+        learn_templates(tx, seq, id, &workspace, fields, origin, now)?;
     }
     let mut stage = Stage::parse(&stage).unwrap_or(Stage::Failed);
     // A new type has other fields: enrich again (values set by hand stay).

@@ -270,6 +270,29 @@ CREATE TABLE chunks (
     PRIMARY KEY (doc_seq, no)
 ) WITHOUT ROWID;
 "#,
+    // One learned classifier per workspace (each learns from its own
+    // corrections). The one model of before was trained on every
+    // workspace's: it is dropped, and each workspace's is trained again
+    // from its corrections at start. Field templates: where an issuer puts
+    // a field, learned from a user's correction (per workspace).
+    r#"
+CREATE TABLE classifiers (
+    workspace  TEXT PRIMARY KEY,
+    trained_at INTEGER NOT NULL,
+    model      BLOB NOT NULL
+) WITHOUT ROWID;
+DROP TABLE classifier;
+CREATE TABLE field_templates (
+    id           INTEGER PRIMARY KEY,
+    workspace    TEXT NOT NULL,
+    issuer       TEXT NOT NULL COLLATE NOCASE,
+    field        TEXT NOT NULL,
+    template     TEXT NOT NULL,
+    learned_from TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    UNIQUE (workspace, issuer, field)
+);
+"#,
 ];
 
 /// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is
