@@ -7,6 +7,8 @@ export CORPUS_ROOT ?= /tmp/docpipe-corpus
 export OCR_TESSDATA_DIR ?= $(CURDIR)/.deps/tessdata
 ## The built-in embedder's table (see deps).
 export EMBED_TABLE ?= $(CURDIR)/.deps/embed/all-MiniLM-L6-v2.dpemb
+## Real invoices with their true values (see labeled).
+REAL_INVOICES := $(CORPUS_ROOT)/labeled/invoices-real
 
 .PHONY: run build test unit e2e lint fmt corpus labeled deps test-deps bench clean release-check release
 
@@ -123,15 +125,32 @@ corpus: deps
 		bash $(SHARED)/scripts/fetch-corpus.sh; \
 	fi
 
-## Labelled sets for the classifier benchmark (SpamAssassin, Reuters).
-labeled: $(CORPUS_ROOT)/labeled/spamassassin/labels.csv
+## Labelled sets for the classifier benchmark (SpamAssassin, Reuters), and
+## real invoices with their true values for the fields benchmark.
+labeled: $(CORPUS_ROOT)/labeled/spamassassin/labels.csv $(REAL_INVOICES)/.done
+
+## Eight real invoices of eight issuers (seven PDFs with a text layer, one
+## text file), each with a JSON of its true values: the test set of
+## invoice2data (MIT), from its sdist on PyPI, checked against its SHA-256.
+INVOICE2DATA_SHA256 := d84f2384903ff38e3ba9fb38104d4dbc9016b6559a848b8134691e0d3796c2c8
+$(REAL_INVOICES)/.done:
+	@tmp=$$(mktemp -d) && \
+	python3 -m pip download -q --no-deps --no-binary invoice2data -d $$tmp invoice2data==0.4.0 && \
+	echo "$(INVOICE2DATA_SHA256)  $$tmp/invoice2data-0.4.0.tar.gz" | sha256sum -c --quiet && \
+	tar xzf $$tmp/invoice2data-0.4.0.tar.gz -C $$tmp invoice2data-0.4.0/tests/compare && \
+	rm -rf $(REAL_INVOICES) && mkdir -p $(REAL_INVOICES) && \
+	cp $$tmp/invoice2data-0.4.0/tests/compare/*.pdf $$tmp/invoice2data-0.4.0/tests/compare/*.json \
+	   $$tmp/invoice2data-0.4.0/tests/compare/*.txt $(REAL_INVOICES)/ && \
+	rm -rf $$tmp && touch $@ && echo "real invoices: $(REAL_INVOICES)"
 
 $(CORPUS_ROOT)/labeled/spamassassin/labels.csv:
 	bash $(SHARED)/scripts/fetch-labeled.sh
 
 ## Benchmarks: extraction per format (PDFs beside pdftotext, OCR similarity), the
-## classifier's accuracy on the labelled sets through the API, field extraction
-## precision and recall, then the
+## classifier's accuracy on the labelled sets through the API, document types
+## on eight kinds of real documents (words, meaning, mixed; the shipped types
+## absent and kept), field extraction precision and recall (generated
+## invoices, templates, real invoices), then the
 ## end-to-end load bench (20,000 uploads over HTTP) beside a bare and a
 ## same-work baseline, the search bench (100,000 documents: full-text,
 ## filtered, hybrid), the embedding bench (the embedder, the vector store at

@@ -51,10 +51,22 @@ pub struct Template {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "relation", rename_all = "snake_case")]
 pub enum Rule {
-    /// After `label` on its line: the `nth` value of the kind after it.
-    RightOf { label: String, nth: usize },
-    /// In the cell below `label`, which heads a column.
-    Below { label: String },
+    /// After `label` on its line: the `nth` value of the kind after it; on
+    /// the `occurrence`-th line holding the label (a label can recur:
+    /// "Total" of a table and of the invoice).
+    RightOf {
+        label: String,
+        nth: usize,
+        #[serde(default)]
+        occurrence: usize,
+    },
+    /// In the cell below `label`, which heads a column (on the
+    /// `occurrence`-th line holding it).
+    Below {
+        label: String,
+        #[serde(default)]
+        occurrence: usize,
+    },
     /// On line `line` counted from the top (or from the bottom): the `nth`
     /// value of the kind on it.
     Line {
@@ -101,7 +113,15 @@ pub fn learn(
                     .iter()
                     .filter(|(s, _)| *s >= at && *s < *start)
                     .count();
-                return Some(template(Rule::RightOf { label, nth }, format));
+                let occurrence = occurrence_of(&lines[..i], &label);
+                return Some(template(
+                    Rule::RightOf {
+                        label,
+                        nth,
+                        occurrence,
+                    },
+                    format,
+                ));
             }
             let column = line[..*start].chars().count();
             if let Some(label) = lines[..i]
@@ -111,12 +131,14 @@ pub fn learn(
                 .and_then(|above| cell_at(above, column))
                 .filter(|l| l.chars().any(char::is_alphabetic))
             {
-                return Some(template(
-                    Rule::Below {
-                        label: label.to_lowercase(),
-                    },
-                    format,
-                ));
+                let label = label.to_lowercase();
+                // The heading's line is above the value's.
+                let above = lines[..i]
+                    .iter()
+                    .rposition(|l| !l.trim().is_empty())
+                    .unwrap_or(0);
+                let occurrence = occurrence_of(&lines[..above], &label);
+                return Some(template(Rule::Below { label, occurrence }, format));
             }
             if fallback.is_none() {
                 let from_end = i * 2 > lines.len();
@@ -231,9 +253,17 @@ fn read_with(
         Rule::Name => {
             find_ci(&text[..floor(text, NAME_CHARS)], &t.issuer).map(|_| (t.issuer.clone(), None))
         }
-        Rule::RightOf { label, nth } => lines.iter().find_map(|line| {
+        Rule::RightOf {
+            label,
+            nth,
+            occurrence,
+        } => labelled(lines, label, *occurrence).find_map(|i| {
+            let line = lines[i];
             let at = find_ci(line, label)? + label.len();
-            let mut rest = &line[at..];
+            // A value glued to its label ("N°2022089083") or after a sign.
+            let mut rest = line[at..].trim_start_matches(|c: char| {
+                !c.is_alphanumeric() && !matches!(c, '$' | '€' | '£' | '-' | '+')
+            });
             if matches!(t.kind, Kind::Text | Kind::Party) {
                 // The cell after the label, not the columns beyond it.
                 let r = rest.trim_start_matches([' ', ':', '\t']);
@@ -246,7 +276,8 @@ fn read_with(
             }
             .filter(fits)
         }),
-        Rule::Below { label } => lines.iter().enumerate().find_map(|(i, line)| {
+        Rule::Below { label, occurrence } => labelled(lines, label, *occurrence).find_map(|i| {
+            let line = lines[i];
             let at = find_ci(line, label)?;
             let column = line[..at].chars().count();
             let below = lines[i + 1..].iter().find(|l| !l.trim().is_empty())?;
@@ -271,23 +302,53 @@ fn read_with(
     }
 }
 
+/// How many of these lines hold the label.
+fn occurrence_of(lines: &[&str], label: &str) -> usize {
+    lines.iter().filter(|l| find_ci(l, label).is_some()).count()
+}
+
+/// The lines holding the label: the `occurrence`-th first, then the others
+/// in order.
+fn labelled<'a>(
+    lines: &'a [&str],
+    label: &'a str,
+    occurrence: usize,
+) -> impl Iterator<Item = usize> + 'a {
+    let with: Vec<usize> = (0..lines.len())
+        .filter(|&i| find_ci(lines[i], label).is_some())
+        .collect();
+    let first = with.get(occurrence).copied();
+    first
+        .into_iter()
+        .chain(with.into_iter().filter(move |&i| Some(i) != first))
+}
+
 /// The values of a kind on a line, with where each starts.
 fn candidates(kind: Kind, line: &str, cx: &Context) -> Vec<(usize, String)> {
     match kind {
         Kind::Date => dates(line, cx.language),
         Kind::Money => amounts(line).into_iter().map(|a| (a.0, a.1)).collect(),
         _ => {
-            // Each word start, read as the kind.
+            // Each word start (for text), or each start of a run of letters
+            // and digits (values glued to a sign: "N°562044387"), read as
+            // the kind.
+            let glued = !matches!(kind, Kind::Text | Kind::Party);
             let mut out = Vec::new();
-            let mut prev_space = true;
+            let mut prev: Option<char> = None;
             for (i, c) in line.char_indices() {
-                let space = c.is_whitespace() || c == ':';
-                if prev_space && !space {
+                let starts = if glued {
+                    c.is_alphanumeric() && !prev.is_some_and(char::is_alphanumeric)
+                } else {
+                    !c.is_whitespace()
+                        && c != ':'
+                        && prev.is_none_or(|p| p.is_whitespace() || p == ':')
+                };
+                if starts {
                     if let Some((v, _)) = read(kind, &line[i..], cx) {
                         out.push((i, v));
                     }
                 }
-                prev_space = space;
+                prev = Some(c);
             }
             out
         }
@@ -457,7 +518,8 @@ mod tests {
         assert_eq!(
             number.rule,
             Rule::Below {
-                label: "ref. code".into()
+                label: "ref. code".into(),
+                occurrence: 0
             }
         );
         assert_eq!(number.format.as_deref(), Some("A/9/9"));
@@ -466,14 +528,16 @@ mod tests {
             total.rule,
             Rule::RightOf {
                 label: "grand sum payable".into(),
-                nth: 0
+                nth: 0,
+                occurrence: 0
             }
         );
         let due = learn(FIRST, issuer, "due_date", Kind::Date, "2025-04-02", &cx()).unwrap();
         assert_eq!(
             due.rule,
             Rule::Below {
-                label: "pay by".into()
+                label: "pay by".into(),
+                occurrence: 0
             }
         );
         let name = learn(FIRST, issuer, "issuer", Kind::Party, issuer, &cx()).unwrap();
