@@ -181,11 +181,11 @@ pub fn with_templates(
         .iter()
         .find(|f| f.name == ISSUER)
         .map(|f| f.value.clone());
-    let Some(issuer) = issuer_of(
-        templates.iter().map(|t| t.issuer.as_str()),
-        by_rule.as_deref(),
-        text,
-    ) else {
+    // Each issuer once (an issuer has a template per field).
+    let mut issuers: Vec<&str> = templates.iter().map(|t| t.issuer.as_str()).collect();
+    issuers.sort_unstable();
+    issuers.dedup();
+    let Some(issuer) = issuer_of(issuers.into_iter(), by_rule.as_deref(), text) else {
         return found;
     };
     let mine: Vec<&Template> = templates
@@ -227,13 +227,13 @@ pub fn issuer_of<'a>(
     found: Option<&str>,
     text: &str,
 ) -> Option<&'a str> {
-    let top = &text[..floor(text, NAME_CHARS)];
+    let top = text[..floor(text, NAME_CHARS)].to_ascii_lowercase();
     let mut best: Option<(usize, &str)> = None;
     for name in issuers {
         if found.is_some_and(|f| f.eq_ignore_ascii_case(name)) {
             return Some(name);
         }
-        if let Some(at) = find_ci(top, name) {
+        if let Some(at) = find_lower(&top, name) {
             if best.is_none_or(|(b, _)| at < b) {
                 best = Some((at, name));
             }
@@ -472,11 +472,16 @@ fn shape(v: &str) -> String {
 
 /// Where `needle` occurs in `hay`, ignoring ASCII case, at word bounds.
 fn find_ci(hay: &str, needle: &str) -> Option<usize> {
+    find_lower(&hay.to_ascii_lowercase(), needle)
+}
+
+/// [`find_ci`] in a text already lower-cased (ASCII; offsets unchanged).
+fn find_lower(h: &str, needle: &str) -> Option<usize> {
     let needle = needle.trim();
     if needle.is_empty() {
         return None;
     }
-    let (h, n) = (hay.to_ascii_lowercase(), needle.to_ascii_lowercase());
+    let n = needle.to_ascii_lowercase();
     let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
     h.match_indices(&n).map(|(i, _)| i).find(|&i| {
         (!word(n.chars().next()) || !word(h[..i].chars().next_back()))
