@@ -25,16 +25,6 @@ fn config(fake: &FakeOllama) -> String {
     )
 }
 
-fn upload_to(s: &Server, workspace: &str, name: &str, text: &str) -> String {
-    let form = ::reqwest::multipart::Form::new()
-        .text("workspace", workspace.to_string())
-        .part(
-            "file",
-            ::reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()),
-        );
-    upload_form(s, form)
-}
-
 fn token_for(s: &Server, workspace: &str) -> String {
     let (code, v) = post_json(
         s,

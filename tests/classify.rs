@@ -262,13 +262,7 @@ fn unsure_types_are_listed_and_typed_again_once_the_model_has_learnt() {
 }
 
 fn upload_in(s: &Server, workspace: &str, name: &str, text: &str) -> String {
-    let form = ::reqwest::multipart::Form::new()
-        .text("workspace", workspace.to_string())
-        .part(
-            "file",
-            ::reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()),
-        );
-    let id = upload_form(s, form);
+    let id = upload_to(s, workspace, name, text);
     assert_eq!(wait_terminal(s, &id, WAIT)["stage"], "indexed");
     id
 }

@@ -200,14 +200,9 @@ fn nordwind(number: &str, issued: &str, due: &str, total: &str) -> String {
     )
 }
 
-fn upload_to(s: &Server, workspace: &str, name: &str, text: &str) -> Value {
-    let form = ::reqwest::multipart::Form::new()
-        .text("workspace", workspace.to_string())
-        .part(
-            "file",
-            ::reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()),
-        );
-    let id = upload_form(s, form);
+/// Uploads a text into a workspace and waits until it is indexed.
+fn indexed_in(s: &Server, workspace: &str, name: &str, text: &str) -> Value {
+    let id = upload_to(s, workspace, name, text);
     let d = wait_terminal(s, &id, WAIT);
     assert_eq!(d["stage"], "indexed", "{d}");
     d
@@ -226,7 +221,7 @@ fn templates(s: &Server) -> Vec<Value> {
 fn a_corrected_field_teaches_a_template_for_the_issuers_next_invoice() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(&tmp.path().join("data"), FAST_CONFIG, &[]);
-    let first = upload_to(
+    let first = indexed_in(
         &s,
         "default",
         "nb1.txt",
@@ -286,7 +281,7 @@ fn a_corrected_field_teaches_a_template_for_the_issuers_next_invoice() {
     assert!(events.to_string().contains("template_learned"), "{events}");
 
     // The issuer's next invoice is read with the templates.
-    let next = upload_to(
+    let next = indexed_in(
         &s,
         "default",
         "nb2.txt",
@@ -307,7 +302,7 @@ fn a_corrected_field_teaches_a_template_for_the_issuers_next_invoice() {
     assert_eq!(field(&next, "total").unwrap()["currency"], "GBP");
 
     // Another workspace does not use them.
-    let other = upload_to(
+    let other = indexed_in(
         &s,
         "other",
         "nb2.txt",
@@ -332,7 +327,7 @@ fn a_corrected_field_teaches_a_template_for_the_issuers_next_invoice() {
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!((code, v["code"].as_str()), (404, Some("not_found")), "{v}");
     assert_eq!(templates(&s).len(), 2);
-    let third = upload_to(
+    let third = indexed_in(
         &s,
         "default",
         "nb3.txt",

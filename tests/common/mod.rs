@@ -337,6 +337,17 @@ pub fn hit_ids(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Uploads a text file into a workspace; its id.
+pub fn upload_to(s: &Server, workspace: &str, name: &str, text: &str) -> String {
+    let form = ::reqwest::multipart::Form::new()
+        .text("workspace", workspace.to_string())
+        .part(
+            "file",
+            ::reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()),
+        );
+    upload_form(s, form)
+}
+
 pub fn upload_one(s: &Server, name: &str, bytes: Vec<u8>) -> String {
     let (code, v) = upload(s, &[(name, bytes)], None);
     assert_eq!(code, 202, "upload of {name} answered {code}: {v}");
