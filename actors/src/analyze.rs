@@ -63,8 +63,8 @@ impl Analyzer {
         text: &str,
     ) -> Classification {
         let model = model.map(|t| &t.model);
-        // The vector only when the model reads one (and no user rule would
-        // decide first: it costs a pass over the text).
+        // The vector only when the model reads one (it costs a pass over
+        // the start of the text, ~1 ms for 20,000 characters).
         let vector = model
             .filter(|m| m.embedder().is_some())
             .and_then(|_| classifier::vector_of(self.embedder.as_deref(), title, text));
