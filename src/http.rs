@@ -447,12 +447,7 @@ async fn classifier(
     let ws = q
         .workspace
         .unwrap_or_else(|| caller.principal.default_workspace().to_string());
-    if !caller.principal.may_use(&ws) {
-        return Err(Problem::new(
-            Code::WorkspaceForbidden,
-            format!("this token may not read workspace {ws:?}"),
-        ));
-    }
+    caller.may_read(&ws)?;
     Ok(Json(app.pipeline.reader().classifier(&ws)))
 }
 

@@ -80,6 +80,18 @@ impl Caller {
     pub fn scope(&self) -> docpipe_actors::Scope {
         self.principal.scope()
     }
+
+    /// `403 workspace_forbidden` unless the token may read the workspace.
+    pub fn may_read(&self, workspace: &str) -> Result<(), Problem> {
+        if self.principal.may_use(workspace) {
+            Ok(())
+        } else {
+            Err(Problem::new(
+                docpipe_actors::Code::WorkspaceForbidden,
+                format!("this token may not read workspace {workspace:?}"),
+            ))
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

@@ -28,15 +28,8 @@ pub async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let Query(q) = q.map_err(|e| Problem::new(Code::InvalidParameter, e.body_text()))?;
-    if let Some(w) = q
-        .workspace
-        .as_deref()
-        .filter(|w| !caller.principal.may_use(w))
-    {
-        return Err(Problem::new(
-            Code::WorkspaceForbidden,
-            format!("this token may not read workspace {w:?}"),
-        ));
+    if let Some(w) = q.workspace.as_deref() {
+        caller.may_read(w)?;
     }
     let templates = app.pipeline.templates(&caller.scope(), q.workspace).await?;
     Ok(Json(json!({ "templates": templates })))

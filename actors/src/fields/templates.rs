@@ -108,7 +108,13 @@ pub fn learn(
                 continue;
             }
             if let Some(label) = label_before(&line[..*start]) {
-                let at = line[..*start].to_lowercase().rfind(&label).unwrap_or(0) + label.len();
+                // ASCII lower-casing keeps byte offsets (and is how
+                // `find_ci` compares labels when the template is applied).
+                let at = line[..*start]
+                    .to_ascii_lowercase()
+                    .rfind(&label)
+                    .unwrap_or(0)
+                    + label.len();
                 let nth = found
                     .iter()
                     .filter(|(s, _)| *s >= at && *s < *start)
@@ -131,7 +137,7 @@ pub fn learn(
                 .and_then(|above| cell_at(above, column))
                 .filter(|l| l.chars().any(char::is_alphabetic))
             {
-                let label = label.to_lowercase();
+                let label = label.to_ascii_lowercase();
                 // The heading's line is above the value's.
                 let above = lines[..i]
                     .iter()
@@ -406,7 +412,7 @@ fn label_before(before: &str) -> Option<String> {
     let label = words
         .join(" ")
         .trim_end_matches(|c: char| !c.is_alphanumeric())
-        .to_lowercase();
+        .to_ascii_lowercase();
     label.chars().any(char::is_alphabetic).then_some(label)
 }
 

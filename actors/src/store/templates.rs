@@ -6,7 +6,7 @@ use super::schema::workspace_filter;
 use crate::fields::templates::Template;
 use crate::model::{format_ms, Origin, Scope};
 use anyhow::Result;
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
 /// A stored template, as the API lists it.
@@ -115,11 +115,7 @@ pub fn write_delete_template(
         .query_row(&sql, params![scope.sql_param(), id], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })?;
+        .optional()?;
     let Some((workspace, template)) = gone else {
         return Ok(None);
     };
