@@ -172,7 +172,15 @@ fn build(dir: &std::path::Path, n: usize, corpus: &str, table: Option<&StaticTab
             };
             write_insert(&tx, &d, &Origin::default(), 0).unwrap();
             let seq = tx.last_insert_rowid();
-            write_text(&tx, seq, text, None, None).unwrap();
+            write_text(
+                &tx,
+                seq,
+                &docpipe_actors::model::Extracted {
+                    text: text.to_string(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             let doc_type = TYPES[rng.below(TYPES.len())];
             let tags: Vec<String> = (0..rng.below(4))
                 .map(|_| TAGS[rng.below(TAGS.len())].to_string())

@@ -40,6 +40,9 @@ pub struct Metadata<'a> {
     pub language: Option<&'a str>,
     /// The format's own fields (an e-mail's From, an embedded e-invoice).
     pub fields: Option<&'a Value>,
+    /// The text as laid out on the page, where the reader kept it: the
+    /// field rules and templates read it instead of the flowing text.
+    pub layout: Option<&'a str>,
 }
 
 impl Analyzer {
@@ -150,6 +153,7 @@ impl Analyzer {
         let meta = Metadata {
             language: out.language.as_deref(),
             fields: out.fields.as_ref(),
+            layout: out.layout.as_deref(),
         };
         let fields = self.built_in_fields(
             &types,
@@ -167,7 +171,8 @@ impl Analyzer {
 }
 
 /// The field rules' values, with the issuer's templates' values and then
-/// an embedded e-invoice's in their place.
+/// an embedded e-invoice's in their place; both read the page's layout
+/// where there is one.
 pub fn built_in_fields(
     specs: &[FieldSpec],
     text: &str,
@@ -183,6 +188,7 @@ pub fn built_in_fields(
         language: meta.language,
         sender,
     };
+    let text = meta.layout.unwrap_or(text);
     let found = fields::extract(text, specs, &cx);
     let found = templates::with_templates(found, templates, text, &cx);
     match meta.fields.and_then(|m| m.get("einvoice")) {

@@ -21,7 +21,7 @@ use crate::fields::ask_llm;
 use crate::llm::Asked;
 use crate::model::{DocJob, Found};
 use crate::routes::{current_routes, started, tell, CatalogMsg, RoutesRx, StageOutput};
-use crate::store::documents::get_language_and_metadata;
+use crate::store::documents::get_field_inputs;
 use crate::store::pool::ReadPool;
 
 pub struct EnrichCtx {
@@ -40,11 +40,7 @@ impl Enricher {
     async fn enrich(&self, doc: &DocJob) -> Result<(Vec<Found>, bool), ActorProcessingErr> {
         let a = self.ctx.analyzer.clone();
         let seq = doc.seq;
-        let (language, metadata) = self
-            .ctx
-            .db
-            .run(move |c| get_language_and_metadata(c, seq))
-            .await?;
+        let inputs = self.ctx.db.run(move |c| get_field_inputs(c, seq)).await?;
         let types = a.types();
         let text = doc.text.clone().unwrap_or_else(|| Arc::from(""));
         let (a2, types2, text2, doc_type, workspace) = (
@@ -56,8 +52,9 @@ impl Enricher {
         );
         let by_rules = tokio::task::spawn_blocking(move || {
             let meta = Metadata {
-                language: language.as_deref(),
-                fields: metadata.as_ref(),
+                language: inputs.language.as_deref(),
+                fields: inputs.metadata.as_ref(),
+                layout: inputs.layout.as_deref(),
             };
             a2.built_in_fields(&types2, doc_type.as_deref(), &text2, &meta, &workspace)
         })

@@ -17,6 +17,7 @@ pub mod detect;
 pub mod einvoice;
 pub mod email;
 pub mod image;
+pub mod layout;
 pub mod ocr;
 pub mod office;
 pub mod parse;

@@ -18,6 +18,7 @@ use regex::Regex;
 
 use crate::model::{FieldSpec, Found, Kind};
 
+mod issuer;
 mod llm;
 pub mod templates;
 #[cfg(test)]
@@ -66,6 +67,15 @@ fn builtin_labels(name: &str) -> &'static [&'static str] {
             "invoice no",
             "invoice #",
             "invoice nr",
+            "rechnungsnr",
+            "faktura nr",
+            "faktura vat nr",
+            "numer faktury",
+            "número de factura",
+            "factura n",
+            "numero fattura",
+            "fattura n",
+            "factuurnummer",
             "invoice",
             "rechnungsnummer",
             "rechnungs-nr",
@@ -75,6 +85,12 @@ fn builtin_labels(name: &str) -> &'static [&'static str] {
             "facture n°",
             "facture no",
             "facture",
+            "receipt number",
+            "receipt no",
+            "bill number",
+            "bill no",
+            "booking id",
+            "booking reference",
         ],
         "order_number" => &[
             "order number",
@@ -109,6 +125,10 @@ fn builtin_labels(name: &str) -> &'static [&'static str] {
             "datum",
             "date de facture",
             "date d'émission",
+            "data wystawienia",
+            "fecha de factura",
+            "data fattura",
+            "factuurdatum",
         ],
         "due_date" => &[
             "due date",
@@ -131,6 +151,14 @@ fn builtin_labels(name: &str) -> &'static [&'static str] {
             "grand total",
             "total amount",
             "amount payable",
+            "somme à payer",
+            "montant à payer",
+            "należność ogółem",
+            "razem do zapłaty",
+            "do zapłaty",
+            "importe total",
+            "totale fattura",
+            "te betalen",
             "net à payer",
             "net a payer",
             "total ttc",
@@ -316,7 +344,14 @@ pub fn extract(text: &str, specs: &[FieldSpec], cx: &Context) -> Vec<Found> {
             .filter(|(_, p)| present[*p])
             .map(|(l, _)| l.clone())
             .collect();
-        let found = by_label(&lines, spec, &labels, cx).or_else(|| standalone(text, spec, cx));
+        // The issuer is weighed from all the evidence, unless the type
+        // names its own labels for it.
+        let weighed = spec.name == "issuer" && spec.labels.is_empty();
+        let found = if weighed {
+            standalone(text, spec, cx)
+        } else {
+            by_label(&lines, spec, &labels, cx).or_else(|| standalone(text, spec, cx))
+        };
         if let Some((value, currency, confidence)) = found {
             out.push(Found {
                 name: spec.name.clone(),
@@ -328,10 +363,120 @@ pub fn extract(text: &str, specs: &[FieldSpec], cx: &Context) -> Vec<Found> {
             });
         }
     }
+    check_sum(&mut out, &lines, specs);
     out
 }
 
 type Value = (String, Option<String>, f32);
+
+/// Words right before a date's label that make it another date than the
+/// document's ("Order date", "Due date").
+const OTHER_DATE_BEFORE: &[&str] = &[
+    "order",
+    "due",
+    "delivery",
+    "ship",
+    "shipping",
+    "shipment",
+    "dispatch",
+    "check",
+    "payment",
+    "expiry",
+    "expiration",
+    "birth",
+    "start",
+    "end",
+    "booking",
+    "print",
+    "printed",
+    "value",
+];
+/// Words right after it that do ("Date limite de paiement", "Date of delivery").
+const OTHER_DATE_AFTER: &[&str] = &[
+    "limite",
+    "d'échéance",
+    "d’échéance",
+    "de livraison",
+    "d'expédition",
+    "de commande",
+    "de paiement",
+    "de naissance",
+    "of delivery",
+    "of order",
+    "of birth",
+    "of service",
+    "due",
+];
+
+fn other_date(before: &str, rest: &str) -> bool {
+    let last_word = before
+        .trim_end()
+        .rsplit(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    let next = rest.trim_start_matches([' ', ':', '.']).to_lowercase();
+    OTHER_DATE_BEFORE.contains(&last_word.as_str())
+        || OTHER_DATE_AFTER.iter().any(|w| next.starts_with(w))
+}
+
+/// The value right of a label on its line. A total's line that is a row of
+/// amounts in cells (net, tax, gross) gives its last cell's amount.
+fn read_right_of(spec: &FieldSpec, rest: &str, cx: &Context) -> Option<(String, Option<String>)> {
+    if spec.name == "total" && spec.kind == Kind::Money {
+        let cells: Vec<(String, Option<String>)> = rest
+            .split("  ")
+            .filter_map(|cell| read(Kind::Money, cell, cx))
+            .collect();
+        if cells.len() >= 2 {
+            return cells.last().cloned();
+        }
+    }
+    read(spec.kind, rest, cx)
+}
+
+/// Where an invoice gives net and tax and the sum of the two is an amount
+/// on one of its total's lines, that sum is the total.
+fn check_sum(out: &mut Vec<Found>, lines: &[&str], specs: &[FieldSpec]) {
+    let amount = |name: &str| {
+        out.iter()
+            .find(|f| f.name == name)
+            .and_then(|f| f.value.parse::<f64>().ok())
+    };
+    let (Some(net), Some(tax)) = (amount("net_amount"), amount("tax_amount")) else {
+        return;
+    };
+    let Some(spec) = specs
+        .iter()
+        .find(|s| s.name == "total" && s.kind == Kind::Money)
+    else {
+        return;
+    };
+    let sum = format!("{:.2}", net + tax);
+    if out.iter().any(|f| f.name == "total" && f.value == sum) || tax <= 0.0 {
+        return;
+    }
+    let labels: Vec<Arc<Regex>> = labels_of(spec).iter().map(|l| label_regex(l)).collect();
+    let on_a_total_line = lines
+        .iter()
+        .any(|l| labels.iter().any(|re| re.is_match(l)) && amounts(l).iter().any(|a| a.1 == sum));
+    if !on_a_total_line {
+        return;
+    }
+    let currency = out
+        .iter()
+        .find(|f| f.name == "net_amount")
+        .and_then(|f| f.currency.clone());
+    out.retain(|f| f.name != "total");
+    out.push(Found {
+        name: spec.name.clone(),
+        kind: Kind::Money,
+        value: sum,
+        currency,
+        confidence: 0.9,
+        source: "rule",
+    });
+}
 
 /// The value after the most telling label found. Totals are read at their
 /// last occurrence (the column header "Total" comes first, the sum last).
@@ -343,6 +488,9 @@ fn by_label(lines: &[&str], spec: &FieldSpec, labels: &[String], cx: &Context) -
         for (i, line) in lines.iter().enumerate() {
             for m in re.find_iter(line) {
                 let rest = &line[m.end()..];
+                if spec.name == "date" && other_date(&line[..m.start()], rest) {
+                    continue;
+                }
                 if spec.name == "total" {
                     let next = rest.trim_start_matches([' ', ':', '(', '-']).to_lowercase();
                     if NOT_TOTAL.iter().any(|w| {
@@ -352,7 +500,7 @@ fn by_label(lines: &[&str], spec: &FieldSpec, labels: &[String], cx: &Context) -
                         continue;
                     }
                 }
-                let found = read(spec.kind, rest, cx)
+                let found = read_right_of(spec, rest, cx)
                     .map(|(v, c)| (v, c, 0.9))
                     .or_else(|| {
                         // A header row: the value is in the cell right below.
@@ -415,25 +563,10 @@ fn standalone(text: &str, spec: &FieldSpec, cx: &Context) -> Option<Value> {
             .into_iter()
             .next()
             .map(|d| (d.1, None, 0.5)),
-        ("issuer", _) => {
-            if let Some(sender) = cx.sender {
-                return Some((sender.to_string(), None, 0.8));
-            }
-            // The letterhead: the first line that reads like a name (a few
-            // words, not a sentence).
-            text.lines()
-                .map(str::trim)
-                .take(5)
-                .find(|l| {
-                    l.len() >= 3
-                        && l.len() <= 80
-                        && l.split_whitespace().count() <= 6
-                        && l.chars().filter(|c| c.is_alphabetic()).count() * 2 > l.len()
-                        && !l.contains([':', ';'])
-                        && !l.ends_with(['.', '!', '?', ','])
-                })
-                .map(|l| (l.to_string(), None, 0.4))
-        }
+        ("issuer", _) => match cx.sender {
+            Some(sender) => Some((sender.to_string(), None, 0.8)),
+            None => issuer::find(text).map(|(name, confidence)| (name, None, confidence)),
+        },
         _ => None,
     }
 }

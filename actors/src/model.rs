@@ -369,6 +369,10 @@ pub struct Extracted {
     /// How long reading the document took (parse and OCR), in milliseconds.
     #[serde(default)]
     pub elapsed_ms: u64,
+    /// A short PDF's text laid out as on its pages (words at their columns),
+    /// for the field rules; `None` for other documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
 }
 
 /// A file found inside a document.

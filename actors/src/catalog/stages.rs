@@ -107,7 +107,7 @@ fn write_stage(
             if !children.is_empty() {
                 fx.push(Effect::WakeIntake);
             }
-            write_text(tx, job.seq, &out.text, out.title.as_deref(), out.pages)?;
+            write_text(tx, job.seq, &out)?;
             if let Some(m) = &out.mime {
                 job.mime = m.clone();
             }

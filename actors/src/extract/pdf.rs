@@ -10,6 +10,7 @@ use pdf_extract::{MediaBox, Object, OutputDev, OutputError, Transform};
 use serde_json::{json, Map, Value};
 
 use crate::errors::Code;
+use crate::extract::layout::Glyph;
 use crate::extract::{ParseError, ParseLimits};
 use crate::model::Extracted;
 pub use crate::model::PAGE_BREAK;
@@ -38,16 +39,28 @@ pub fn extract(bytes: &[u8], limits: &ParseLimits) -> Result<Extracted, ParseErr
     if let Some(invoice) = crate::extract::einvoice::from_pdf(&doc) {
         fields.insert("einvoice".into(), invoice);
     }
-    let mut out = PageText::default();
+    let mut out = PageText {
+        layout: (counted <= LAYOUT_PAGES).then(Vec::new),
+        ..Default::default()
+    };
     pdf_extract::output_doc(&doc, &mut out).map_err(|e| {
         ParseError::new(Code::Malformed, format!("cannot read the PDF's text: {e}"))
     })?;
+    let layout = out
+        .layout
+        .filter(|pages| pages.iter().any(|p| p.chars().any(char::is_alphanumeric)))
+        .map(|pages| pages.join(&PAGE_BREAK.to_string()));
     Ok(Extracted {
         title,
         fields: (!fields.is_empty()).then_some(Value::Object(fields)),
+        layout,
         ..from_pages(out.pages)
     })
 }
+
+/// Documents of at most this many pages also get their text laid out as
+/// on the page, for the field rules (invoices, receipts, letters: short).
+pub const LAYOUT_PAGES: usize = 8;
 
 /// The text of a PDF from its pages' texts, whichever reader produced them:
 /// pages joined by form feeds (no text at all when every page is empty), the
@@ -83,6 +96,10 @@ struct PageText {
     /// Where the previous glyph ended, and its baseline.
     last: Option<(f64, f64)>,
     new_word: bool,
+    /// Each page laid out as on the page, when the document is short.
+    layout: Option<Vec<String>>,
+    /// The page's upright glyphs, for its layout.
+    glyphs: Vec<Glyph>,
 }
 
 impl OutputDev for PageText {
@@ -94,6 +111,7 @@ impl OutputDev for PageText {
     ) -> Result<(), OutputError> {
         self.height = media_box.ury - media_box.lly;
         self.page.clear();
+        self.glyphs.clear();
         self.last = None;
         Ok(())
     }
@@ -106,6 +124,9 @@ impl OutputDev for PageText {
             .map(|c| if c == PAGE_BREAK { ' ' } else { c })
             .collect();
         self.pages.push(page);
+        if let Some(layout) = &mut self.layout {
+            layout.push(crate::extract::layout::render(&self.glyphs));
+        }
         Ok(())
     }
 
@@ -131,6 +152,17 @@ impl OutputDev for PageText {
             }
         }
         self.page.push_str(ch);
+        // Upright text only: a rotated line has no place in the grid.
+        if self.layout.is_some() && trm.m12.abs() <= trm.m11.abs() * 0.1 && trm.m11 > 0.0 {
+            self.glyphs.push(Glyph {
+                x,
+                y,
+                advance: width * size,
+                size,
+                text: ch.to_string(),
+                new_word: self.new_word,
+            });
+        }
         self.new_word = false;
         self.last = Some((x + width * size, y));
         Ok(())

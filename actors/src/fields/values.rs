@@ -13,7 +13,7 @@ pub(super) const NOT_TOTAL: &[&str] = &[
 ];
 
 pub(super) static DATE_NUMERIC: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b|\b(\d{1,2})([./])(\d{1,2})[./](\d{4}|\d{2})\b")
+    Regex::new(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b|\b(\d{1,2})([./])(\d{1,2})[./](\d{4}|\d{2})\b|\b(\d{1,2})-(\d{1,2})-(\d{4})\b")
         .unwrap()
 });
 pub(super) const MONTHS: &str = "january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec|januar|jänner|februar|märz|mär|mai|juni|juli|oktober|okt|dezember|dez|janvier|janv|février|févr|fevrier|mars|avril|avr|juin|juillet|juil|août|aout|septembre|octobre|novembre|décembre|decembre|déc";
@@ -25,7 +25,7 @@ pub(super) static DATE_DAY_MONTH: LazyLock<Regex> = LazyLock::new(|| {
 });
 pub(super) static DATE_MONTH_DAY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r"(?i)\b({MONTHS})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b"
+        r"(?i)\b({MONTHS})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:\s?,)?\s+(\d{{4}})\b"
     ))
     .unwrap()
 });
@@ -127,6 +127,11 @@ pub fn dates(text: &str, language: Option<&str>) -> Vec<(usize, String)> {
                 c[2].parse().unwrap_or(0),
                 c[3].parse().unwrap_or(0),
             )
+        } else if let Some(d) = c.get(8) {
+            // Dashes (15-10-2015): day first, a four-digit year.
+            let (d, m): (u32, u32) = (d.as_str().parse().unwrap_or(0), c[9].parse().unwrap_or(0));
+            let y = year(&c[10]);
+            valid_date(y, m, d).or_else(|| valid_date(y, d, m))
         } else {
             let (a, b): (u32, u32) = (c[4].parse().unwrap_or(0), c[6].parse().unwrap_or(0));
             let y = year(&c[7]);
@@ -225,6 +230,26 @@ pub fn amounts(text: &str) -> Vec<(usize, String, Option<String>)> {
         .collect()
 }
 
+/// The text with its dates blanked out (same length, so offsets hold).
+pub(super) fn mask_dates(s: &str) -> std::borrow::Cow<'_, str> {
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for re in [&*DATE_NUMERIC, &*DATE_DAY_MONTH, &*DATE_MONTH_DAY] {
+        spans.extend(re.find_iter(s).map(|m| (m.start(), m.end())));
+    }
+    if spans.is_empty() {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    for (i, ch) in s.char_indices() {
+        if spans.iter().any(|(a, b)| (*a..*b).contains(&i)) {
+            out.extend(std::iter::repeat_n(' ', ch.len_utf8()));
+        } else {
+            out.push(ch);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Whether an IBAN's check digits hold (ISO 13616, mod 97).
 pub fn iban_valid(iban: &str) -> bool {
     let s: String = iban.chars().filter(|c| !c.is_whitespace()).collect();
@@ -270,7 +295,11 @@ pub(super) fn read(kind: Kind, s: &str, cx: &Context) -> Option<(String, Option<
             .into_iter()
             .next()
             .map(|d| (d.1, None)),
-        Kind::Money => amounts(s).into_iter().next().map(|a| (a.1, a.2)),
+        // An amount is never a date's day or year ("due on August 3, 2014 $4.11").
+        Kind::Money => amounts(&mask_dates(s))
+            .into_iter()
+            .next()
+            .map(|a| (a.1, a.2)),
         Kind::Number => NUMBER.find(s).map(|m| (m.as_str().replace(',', "."), None)),
         Kind::Iban => ibans(s).into_iter().next().map(|i| (i.1, None)),
         Kind::Email => EMAIL.find(s).map(|m| (m.as_str().to_string(), None)),
@@ -283,7 +312,22 @@ pub(super) fn read(kind: Kind, s: &str, cx: &Context) -> Option<(String, Option<
             if let Some(v) = VAT_ID.find(s) {
                 return Some((v.as_str().replace(' ', ""), None));
             }
-            let word = s.split_whitespace().next()?;
+            let mut words = s.split_whitespace();
+            let word = words.next()?;
+            // A short letter prefix apart from its number ("F 1234/12").
+            if (1..=3).contains(&word.len())
+                && word.chars().all(|c| c.is_ascii_uppercase())
+                && !["NO", "NR", "ID", "REF", "NUM"].contains(&word)
+            {
+                if let Some(id) = words
+                    .next()
+                    .filter(|n| n.starts_with(|c: char| c.is_ascii_digit()))
+                    .and_then(|n| IDENTIFIER.find(n).filter(|m| m.start() == 0))
+                {
+                    let id = id.as_str().trim_end_matches(['.', ',']);
+                    return Some((format!("{word} {id}"), None));
+                }
+            }
             IDENTIFIER
                 .find(word)
                 .filter(|m| m.start() == 0 && m.as_str().len() >= 3)

@@ -6,7 +6,9 @@ use super::events::{write_event, NewEvent};
 use super::labels::{doc_type_id, ensure_issuer_of};
 use super::schema::workspace_filter;
 use super::tasks::write_task;
-use crate::model::{format_ms, Document, ErrorInfo, NewDocument, NewNote, Origin, Scope, Stage};
+use crate::model::{
+    format_ms, Document, ErrorInfo, Extracted, NewDocument, NewNote, Origin, Scope, Stage,
+};
 use anyhow::Result;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::Serialize;
@@ -364,17 +366,11 @@ pub fn write_insert(
     Ok(Inserted::New)
 }
 
-pub fn write_text(
-    tx: &Transaction<'_>,
-    seq: i64,
-    text: &str,
-    title: Option<&str>,
-    pages: Option<u32>,
-) -> Result<()> {
+pub fn write_text(tx: &Transaction<'_>, seq: i64, out: &Extracted) -> Result<()> {
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO texts (seq, text, title, pages) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR REPLACE INTO texts (seq, text, title, pages, layout) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![seq, text, title, pages])?;
+    .execute(params![seq, out.text, out.title, out.pages, out.layout])?;
     Ok(())
 }
 
@@ -863,19 +859,28 @@ pub fn document_numbers(conn: &Connection, scope: &Scope) -> Result<Vec<i64>> {
 }
 
 /// A document's language and the fields its format carries (for Enrich).
-pub fn get_language_and_metadata(
-    conn: &Connection,
-    seq: i64,
-) -> Result<(Option<String>, Option<serde_json::Value>)> {
-    let (language, metadata): (Option<String>, Option<String>) = conn
-        .prepare_cached("SELECT language, fields FROM documents WHERE seq = ?1")?
-        .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
+/// What the field rules read besides the text: the language, the format's
+/// own fields, and the text as laid out on the page (short PDFs).
+pub struct FieldInputs {
+    pub language: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub layout: Option<String>,
+}
+
+pub fn get_field_inputs(conn: &Connection, seq: i64) -> Result<FieldInputs> {
+    let (language, metadata, layout): (Option<String>, Option<String>, Option<String>) = conn
+        .prepare_cached(
+            "SELECT d.language, d.fields, (SELECT t.layout FROM texts t WHERE t.seq = d.seq) \
+             FROM documents d WHERE d.seq = ?1",
+        )?
+        .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?
-        .unwrap_or((None, None));
-    Ok((
+        .unwrap_or((None, None, None));
+    Ok(FieldInputs {
         language,
-        metadata.and_then(|m| serde_json::from_str(&m).ok()),
-    ))
+        metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
+        layout,
+    })
 }
 
 /// What a document waits for, to be run again once it is there.

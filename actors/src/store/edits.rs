@@ -93,7 +93,8 @@ fn learn_templates(
     };
     let row: Option<(String, Option<String>)> = tx
         .query_row(
-            "SELECT t.text, d.language FROM texts t JOIN documents d ON d.seq = t.seq WHERE t.seq = ?1",
+            "SELECT COALESCE(t.layout, t.text), d.language FROM texts t \
+             JOIN documents d ON d.seq = t.seq WHERE t.seq = ?1",
             [seq],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

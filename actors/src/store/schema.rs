@@ -293,6 +293,8 @@ CREATE TABLE field_templates (
     UNIQUE (workspace, issuer, field)
 );
 "#,
+    // A short PDF's text as laid out on its pages, for the field rules.
+    "ALTER TABLE texts ADD COLUMN layout TEXT;",
 ];
 
 /// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is

@@ -1,0 +1,190 @@
+//! A page's text laid out as on the page: each line of the page one line of
+//! text, each word at the column its left edge is at, in a grid of the
+//! page's typical character width (what `pdftotext -layout` prints).
+//!
+//! The field rules read this text where it exists: a value right of its
+//! label is on the label's line however far right, a value below a column
+//! heading is in the heading's columns, a table's cells stay apart by runs
+//! of spaces. The flowing text stays what is indexed and shown.
+
+/// One glyph as the PDF draws it: its origin (y downwards), advance and
+/// size in points, and whether the PDF starts a word with it.
+#[derive(Clone, Debug)]
+pub struct Glyph {
+    pub x: f64,
+    pub y: f64,
+    pub advance: f64,
+    pub size: f64,
+    pub text: String,
+    pub new_word: bool,
+}
+
+struct Word {
+    x0: f64,
+    x1: f64,
+    y: f64,
+    size: f64,
+    text: String,
+}
+
+/// The page's glyphs as lines of text in a character grid.
+pub fn render(glyphs: &[Glyph]) -> String {
+    let mut words = words(glyphs);
+    if words.is_empty() {
+        return String::new();
+    }
+    // The grid's pitch: the median advance of one character.
+    let mut pitches: Vec<f64> = glyphs
+        .iter()
+        .filter(|g| !g.text.trim().is_empty() && g.advance > 0.0)
+        .map(|g| g.advance / g.text.chars().count().max(1) as f64)
+        .collect();
+    pitches.sort_by(f64::total_cmp);
+    let pitch = pitches
+        .get(pitches.len() / 2)
+        .copied()
+        .filter(|p| *p > 0.5)
+        .unwrap_or(5.0);
+    let left = words.iter().map(|w| w.x0).fold(f64::INFINITY, f64::min);
+
+    // Lines: words whose baselines are within a third of their size, top
+    // to bottom, each left to right.
+    words.sort_by(|a, b| a.y.total_cmp(&b.y));
+    let mut lines: Vec<Vec<Word>> = Vec::new();
+    for w in words {
+        match lines.last_mut() {
+            Some(line) if (w.y - line[0].y).abs() <= 0.35 * w.size.min(line[0].size) => {
+                line.push(w)
+            }
+            _ => lines.push(vec![w]),
+        }
+    }
+    let mut out = String::new();
+    let mut previous: Option<(f64, f64)> = None;
+    for mut line in lines {
+        line.sort_by(|a, b| a.x0.total_cmp(&b.x0));
+        let (y, size) = (line[0].y, line[0].size);
+        // A gap of more than two lines' height keeps one blank line.
+        if let Some((py, psize)) = previous {
+            if y - py > 2.4 * size.max(psize) {
+                out.push('\n');
+            }
+        }
+        previous = Some((y, size));
+        let mut row = String::new();
+        let mut cursor = 0usize;
+        let mut end = f64::NEG_INFINITY;
+        for w in &line {
+            let col = ((w.x0 - left) / pitch).round().max(0.0) as usize;
+            let gap = w.x0 - end;
+            // Words a space apart stay one space apart (a large font's
+            // space is wider than the grid's pitch); farther apart, the
+            // word goes to its column.
+            let col = if cursor == 0 {
+                col
+            } else if gap < 0.15 * w.size {
+                cursor
+            } else if gap < 0.8 * w.size {
+                cursor + 1
+            } else {
+                col.max(cursor + 2)
+            };
+            row.extend(std::iter::repeat_n(' ', col - cursor));
+            row.push_str(&w.text);
+            cursor = col + w.text.chars().count();
+            end = w.x1;
+        }
+        out.push_str(row.trim_end());
+        out.push('\n');
+    }
+    out.trim_end().to_string()
+}
+
+/// Glyphs joined into words: a word ends at a space, a gap, or a jump to
+/// another line or back.
+fn words(glyphs: &[Glyph]) -> Vec<Word> {
+    let mut words: Vec<Word> = Vec::new();
+    let mut current: Option<Word> = None;
+    for g in glyphs {
+        let blank = g.text.trim().is_empty();
+        if let Some(w) = &current {
+            let apart = blank
+                || (g.y - w.y).abs() > 0.3 * g.size.min(w.size)
+                || g.x > w.x1 + 0.15 * g.size
+                || g.x < w.x1 - 0.5 * g.size
+                || (g.new_word && g.x > w.x1 + 0.05 * g.size);
+            if apart {
+                words.extend(current.take());
+            }
+        }
+        if blank {
+            continue;
+        }
+        let text: String = g.text.chars().filter(|c| !c.is_control()).collect();
+        match &mut current {
+            Some(w) => {
+                w.text.push_str(&text);
+                w.x1 = w.x1.max(g.x + g.advance);
+            }
+            None => {
+                current = Some(Word {
+                    x0: g.x,
+                    x1: g.x + g.advance,
+                    y: g.y,
+                    size: g.size,
+                    text,
+                })
+            }
+        }
+    }
+    words.extend(current);
+    words.retain(|w| !w.text.is_empty());
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Glyphs of `text` from (x, y) in a 10-point font, 5 points a character.
+    fn run(x: f64, y: f64, text: &str) -> Vec<Glyph> {
+        text.chars()
+            .enumerate()
+            .map(|(i, c)| Glyph {
+                x: x + 5.0 * i as f64,
+                y,
+                advance: 5.0,
+                size: 10.0,
+                text: c.to_string(),
+                new_word: false,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn words_keep_their_columns_and_lines() {
+        // Drawn out of order: the right column first, as PDFs often do.
+        let mut glyphs = run(300.0, 100.0, "Invoice No: 42");
+        glyphs.extend(run(50.0, 100.0, "ACME Ltd"));
+        glyphs.extend(run(50.0, 112.0, "Date"));
+        glyphs.extend(run(300.0, 112.3, "Total"));
+        glyphs.extend(run(50.0, 124.0, "1.1.2020"));
+        glyphs.extend(run(300.0, 124.0, "9.50"));
+        let page = render(&glyphs);
+        let lines: Vec<&str> = page.lines().collect();
+        assert_eq!(lines.len(), 3, "{page}");
+        assert!(lines[0].starts_with("ACME Ltd "), "{page}");
+        assert_eq!(lines[0].find("Invoice"), Some(50));
+        assert_eq!(lines[1].find("Total"), Some(50));
+        assert_eq!(lines[2].find("9.50"), Some(50));
+        assert!(lines[2].starts_with("1.1.2020"));
+    }
+
+    #[test]
+    fn a_big_gap_keeps_one_blank_line() {
+        let mut glyphs = run(50.0, 100.0, "Top");
+        glyphs.extend(run(50.0, 400.0, "Bottom"));
+        assert_eq!(render(&glyphs), "Top\n\nBottom");
+        assert_eq!(render(&[]), "");
+    }
+}
