@@ -19,6 +19,9 @@ pub struct Glyph {
     pub new_word: bool,
 }
 
+/// The widest line of the grid, in characters.
+const MAX_COLUMNS: f64 = 500.0;
+
 struct Word {
     x0: f64,
     x1: f64,
@@ -75,7 +78,9 @@ pub fn render(glyphs: &[Glyph]) -> String {
         let mut cursor = 0usize;
         let mut end = f64::NEG_INFINITY;
         for w in &line {
-            let col = ((w.x0 - left) / pitch).round().max(0.0) as usize;
+            // A line is at most MAX_COLUMNS wide, whatever a hostile file
+            // says its coordinates are.
+            let col = ((w.x0 - left) / pitch).round().clamp(0.0, MAX_COLUMNS) as usize;
             let gap = w.x0 - end;
             // Words a space apart stay one space apart (a large font's
             // space is wider than the grid's pitch); farther apart, the
@@ -186,5 +191,14 @@ mod tests {
         glyphs.extend(run(50.0, 400.0, "Bottom"));
         assert_eq!(render(&glyphs), "Top\n\nBottom");
         assert_eq!(render(&[]), "");
+    }
+
+    #[test]
+    fn a_far_off_glyph_does_not_make_a_huge_line() {
+        let mut glyphs = run(50.0, 100.0, "Left");
+        glyphs.extend(run(1e12, 100.0, "Far"));
+        let page = render(&glyphs);
+        assert!(page.len() < 520, "{} characters", page.len());
+        assert!(page.starts_with("Left") && page.ends_with("Far"), "{page}");
     }
 }

@@ -14,6 +14,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::templates::{find_lower as find_word, floor};
 use super::values::{EMAIL, URL};
 
 /// A company name and its legal form, in the languages docpipe reads.
@@ -133,7 +134,8 @@ struct Candidate {
 /// The issuer's name and its confidence, from the text alone.
 pub(super) fn find(text: &str) -> Option<(String, f32)> {
     let lines: Vec<&str> = text.lines().take(3_000).collect();
-    let lower: Vec<String> = lines.iter().map(|l| l.to_lowercase()).collect();
+    // ASCII lower case, so that offsets in it are offsets in the line.
+    let lower: Vec<String> = lines.iter().map(|l| l.to_ascii_lowercase()).collect();
     let mut candidates: HashMap<String, Candidate> = HashMap::new();
     let mut add = |name: &str, form: u8, score: f32| {
         let name = clean(name);
@@ -312,12 +314,13 @@ fn clean(name: &str) -> String {
         .join(" ")
 }
 
-/// The key a name is counted under: lower case, its legal form dropped.
+/// The key a name is counted under: lower case (ASCII, as the lines it is
+/// looked for in), its legal form dropped.
 fn key(name: &str) -> String {
     let lower = LEGAL_NAME
         .captures(name)
         .map_or(name, |c| c.get(1).map_or(name, |m| m.as_str()))
-        .to_lowercase();
+        .to_ascii_lowercase();
     lower
         .trim_end_matches(|c: char| !c.is_alphanumeric())
         .to_string()
@@ -373,34 +376,6 @@ fn domains(text: &str, lower: &[String]) -> Vec<String> {
         }
     }
     out
-}
-
-/// Where `word` is in `hay` as a whole word (both lower case).
-fn find_word(hay: &str, word: &str) -> Option<usize> {
-    if word.is_empty() {
-        return None;
-    }
-    let mut from = 0;
-    while let Some(i) = hay[from..].find(word) {
-        let at = from + i;
-        let end = at + word.len();
-        let before = hay[..at].chars().next_back();
-        let after = hay[end..].chars().next();
-        if !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric) {
-            return Some(at);
-        }
-        from = at + hay[at..].chars().next().map_or(1, char::len_utf8);
-    }
-    None
-}
-
-/// `i` or the char boundary before it.
-fn floor(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 #[cfg(test)]

@@ -482,7 +482,7 @@ fn find_ci(hay: &str, needle: &str) -> Option<usize> {
 }
 
 /// [`find_ci`] in a text already lower-cased (ASCII; offsets unchanged).
-fn find_lower(h: &str, needle: &str) -> Option<usize> {
+pub(super) fn find_lower(h: &str, needle: &str) -> Option<usize> {
     let needle = needle.trim();
     if needle.is_empty() {
         return None;
@@ -496,7 +496,7 @@ fn find_lower(h: &str, needle: &str) -> Option<usize> {
 }
 
 /// The largest char boundary of `s` at or below `n`.
-fn floor(s: &str, n: usize) -> usize {
+pub(super) fn floor(s: &str, n: usize) -> usize {
     if n >= s.len() {
         return s.len();
     }
