@@ -279,6 +279,18 @@ fn name_like(s: &str) -> bool {
         && !s.contains([':', ';', '@', '/'])
         && !s.ends_with(['.', '!', '?', ','])
         && !is_title(s)
+        && !is_label(s)
+}
+
+/// Whether a piece of text is a column's or a field's label ("Bank Name",
+/// "Account No"), not a name.
+fn is_label(s: &str) -> bool {
+    const LABEL_ENDS: &[&str] = &[
+        "name", "number", "no", "nr", "address", "date", "code", "id", "details",
+    ];
+    s.rsplit(|c: char| !c.is_alphanumeric())
+        .find(|w| !w.is_empty())
+        .is_some_and(|w| LABEL_ENDS.contains(&w.to_ascii_lowercase().as_str()))
 }
 
 /// Whether every word is one that titles a document ("Payment Receipt").
@@ -395,6 +407,14 @@ mod tests {
         let text =
             "Customer: Blue Ltd\nBlue Ltd\nInvoice 7\n\nAccount holder: Red Sails\nRed Sails";
         assert_eq!(find(text).unwrap().0, "Red Sails");
+    }
+
+    #[test]
+    fn a_column_label_is_no_name() {
+        assert!(is_label("Bank Name"));
+        assert!(is_label("Account No."));
+        assert!(!is_label("HDFC Bank"));
+        assert!(!name_like("Bank Name"));
     }
 
     #[test]
