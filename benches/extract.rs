@@ -236,15 +236,19 @@ const SOURCES: [(&str, &str, &[u32]); 6] = [
 
 /// OCR per source: pages of other documents scanned the way
 /// `fetch-corpus.sh` makes the shared scans (200 dpi grey, rotated 0.7°,
-/// blurred 0.6, Gaussian noise 0.25, JPEG 85), each against its own text
-/// (`pdftotext -layout`). The scans are made once, under
-/// `labeled/ocr-sources/`.
+/// blurred 0.6, Gaussian noise 0.25, JPEG 85), each against its own text.
+/// A page's text has two right orders — as laid out (`pdftotext -layout`:
+/// a table's rows whole, two columns' lines interleaved) and as read (a
+/// column after the other) — and tesseract may follow either, so a page
+/// scores its similarity to the nearer one; the figure against the layout
+/// alone and the order-free word F1 are printed beside it. The scans are
+/// made once, under `labeled/ocr-sources/`.
 fn ocr_per_source(root: &Path, rt: &tokio::runtime::Runtime, ocr: &Ocr) {
     let out = root.join("labeled/ocr-sources");
     println!("\nOCR per source (scans derived like the shared ones, from other documents):");
     println!(
-        "  {:<22} {:>5} {:>10} {:>8} {:>9}",
-        "source", "pages", "similarity", "worst", "s/page"
+        "  {:<22} {:>5} {:>10} {:>8} {:>9} {:>8} {:>9}",
+        "source", "pages", "similarity", "worst", "vs layout", "word F1", "s/page"
     );
     let mut all = Vec::new();
     for (name, rel, pages) in SOURCES {
@@ -267,30 +271,46 @@ fn ocr_per_source(root: &Path, rt: &tokio::runtime::Runtime, ocr: &Ocr) {
                     break;
                 }
                 let stem = format!("{}_p{pg}", pdf.file_stem().unwrap().to_string_lossy());
-                let (jpg, gt) = (
+                let (jpg, gt, flow) = (
                     dir.join(format!("{stem}.jpg")),
                     dir.join(format!("{stem}.gt.txt")),
+                    dir.join(format!("{stem}.gt-flow.txt")),
                 );
                 if !jpg.exists() && !derive(pdf, pg, &jpg, &gt) {
                     continue;
                 }
+                if !flow.exists() && !page_text(pdf, pg, &flow, false) {
+                    continue;
+                }
                 // Pages with little text say little about OCR.
-                match std::fs::read_to_string(&gt) {
-                    Ok(t) if t.split_whitespace().count() >= 40 => scans.push((jpg, t)),
+                match (std::fs::read_to_string(&gt), std::fs::read_to_string(&flow)) {
+                    (Ok(t), Ok(f)) if t.split_whitespace().count() >= 40 => scans.push((jpg, t, f)),
                     _ => {}
                 }
             }
         }
         let t = Instant::now();
-        let sims: Vec<f64> = scans
+        // Per page: (best of the two orders, against the layout, word F1).
+        let scores: Vec<(f64, f64, f64)> = scans
             .iter()
-            .map(|(jpg, truth)| {
+            .map(|(jpg, layout, flow)| {
                 let read = rt
                     .block_on(ocr.image(&std::fs::read(jpg).unwrap()))
                     .unwrap_or_default();
-                similarity(&read.text, truth, false)
+                let by_layout = similarity(&read.text, layout, false);
+                let by_flow = similarity(&read.text, flow, false);
+                (
+                    by_layout.max(by_flow),
+                    by_layout,
+                    word_f1(&read.text, layout),
+                )
             })
             .collect();
+        let secs = t.elapsed().as_secs_f64();
+        let sims: Vec<f64> = scores.iter().map(|s| s.0).collect();
+        let mean_of = |f: fn(&(f64, f64, f64)) -> f64| {
+            scores.iter().map(f).sum::<f64>() / scores.len().max(1) as f64
+        };
         if sims.is_empty() {
             println!(
                 "  {name:<22} no pages (run `make corpus labeled`; needs pdftoppm and ImageMagick)"
@@ -299,10 +319,12 @@ fn ocr_per_source(root: &Path, rt: &tokio::runtime::Runtime, ocr: &Ocr) {
         }
         let mean = sims.iter().sum::<f64>() / sims.len() as f64;
         println!(
-            "  {name:<22} {:>5} {mean:>10.3} {:>8.3} {:>9.1}",
+            "  {name:<22} {:>5} {mean:>10.3} {:>8.3} {:>9.3} {:>8.3} {:>9.1}",
             sims.len(),
             sims.iter().copied().fold(1.0, f64::min),
-            t.elapsed().as_secs_f64() / sims.len() as f64
+            mean_of(|s| s.1),
+            mean_of(|s| s.2),
+            secs / sims.len() as f64
         );
         all.push((name, mean));
     }
@@ -355,12 +377,47 @@ fn derive(pdf: &Path, page: u32, jpg: &Path, gt: &Path) -> bool {
             .arg(jpg)
             .status()
             .is_ok_and(|s| s.success());
-    ok && Command::new("pdftotext")
-        .args(["-f", &pg, "-l", &pg, "-layout"])
-        .arg(pdf)
-        .arg(gt)
-        .status()
-        .is_ok_and(|s| s.success())
+    ok && page_text(pdf, page, gt, true)
+}
+
+/// A PDF page's text by pdftotext: laid out as on the page (`-layout`: the
+/// lines of side-by-side columns interleaved, table rows kept whole), or in
+/// its reading order (a column after the other).
+fn page_text(pdf: &Path, page: u32, out: &Path, layout: bool) -> bool {
+    let pg = page.to_string();
+    let mut cmd = Command::new("pdftotext");
+    cmd.args(["-f", &pg, "-l", &pg]);
+    if layout {
+        cmd.arg("-layout");
+    }
+    cmd.arg(pdf).arg(out).status().is_ok_and(|s| s.success())
+}
+
+/// F1 of the words read against the words of the truth, as multisets, in
+/// any order (words trimmed of the punctuation around them, dot leaders
+/// left out).
+fn word_f1(read: &str, truth: &str) -> f64 {
+    let words = |s: &str| {
+        let mut m = std::collections::HashMap::<String, i64>::new();
+        for w in s.split_whitespace() {
+            let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+            if !w.is_empty() {
+                *m.entry(w.to_string()).or_default() += 1;
+            }
+        }
+        m
+    };
+    let (r, t) = (words(read), words(truth));
+    let common: i64 = r
+        .iter()
+        .map(|(w, n)| (*n).min(t.get(w).copied().unwrap_or(0)))
+        .sum();
+    let (nr, nt) = (r.values().sum::<i64>(), t.values().sum::<i64>());
+    if common == 0 || nr == 0 || nt == 0 {
+        return 0.0;
+    }
+    let (p, q) = (common as f64 / nr as f64, common as f64 / nt as f64);
+    2.0 * p * q / (p + q)
 }
 
 /// 1 − (Levenshtein distance / longer length) over the texts with layout

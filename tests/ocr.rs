@@ -325,3 +325,59 @@ fn pages_read_with_low_confidence_are_read_again_by_the_legacy_engine() {
         "{prose}"
     );
 }
+
+#[test]
+fn a_page_read_below_the_confidence_floor_is_flagged_for_review_not_indexed() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Debian's language data has no legacy engine, so the table of contents
+    // keeps its LSTM reading (mean word confidence ~44), which a floor of 55
+    // calls noise; the prose page reads at 85 and more.
+    let config = format!("{FAST_CONFIG}\n[pipeline.ocr]\nreview_below_confidence = 55\n");
+    let s = Server::start(&tmp.path().join("data"), &config, &[]);
+    let (_, st) = get_json(&s.url("/api/v1/status"));
+    assert_eq!(st["ocr"]["legacy_engine"], false, "{st}");
+
+    let toc = upload_one(&s, "toc.jpg", scan("scans-derived/octave__octave_p12.jpg"));
+    let prose = upload_one(
+        &s,
+        "prose.jpg",
+        scan("scans-derived/octave__octave_p40.jpg"),
+    );
+    let toc = wait_terminal(&s, &toc, WAIT);
+    assert_eq!(toc["stage"], "indexed", "{toc}");
+    assert_eq!(
+        toc["metadata"]["ocr_low_confidence_pages"],
+        serde_json::json!([1]),
+        "{toc}"
+    );
+    assert!(
+        toc["metadata"]["ocr_confidence"].as_f64().unwrap() < 55.0,
+        "{toc}"
+    );
+    assert_eq!(toc["needs_review"], true, "{toc}");
+    let toc_id = toc["id"].as_str().unwrap();
+    assert_eq!(text_of(&s, toc_id).trim(), "", "noise is not indexed");
+    assert!(!hits(&s, "Polynomial").contains(&toc_id.to_string()));
+    let (code, queue) = get_json(&s.url("/api/v1/documents?flag=needs_review"));
+    assert_eq!(code, 200, "{queue}");
+    let queued: Vec<&str> = queue["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert!(queued.contains(&toc_id), "{queue}");
+
+    let prose = wait_terminal(&s, &prose, WAIT);
+    assert_eq!(prose["stage"], "indexed", "{prose}");
+    assert!(
+        prose["metadata"].get("ocr_low_confidence_pages").is_none(),
+        "{prose}"
+    );
+    assert!(
+        text_of(&s, prose["id"].as_str().unwrap())
+            .split_whitespace()
+            .count()
+            > 30
+    );
+}

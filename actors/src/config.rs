@@ -83,6 +83,11 @@ pub struct OcrConfig {
     /// second time by tesseract's legacy engine, when the language data has
     /// it, and the more confident reading is kept. 0 switches this off.
     pub reread_below_confidence: u32,
+    /// A page still read with a mean word confidence below this (after any
+    /// second reading) is noise, not text: it is left out of the document's
+    /// text, listed in `ocr_low_confidence_pages`, and the document is
+    /// flagged `needs_review`. 0 keeps every reading.
+    pub review_below_confidence: u32,
     /// The programs (a name on PATH or a path).
     pub tesseract: String,
     pub pdftoppm: String,
@@ -406,6 +411,7 @@ impl Default for OcrConfig {
             languages: "eng".into(),
             tessdata_dir: String::new(),
             reread_below_confidence: 60,
+            review_below_confidence: 30,
             tesseract: "tesseract".into(),
             pdftoppm: "pdftoppm".into(),
             pdftotext: "pdftotext".into(),
@@ -572,11 +578,15 @@ impl EngineConfig {
                 p.classify.review_threshold
             ));
         }
-        if p.ocr.reread_below_confidence > 100 {
-            problems.push(format!(
-                "pipeline.ocr.reread_below_confidence is a confidence from 0 to 100, not {}",
-                p.ocr.reread_below_confidence
-            ));
+        for (name, v) in [
+            ("reread_below_confidence", p.ocr.reread_below_confidence),
+            ("review_below_confidence", p.ocr.review_below_confidence),
+        ] {
+            if v > 100 {
+                problems.push(format!(
+                    "pipeline.ocr.{name} is a confidence from 0 to 100, not {v}"
+                ));
+            }
         }
         if p.lease_ms <= p.extract.timeout_ms.saturating_add(p.ocr.timeout_ms) {
             problems.push(format!(

@@ -187,8 +187,9 @@ pub struct Document {
     /// matched), `model` (the classifier learned from corrections), `llm`,
     /// or `user`.
     pub type_source: Option<String>,
-    /// The type is not sure enough (confidence below
-    /// `pipeline.classify.review_threshold`): a person should check it.
+    /// A person should check the document: its type is not sure enough
+    /// (confidence below `pipeline.classify.review_threshold`), or OCR read a
+    /// page below `pipeline.ocr.review_below_confidence`.
     pub needs_review: bool,
     /// The LLM was configured but no endpoint answered: the built-in type
     /// and fields stand until `docpipe reprocess --llm`.

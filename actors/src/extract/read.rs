@@ -285,6 +285,8 @@ impl ExtractCtx {
         let mut first_error = None;
         let mut reread = Vec::new();
         let mut confidences = Vec::new();
+        let mut noise = Vec::new();
+        let floor = cfg.review_below_confidence as f32;
         for (&page, result) in pages.iter().zip(results) {
             match result {
                 Ok(read) => {
@@ -292,6 +294,11 @@ impl ExtractCtx {
                         reread.push(page);
                     }
                     confidences.extend(read.confidence);
+                    // Too unsure to be text: left for a person, not indexed.
+                    if read.confidence.is_some_and(|c| c < floor) {
+                        noise.push(page);
+                        continue;
+                    }
                     if let Some(slot) = page_texts.get_mut(page as usize - 1) {
                         *slot = read.text;
                     }
@@ -320,6 +327,9 @@ impl ExtractCtx {
         }
         if !reread.is_empty() {
             fields["ocr_reread_pages"] = serde_json::json!(reread);
+        }
+        if !noise.is_empty() {
+            fields["ocr_low_confidence_pages"] = serde_json::json!(noise);
         }
         out.text = if has_text { text } else { String::new() };
         out.language = detect_language(&out.text);

@@ -132,7 +132,8 @@ pub fn write_classification(
                  WHEN keep_metadata = 1 THEN NULL ELSE ?3 END,
                type_source = CASE WHEN user_doc_type IS NOT NULL THEN 'user'
                  WHEN keep_metadata = 1 THEN NULL ELSE ?4 END,
-               needs_review = CASE WHEN user_doc_type IS NULL AND keep_metadata = 0 THEN ?5 ELSE 0 END,
+               needs_review = CASE WHEN user_doc_type IS NULL AND keep_metadata = 0 THEN
+                 ?5 OR json_extract(fields, '$.ocr_low_confidence_pages') IS NOT NULL ELSE 0 END,
                needs_llm = CASE WHEN keep_metadata = 1 THEN 0 ELSE ?6 END
              WHERE seq = ?1 RETURNING doc_type, confidence, type_source, needs_review, workspace",
         )?
