@@ -22,32 +22,65 @@ pub struct Glyph {
 /// The widest line of the grid, in characters.
 const MAX_COLUMNS: f64 = 500.0;
 
-struct Word {
-    x0: f64,
-    x1: f64,
-    y: f64,
-    size: f64,
-    text: String,
+/// One whole word: its left and right edges, the baseline of its line
+/// (y downwards) and the line's size, in the page's units (points for a
+/// PDF, pixels for a scan).
+#[derive(Clone, Debug)]
+pub struct Word {
+    pub x0: f64,
+    pub x1: f64,
+    pub y: f64,
+    pub size: f64,
+    pub text: String,
+    /// The phrase OCR found the word in (tesseract's line): words of one
+    /// phrase stay a space apart unless farther than two and a half times
+    /// their height; a PDF's words have none.
+    pub phrase: Option<usize>,
 }
 
 /// The page's glyphs as lines of text in a character grid.
 pub fn render(glyphs: &[Glyph]) -> String {
-    let mut words = words(glyphs);
+    // The grid's pitch: the median advance of one character.
+    let pitch = median(
+        glyphs
+            .iter()
+            .filter(|g| !g.text.trim().is_empty() && g.advance > 0.0)
+            .map(|g| g.advance / g.text.chars().count().max(1) as f64)
+            .collect(),
+    );
+    lay_out(words(glyphs), pitch, true)
+}
+
+/// Words already whole (OCR's, from their boxes) laid out the same way, in
+/// a grid of their median character width. They never run together: two
+/// words stay at least a space apart however close their boxes are.
+pub fn render_words(words: Vec<Word>) -> String {
+    let pitch = median(
+        words
+            .iter()
+            .filter(|w| w.x1 > w.x0)
+            .map(|w| (w.x1 - w.x0) / w.text.chars().count().max(1) as f64)
+            .collect(),
+    );
+    lay_out(words, pitch, false)
+}
+
+/// The median of the values, or 5 when there is none worth a column.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values
+        .get(values.len() / 2)
+        .copied()
+        .filter(|p| *p > 0.5)
+        .unwrap_or(5.0)
+}
+
+/// Words as lines of text in a grid of `pitch`; `glue` joins words whose
+/// boxes touch (glyph runs a PDF split inside a word).
+fn lay_out(mut words: Vec<Word>, pitch: f64, glue: bool) -> String {
     if words.is_empty() {
         return String::new();
     }
-    // The grid's pitch: the median advance of one character.
-    let mut pitches: Vec<f64> = glyphs
-        .iter()
-        .filter(|g| !g.text.trim().is_empty() && g.advance > 0.0)
-        .map(|g| g.advance / g.text.chars().count().max(1) as f64)
-        .collect();
-    pitches.sort_by(f64::total_cmp);
-    let pitch = pitches
-        .get(pitches.len() / 2)
-        .copied()
-        .filter(|p| *p > 0.5)
-        .unwrap_or(5.0);
     let left = words.iter().map(|w| w.x0).fold(f64::INFINITY, f64::min);
 
     // Lines: words whose baselines are within a third of their size, top
@@ -77,6 +110,7 @@ pub fn render(glyphs: &[Glyph]) -> String {
         let mut row = String::new();
         let mut cursor = 0usize;
         let mut end = f64::NEG_INFINITY;
+        let mut phrase = None;
         for w in &line {
             // A line is at most MAX_COLUMNS wide, whatever a hostile file
             // says its coordinates are.
@@ -87,9 +121,11 @@ pub fn render(glyphs: &[Glyph]) -> String {
             // word goes to its column.
             let col = if cursor == 0 {
                 col
-            } else if gap < 0.15 * w.size {
+            } else if glue && gap < 0.15 * w.size {
                 cursor
-            } else if gap < 0.8 * w.size {
+            } else if gap < 0.8 * w.size
+                || (w.phrase.is_some() && w.phrase == phrase && gap < 2.5 * w.size)
+            {
                 cursor + 1
             } else {
                 col.max(cursor + 2)
@@ -98,6 +134,7 @@ pub fn render(glyphs: &[Glyph]) -> String {
             row.push_str(&w.text);
             cursor = col + w.text.chars().count();
             end = w.x1;
+            phrase = w.phrase;
         }
         out.push_str(row.trim_end());
         out.push('\n');
@@ -138,6 +175,7 @@ fn words(glyphs: &[Glyph]) -> Vec<Word> {
                     y: g.y,
                     size: g.size,
                     text,
+                    phrase: None,
                 })
             }
         }
@@ -200,5 +238,40 @@ mod tests {
         let page = render(&glyphs);
         assert!(page.len() < 520, "{} characters", page.len());
         assert!(page.starts_with("Left") && page.ends_with("Far"), "{page}");
+    }
+
+    /// An OCR word: `text` at x, its line's baseline y, 30 px high, 15 px a
+    /// character.
+    fn word(x: f64, y: f64, text: &str) -> Word {
+        Word {
+            x0: x,
+            x1: x + 15.0 * text.chars().count() as f64,
+            y,
+            size: 30.0,
+            text: text.into(),
+            phrase: None,
+        }
+    }
+
+    #[test]
+    fn ocr_words_are_laid_out_in_rows_and_never_run_together() {
+        // A table's columns as OCR reads them: a column after the other,
+        // the baselines a few pixels apart; and two words whose boxes touch.
+        let words = vec![
+            word(100.0, 200.0, "Charges"),
+            word(100.0, 250.0, "Credits"),
+            word(1200.0, 203.0, "$4.11"),
+            word(1200.0, 248.0, "$0.00"),
+            word(100.0, 300.0, "Total"),
+            word(175.0, 300.0, "due"),
+        ];
+        let page = render_words(words);
+        let lines: Vec<&str> = page.lines().collect();
+        assert_eq!(lines.len(), 3, "{page}");
+        assert!(lines[0].starts_with("Charges") && lines[0].ends_with("$4.11"));
+        assert!(lines[1].starts_with("Credits") && lines[1].ends_with("$0.00"));
+        assert_eq!(lines[2], "Total due");
+        assert_eq!(lines[0].find('$'), lines[1].find('$'), "{page}");
+        assert_eq!(render_words(Vec::new()), "");
     }
 }

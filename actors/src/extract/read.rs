@@ -281,6 +281,13 @@ impl ExtractCtx {
         } else {
             vec![String::new()]
         };
+        // A short document's pages laid out (for the field rules): the text
+        // layer's layout where the parser made one, OCR's rows elsewhere.
+        let mut page_layouts: Option<Vec<String>> =
+            (page_texts.len() <= pdf::LAYOUT_PAGES).then(|| match &out.layout {
+                Some(l) => l.split(pdf::PAGE_BREAK).map(str::to_string).collect(),
+                None => page_texts.clone(),
+            });
         let mut failed = Vec::new();
         let mut first_error = None;
         let mut reread = Vec::new();
@@ -299,8 +306,12 @@ impl ExtractCtx {
                         noise.push(page);
                         continue;
                     }
-                    if let Some(slot) = page_texts.get_mut(page as usize - 1) {
-                        *slot = read.text;
+                    let slot = page as usize - 1;
+                    if let Some(l) = page_layouts.as_mut().and_then(|l| l.get_mut(slot)) {
+                        *l = read.layout;
+                    }
+                    if let Some(t) = page_texts.get_mut(slot) {
+                        *t = read.text;
                     }
                 }
                 Err(e) => {
@@ -332,6 +343,9 @@ impl ExtractCtx {
             fields["ocr_low_confidence_pages"] = serde_json::json!(noise);
         }
         out.text = if has_text { text } else { String::new() };
+        out.layout = page_layouts
+            .map(|l| l.join(&pdf::PAGE_BREAK.to_string()))
+            .filter(|l| has_text && l.chars().any(char::is_alphanumeric));
         out.language = detect_language(&out.text);
         Ok(())
     }

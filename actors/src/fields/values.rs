@@ -16,7 +16,7 @@ pub(super) static DATE_NUMERIC: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b|\b(\d{1,2})([./])(\d{1,2})[./](\d{4}|\d{2})\b|\b(\d{1,2})-(\d{1,2})-(\d{4})\b")
         .unwrap()
 });
-pub(super) const MONTHS: &str = "january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec|januar|jänner|februar|märz|mär|mai|juni|juli|oktober|okt|dezember|dez|janvier|janv|février|févr|fevrier|mars|avril|avr|juin|juillet|juil|août|aout|septembre|octobre|novembre|décembre|decembre|déc";
+pub(super) const MONTHS: &str = "january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec|januar|jänner|februar|märz|maerz|marz|mär|mai|juni|juli|oktober|okt|dezember|dez|janvier|janv|février|févr|fevrier|mars|avril|avr|juin|juillet|juil|août|aout|septembre|octobre|novembre|décembre|decembre|déc";
 pub(super) static DATE_DAY_MONTH: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
         r"(?i)\b(\d{{1,2}})(?:\.|st|nd|rd|th|er)?\s+({MONTHS})\.?,?\s+(\d{{4}})\b"
