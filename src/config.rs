@@ -54,6 +54,13 @@ pub struct ServerConfig {
     pub request_body_timeout_ms: u64,
     /// Origins allowed to call the API from a browser (CORS); empty: none.
     pub cors_origins: Vec<String>,
+    /// Live event subscribers (SSE and WebSocket) at once; more get 503.
+    pub max_subscribers: usize,
+    /// Events queued for one subscriber that is not reading.
+    pub subscriber_queue: usize,
+    /// A subscriber whose queue stays full this long is dropped, with a
+    /// notice telling it to resume from its last event id.
+    pub subscriber_stall_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
@@ -126,6 +133,9 @@ impl Default for ServerConfig {
             max_concurrent_uploads: 64,
             request_body_timeout_ms: 60_000,
             cors_origins: Vec::new(),
+            max_subscribers: 256,
+            subscriber_queue: 1024,
+            subscriber_stall_ms: 10_000,
         }
     }
 }
@@ -256,6 +266,15 @@ impl Config {
         }
         if self.server.max_concurrent_uploads == 0 {
             problems.push("server.max_concurrent_uploads must be at least 1".into());
+        }
+        for (name, v) in [
+            ("max_subscribers", self.server.max_subscribers as u64),
+            ("subscriber_queue", self.server.subscriber_queue as u64),
+            ("subscriber_stall_ms", self.server.subscriber_stall_ms),
+        ] {
+            if v == 0 {
+                problems.push(format!("server.{name} must be at least 1"));
+            }
         }
         if self.server.request_body_timeout_ms == 0 {
             problems.push("server.request_body_timeout_ms must be at least 1".into());

@@ -5,6 +5,7 @@
 pub mod ask;
 pub mod auth;
 pub mod documents;
+pub mod events;
 pub mod gateway;
 pub mod paperless;
 pub mod paperless_apps;
@@ -72,6 +73,8 @@ pub struct App {
     pub watch: Vec<Arc<crate::watch::WatchState>>,
     /// The mailboxes' figures.
     pub mail: Vec<Arc<crate::mail::MailState>>,
+    /// Live event subscribers.
+    pub subscribers: events::Subscribers,
 }
 
 pub const STATUS_PAGE: &str = include_str!("../assets/index.html");
@@ -169,6 +172,18 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec!(POST "/api/v1/reprocess", Some(Editor), "Run the documents carrying a flag again: {\"needs_ocr\" | \"needs_llm\" | \"needs_review\": true}"),
             post(documents::reprocess),
+        ),
+        (
+            spec!(GET "/api/v1/events/stream", Some(Reader), "Live events by server-sent events: every stage change of your workspaces' documents (?since=&document=&stage=&workspace=; Last-Event-ID resumes)"),
+            get(events::stream),
+        ),
+        (
+            spec!(GET "/api/v1/ws", Some(Reader), "Live events over a WebSocket: the same JSON objects as the event stream, the same query"),
+            get(events::ws),
+        ),
+        (
+            spec!(POST "/api/v1/events/ticket", Some(Reader), "A ticket a browser passes as ?ticket= to the event stream or the WebSocket in place of its token (60 s)"),
+            post(events::ticket),
         ),
         (
             spec!(GET "/api/v1/search", Some(Reader), "Search: full-text, semantic or hybrid, with filters, facets and cursor pages"),
@@ -456,6 +471,7 @@ async fn status(State(app): State<AppState>, caller: Caller) -> Result<Response,
         .map_err(Problem::internal)?;
     v["watch"] = app.watch.iter().map(|w| w.json()).collect();
     v["mail"] = app.mail.iter().map(|m| m.json()).collect();
+    v["subscribers"] = json!(app.subscribers.count());
     Ok(Json(v).into_response())
 }
 
@@ -488,6 +504,12 @@ async fn metrics(State(app): State<AppState>) -> Result<Response, Problem> {
         "gauge",
         "Documents per stage.",
         stage(&|s| s.documents),
+    );
+    family(
+        "event_subscribers",
+        "gauge",
+        "Live event subscribers (SSE and WebSocket).",
+        vec![(String::new(), app.subscribers.count() as u64)],
     );
     let actor = |f: &dyn Fn(&docpipe_actors::ActorSnapshot) -> u64| {
         st.actors

@@ -173,6 +173,7 @@ async fn serve(flags: config::Flags) -> Result<(), String> {
         metrics_public: cfg.auth.metrics_public,
         watch: watch::start(&pipeline, &cfg.watch, cfg.server.max_upload_bytes)?,
         mail: mail::start(&pipeline, &cfg.mail, cfg.server.max_upload_bytes),
+        subscribers: http::events::Subscribers::new(&cfg.server),
     });
     // Tests and scripts read this line to learn the port when given port 0.
     println!("docpipe listening on http://{local}");

@@ -282,19 +282,18 @@ fn tessdata_with_legacy() -> String {
     dir
 }
 
-#[test]
-fn pages_read_with_low_confidence_are_read_again_by_the_legacy_engine() {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = format!(
-        "{FAST_CONFIG}\n[pipeline.ocr]\ntessdata_dir = {:?}\n",
-        tessdata_with_legacy()
-    );
-    let s = Server::start(&tmp.path().join("data"), &config, &[]);
+/// A server on `config`, whose status says whether it has the legacy
+/// engine, given a table of contents whose dot leaders the LSTM engine
+/// reads as letters (mean word confidence ~44) and a page of prose it reads
+/// well: the server, the table of contents once indexed, the prose's id.
+fn toc_and_prose(
+    tmp: &std::path::Path,
+    config: &str,
+    legacy: bool,
+) -> (Server, serde_json::Value, String) {
+    let s = Server::start(&tmp.join("data"), config, &[]);
     let (_, st) = get_json(&s.url("/api/v1/status"));
-    assert_eq!(st["ocr"]["legacy_engine"], true, "{st}");
-
-    // A table of contents whose dot leaders the LSTM engine reads as
-    // letters (mean word confidence ~44), and a page of prose it reads well.
+    assert_eq!(st["ocr"]["legacy_engine"], legacy, "{st}");
     let toc = upload_one(&s, "toc.jpg", scan("scans-derived/octave__octave_p12.jpg"));
     let prose = upload_one(
         &s,
@@ -303,6 +302,17 @@ fn pages_read_with_low_confidence_are_read_again_by_the_legacy_engine() {
     );
     let toc = wait_terminal(&s, &toc, WAIT);
     assert_eq!(toc["stage"], "indexed", "{toc}");
+    (s, toc, prose)
+}
+
+#[test]
+fn pages_read_with_low_confidence_are_read_again_by_the_legacy_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{FAST_CONFIG}\n[pipeline.ocr]\ntessdata_dir = {:?}\n",
+        tessdata_with_legacy()
+    );
+    let (s, toc, prose) = toc_and_prose(tmp.path(), &config, true);
     assert_eq!(
         toc["metadata"]["ocr_reread_pages"],
         serde_json::json!([1]),
@@ -333,18 +343,7 @@ fn a_page_read_below_the_confidence_floor_is_flagged_for_review_not_indexed() {
     // keeps its LSTM reading (mean word confidence ~44), which a floor of 55
     // calls noise; the prose page reads at 85 and more.
     let config = format!("{FAST_CONFIG}\n[pipeline.ocr]\nreview_below_confidence = 55\n");
-    let s = Server::start(&tmp.path().join("data"), &config, &[]);
-    let (_, st) = get_json(&s.url("/api/v1/status"));
-    assert_eq!(st["ocr"]["legacy_engine"], false, "{st}");
-
-    let toc = upload_one(&s, "toc.jpg", scan("scans-derived/octave__octave_p12.jpg"));
-    let prose = upload_one(
-        &s,
-        "prose.jpg",
-        scan("scans-derived/octave__octave_p40.jpg"),
-    );
-    let toc = wait_terminal(&s, &toc, WAIT);
-    assert_eq!(toc["stage"], "indexed", "{toc}");
+    let (s, toc, prose) = toc_and_prose(tmp.path(), &config, false);
     assert_eq!(
         toc["metadata"]["ocr_low_confidence_pages"],
         serde_json::json!([1]),

@@ -73,6 +73,8 @@ pub struct CatalogArgs {
     pub routes: RoutesRx,
     pub counters: Arc<Counters>,
     pub blobs: Blobs,
+    /// Told the last event's `seq` once its batch is durable.
+    pub events: Arc<tokio::sync::watch::Sender<i64>>,
 }
 
 pub struct CatalogState {

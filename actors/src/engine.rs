@@ -174,6 +174,11 @@ impl Pipeline {
         load_templates(&db, &templates).await?;
         let counters = Arc::new(Counters::default());
         let (routes_tx, routes_rx) = watch::channel::<Option<Routes>>(None);
+        let last_event: i64 = db
+            .run(|c| Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?))
+            .await?;
+        let (events_tx, events_rx) = watch::channel(last_event);
+        let events_tx = Arc::new(events_tx);
         let analyzer = Arc::new(Analyzer {
             types: types.clone(),
             model: model.clone(),
@@ -192,6 +197,7 @@ impl Pipeline {
             ocr: ocr.clone(),
             analyzer,
             embedding: embedding.clone(),
+            events_tx,
             stale_models: stale,
         });
         let (supervisor, _) = Actor::spawn(None, PipelineSupervisor, shared)
@@ -209,6 +215,7 @@ impl Pipeline {
             model,
             templates,
             embedding,
+            events: events_rx,
         };
         let p = Pipeline {
             inner: Arc::new(Inner {

@@ -99,6 +99,7 @@ codes! {
     WorkspaceForbidden = "workspace_forbidden", 403, false;
     MethodNotAllowed = "method_not_allowed", 405, false;
     RateLimited = "rate_limited", 429, true;
+    TooManySubscribers = "too_many_subscribers", 503, true;
 }
 
 impl serde::Serialize for Code {

@@ -77,6 +77,7 @@ pub use reader::{
     StageStatus, Status, TypeInfo,
 };
 pub use store::blobs::{Staged, StoreUnavailable, Upload, HEAD_BYTES};
+pub use store::events::{StreamEvent, StreamFilter, STREAM_STAGES};
 pub use store::{
     Cmp, DocExtras, DocOrder, DocQuery, Edit, EditResult, Event, Flag, Label, LabelFilter,
     LabelKind, Links, ListFilter, MimeCount, Note, TaskView, TokenRow, UserField,

@@ -47,6 +47,9 @@ pub struct Shared {
     pub ocr: Arc<crate::extract::ocr::Ocr>,
     pub analyzer: Arc<Analyzer>,
     pub embedding: Arc<crate::embed::Embedding>,
+    /// The last event durable in the catalog, set by its syncer (the event
+    /// stream's subscribers wait on it).
+    pub events_tx: Arc<watch::Sender<i64>>,
     /// Workspaces whose classifier the Trainer trains at start.
     pub stale_models: Vec<String>,
 }
@@ -186,6 +189,7 @@ async fn spawn_child(
                 routes,
                 counters,
                 blobs: sh.blobs.clone(),
+                events: sh.events_tx.clone(),
             };
             Actor::spawn_linked(None, Catalog, args, sup)
                 .await?

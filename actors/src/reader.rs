@@ -40,6 +40,8 @@ pub struct Reader {
     pub(crate) model: ModelSlot,
     pub(crate) templates: crate::fields::templates::TemplatesSlot,
     pub(crate) embedding: Arc<crate::embed::Embedding>,
+    /// The last durable event's `seq` (see [`Reader::stream_events`]).
+    pub(crate) events: tokio::sync::watch::Receiver<i64>,
 }
 
 /// A document's original, as it streams out of SQLite or the blob store.

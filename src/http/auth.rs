@@ -176,6 +176,16 @@ impl Auth {
             .cloned()
     }
 
+    /// The holder of a live token, by its id (a browser's ticket names it).
+    pub fn by_token_id(&self, token_id: &str) -> Option<Principal> {
+        self.live
+            .read()
+            .expect("token table poisoned")
+            .values()
+            .find(|p| p.token_id == token_id)
+            .cloned()
+    }
+
     pub async fn create(
         &self,
         name: &str,

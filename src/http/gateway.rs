@@ -196,6 +196,20 @@ pub fn secret_of(parts: &axum::http::HeaderMap) -> Option<String> {
     }
 }
 
+/// A browser's ticket (`?ticket=`), taken only by the live event routes,
+/// where an `EventSource` or a WebSocket cannot send a header.
+fn ticket_of(req: &Request) -> Option<String> {
+    let path = req.uri().path();
+    if path != "/api/v1/events/stream" && path != "/api/v1/ws" {
+        return None;
+    }
+    req.uri().query()?.split('&').find_map(|kv| {
+        kv.strip_prefix("ticket=")
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    })
+}
+
 /// The address a request came from (none in tests that call the router
 /// directly).
 pub fn client_ip(req: &Request) -> Option<IpAddr> {
@@ -216,7 +230,12 @@ pub async fn require(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
-    let principal = secret_of(req.headers()).and_then(|s| app.auth.authenticate(&s));
+    let principal = match secret_of(req.headers()) {
+        Some(s) => app.auth.authenticate(&s),
+        None => ticket_of(&req)
+            .and_then(|t| app.subscribers.redeem(&t))
+            .and_then(|id| app.auth.by_token_id(&id)),
+    };
     let Some(principal) = principal else {
         if let Err(p) = count_failure(&app.limits, ip) {
             return p.into_response();

@@ -228,6 +228,16 @@ pub mod reqwest {
         rt().block_on(f)
     }
 
+    /// Runs a task on the harness's runtime (a subscriber's reader).
+    #[allow(dead_code)] // not every test binary reads streams
+    pub fn spawn<F>(f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        rt().spawn(f)
+    }
+
     pub fn async_client() -> Client {
         client().clone()
     }

@@ -55,6 +55,8 @@ pub(super) struct Writer {
 /// A committed batch on its way to the syncer.
 struct Committed {
     effects: Vec<Effect>,
+    /// The last event written so far (the events table's largest `seq`).
+    events_upto: i64,
 }
 
 impl Writer {
@@ -84,8 +86,13 @@ impl Writer {
             .name("catalog-sync".into())
             .spawn({
                 let path = path.clone();
-                let (routes, blobs) = (args.routes, args.blobs);
-                move || sync_loop(&path, full, done_rx, nudge_tx, routes, blobs, runtime)
+                let out = Outlets {
+                    routes: args.routes,
+                    blobs: args.blobs,
+                    events: args.events,
+                    runtime,
+                };
+                move || sync_loop(&path, full, done_rx, nudge_tx, out)
             })?;
         let thread = std::thread::Builder::new()
             .name("catalog-writer".into())
@@ -145,7 +152,18 @@ fn write_loop(
             Ok(Ok(effects)) => {
                 counters.catalog.num_processed.fetch_add(n as u64, Relaxed);
                 counters.num_commits_catalog.fetch_add(1, Relaxed);
-                if done.send(Committed { effects }).is_err() {
+                // The largest rowid is one step down the table's b-tree.
+                let events_upto = conn
+                    .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")
+                    .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                    .unwrap_or(0);
+                if done
+                    .send(Committed {
+                        effects,
+                        events_upto,
+                    })
+                    .is_err()
+                {
                     return Some("the catalog's syncer has stopped".into());
                 }
             }
@@ -199,15 +217,15 @@ fn wal_path(db: &Path) -> PathBuf {
 
 /// Flushes the WAL to disk (with `full`), then sets off the effects of every
 /// batch it covers, in commit order.
-fn sync_loop(
-    db: &Path,
-    full: bool,
-    rx: Receiver<Committed>,
-    nudge: SyncSender<()>,
+/// Where the syncer sends what a durable batch sets off.
+struct Outlets {
     routes: RoutesRx,
     blobs: Blobs,
+    events: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
     runtime: tokio::runtime::Handle,
-) {
+}
+
+fn sync_loop(db: &Path, full: bool, rx: Receiver<Committed>, nudge: SyncSender<()>, out: Outlets) {
     let wal = wal_path(db);
     // The WAL file flushed last: SQLite deletes it when its last connection
     // closes and makes a new one, whose directory entry must reach the disk
@@ -221,9 +239,24 @@ fn sync_loop(
                 fatal(&format!("{}: {e}", wal.display()));
             }
         }
-        for Committed { effects } in batches {
-            finish(effects, &routes, &blobs, &runtime);
+        let mut upto = 0;
+        for Committed {
+            effects,
+            events_upto,
+        } in batches
+        {
+            finish(effects, &out.routes, &out.blobs, &out.runtime);
+            upto = upto.max(events_upto);
         }
+        // Subscribers see an event only once it is durable: one that a crash
+        // could undo is never sent (its id would be given again).
+        out.events.send_if_modified(|v| {
+            let newer = upto > *v;
+            if newer {
+                *v = upto;
+            }
+            newer
+        });
         let _ = nudge.try_send(());
     }
 }

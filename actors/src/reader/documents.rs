@@ -30,6 +30,33 @@ impl Reader {
         self.db.run(move |c| events_for(c, &id, &scope)).await
     }
 
+    /// The id of the last durable event, changed whenever a batch with new
+    /// events becomes durable: what a live subscriber waits on.
+    pub fn event_watch(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.events.clone()
+    }
+
+    /// The live stream's events after `after` up to `upto` (a durable
+    /// event's id, from [`Reader::event_watch`]).
+    pub async fn stream_events(
+        &self,
+        after: i64,
+        upto: i64,
+        filter: crate::store::events::StreamFilter,
+        scope: &Scope,
+        limit: usize,
+    ) -> Result<Vec<crate::store::events::StreamEvent>> {
+        if after >= upto {
+            return Ok(Vec::new());
+        }
+        let scope = scope.clone();
+        self.db
+            .run(move |c| {
+                crate::store::events::stream_events(c, after, upto, &filter, &scope, limit)
+            })
+            .await
+    }
+
     pub async fn content(&self, id: &str, scope: &Scope) -> Result<Option<(Document, Original)>> {
         use futures::StreamExt;
         let Some(doc) = self.get(id, scope).await? else {
