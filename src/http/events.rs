@@ -103,10 +103,7 @@ pub struct StreamParams {
     /// One stage or several, comma-separated.
     stage: Option<String>,
     workspace: Option<String>,
-    /// A browser's ticket in place of its token (the token check reads it).
-    #[serde(default)]
-    #[allow(dead_code)]
-    ticket: Option<String>,
+    // `ticket` is the token check's (see `gateway::ticket_of`).
 }
 
 /// What a connection sends: an event, or the notice that it is dropped.
@@ -239,7 +236,14 @@ impl Pump {
                 _ => after.max(upto),
             };
             for ev in batch {
-                match tokio::time::timeout(self.stall, self.tx.send(Item::Event(ev))).await {
+                // Queued at once while the subscriber keeps up; a timer only
+                // when its queue is full.
+                let item = match self.tx.try_send(Item::Event(ev)) {
+                    Ok(()) => continue,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    Err(mpsc::error::TrySendError::Full(item)) => item,
+                };
+                match tokio::time::timeout(self.stall, self.tx.send(item)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return,
                     Err(_) => {
