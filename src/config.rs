@@ -33,6 +33,8 @@ pub struct Config {
     pub ollama: OllamaConfig,
     /// Passage vectors for semantic search (`[embed]`).
     pub embed: docpipe_actors::embed::EmbedConfig,
+    /// Webhook deliveries (`[webhooks]`).
+    pub webhooks: docpipe_actors::WebhooksConfig,
     pub types: Vec<TypeConfig>,
     /// Watched folders (`[[watch]]`).
     pub watch: Vec<crate::watch::WatchConfig>,
@@ -117,6 +119,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             ollama: OllamaConfig::default(),
             embed: Default::default(),
+            webhooks: Default::default(),
             types: default_types(),
             watch: Vec::new(),
             mail: Vec::new(),
@@ -254,6 +257,7 @@ impl Config {
             types: self.types.clone(),
             ollama: self.ollama.clone(),
             embed: self.embed.clone(),
+            webhooks: self.webhooks.clone(),
             rebuild_index: false,
             parser_command,
         }

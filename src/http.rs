@@ -15,6 +15,7 @@ pub mod problem;
 pub mod templates;
 pub mod tokens;
 pub mod types;
+pub mod webhooks;
 
 use docpipe_actors::Code;
 use std::future::Future;
@@ -184,6 +185,26 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec!(POST "/api/v1/events/ticket", Some(Reader), "A ticket a browser passes as ?ticket= to the event stream or the WebSocket in place of its token (60 s)"),
             post(events::ticket),
+        ),
+        (
+            spec!(POST "/api/v1/webhooks", Some(Editor), "Create a webhook of a workspace: {url, events, secret?, workspace}; the answer holds its secret, once"),
+            post(webhooks::create),
+        ),
+        (
+            spec!(GET "/api/v1/webhooks", Some(Reader), "Your workspaces' webhooks (no secrets)"),
+            get(webhooks::list),
+        ),
+        (
+            spec!(GET "/api/v1/webhooks/{id}", Some(Reader), "A webhook, with its deliveries waiting for another attempt or failed (?state=failed|retrying)"),
+            get(webhooks::get),
+        ),
+        (
+            spec!(DELETE "/api/v1/webhooks/{id}", Some(Editor), "Delete a webhook"),
+            delete(webhooks::delete),
+        ),
+        (
+            spec!(POST "/api/v1/webhooks/{id}/deliveries/{delivery}/resend", Some(Editor), "Send a failed delivery again"),
+            post(webhooks::resend),
         ),
         (
             spec!(GET "/api/v1/search", Some(Reader), "Search: full-text, semantic or hybrid, with filters, facets and cursor pages"),

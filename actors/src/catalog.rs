@@ -26,8 +26,8 @@ use crate::config::CatalogConfig;
 use crate::counters::Counters;
 use crate::model::DocJob;
 use crate::routes::{
-    forward, tell, CatalogMsg, ClaimId, EmbedderMsg, IntakeMsg, Reply, Routes, RoutesRx,
-    SchedulerMsg, TrainerMsg,
+    forward, tell, CatalogMsg, ClaimId, EmbedderMsg, IntakeMsg, NotifierMsg, Reply, Routes,
+    RoutesRx, SchedulerMsg, TrainerMsg,
 };
 use crate::store::blobs::Blobs;
 use crate::store::schema::open_writer;
@@ -54,6 +54,8 @@ enum Effect {
     Embed(Vec<i64>),
     /// A document's vectors in the search, replaced (or dropped: `None`).
     Vectors(i64, Option<Vec<crate::embed::vectors::ChunkVector>>),
+    /// A webhook created, deleted or with a delivery due again.
+    Webhook(String),
 }
 
 impl Effect {
@@ -159,6 +161,7 @@ fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
             Effect::Embed(seqs) => indexed.extend(seqs),
             Effect::Vectors(seq, Some(chunks)) => routes.vectors.replace(seq, &chunks),
             Effect::Vectors(seq, None) => routes.vectors.remove(seq),
+            Effect::Webhook(id) => tell(&routes.notifier, NotifierMsg::Changed(id), "notifier"),
         }
     }
     if !indexed.is_empty() {

@@ -364,6 +364,35 @@ impl Default for EmbedConfig {
     }
 }
 
+/// `[webhooks]`: how deliveries are sent and retried.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Let a webhook target loopback, private, link-local and other
+    /// non-public addresses (refused by default: a token holder must not
+    /// reach the host's own services through docpipe).
+    pub allow_private: bool,
+    /// Attempts of one delivery before it is listed as failed.
+    pub max_attempts: u32,
+    /// The wait before the second attempt; doubled for each one after.
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// How long one attempt may take (connect, send, answer).
+    pub timeout_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_private: false,
+            max_attempts: 10,
+            initial_backoff_ms: 5_000,
+            max_backoff_ms: 3_600_000,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
 /// Everything the engine needs, assembled by the binary.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -376,6 +405,7 @@ pub struct EngineConfig {
     pub types: Vec<TypeConfig>,
     pub ollama: OllamaConfig,
     pub embed: EmbedConfig,
+    pub webhooks: WebhooksConfig,
     /// Index every document again at start (`docpipe reindex`).
     pub rebuild_index: bool,
     /// The program and arguments that start a parser process (the docpipe
@@ -525,6 +555,15 @@ impl EngineConfig {
         positive("index.commit_batch", self.index.commit_batch as u64);
         positive("index.commit_interval_ms", self.index.commit_interval_ms);
         positive("index.writer_threads", self.index.writer_threads as u64);
+        let w = &self.webhooks;
+        positive("webhooks.max_attempts", w.max_attempts as u64);
+        positive("webhooks.initial_backoff_ms", w.initial_backoff_ms);
+        positive("webhooks.timeout_ms", w.timeout_ms);
+        if w.max_backoff_ms < w.initial_backoff_ms {
+            problems.push(
+                "webhooks.max_backoff_ms must be at least webhooks.initial_backoff_ms".into(),
+            );
+        }
         if self.storage.backend == StorageBackend::S3 {
             let s3 = &self.storage.s3;
             if s3.bucket.trim().is_empty() {

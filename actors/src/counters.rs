@@ -87,6 +87,10 @@ pub struct Counters {
     pub scheduler: ActorCounters,
     pub trainer: ActorCounters,
     pub embedder: ActorCounters,
+    /// Webhook deliveries: processed = delivered, failed = attempts that
+    /// did not go through, queue = deliveries waiting for another attempt,
+    /// pool = webhooks.
+    pub notifier: ActorCounters,
     pub supervisor: ActorCounters,
     /// Documents admitted and not yet released.
     pub num_in_flight: AtomicU64,
@@ -109,6 +113,7 @@ impl Counters {
             self.scheduler.snapshot("scheduler"),
             self.trainer.snapshot("trainer"),
             self.embedder.snapshot("embedder"),
+            self.notifier.snapshot("notifier"),
         ]
     }
 }

@@ -25,7 +25,9 @@ use crate::llm::Llm;
 use crate::model::{Kind, NewDocument, NewNote, Origin, Registered, RetryOutcome, Scope};
 use crate::pipeline::{PipelineSupervisor, Shared, SupervisorMsg};
 use crate::reader::Reader;
-use crate::routes::{current_routes, CatalogMsg, IndexerMsg, IntakeMsg, Reply, Routes, RoutesRx};
+use crate::routes::{
+    current_routes, CatalogMsg, IndexerMsg, IntakeMsg, NotifierMsg, Reply, Routes, RoutesRx,
+};
 use crate::store::blobs::{Blobs, Upload};
 use crate::store::classifier::read_type_overlays;
 use crate::store::documents::{deleting_ids, exists_id};
@@ -35,6 +37,7 @@ use crate::store::pool::ReadPool;
 use crate::store::queue::requeue_indexed;
 use crate::store::schema::{db_path, open_writer};
 use crate::store::templates::{read_templates, TemplateRow};
+use crate::store::webhooks::WebhookRow;
 use crate::store::{Edit, EditResult, Flag, LabelKind, TokenRow};
 use crate::types::{self, Types};
 
@@ -55,6 +58,20 @@ struct Inner {
     /// Reads of the templates into their slot, one at a time (so that an
     /// older read never lands after a newer one).
     templates_lock: tokio::sync::Mutex<()>,
+}
+
+/// A webhook to make (`POST /api/v1/webhooks`).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    pub url: String,
+    /// Event kinds: `document.indexed`, `document.failed`, … (or the bare
+    /// stage names), or `*` for all of them.
+    pub events: Vec<String>,
+    /// Made when not given (and answered once).
+    #[serde(default)]
+    pub secret: Option<String>,
+    pub workspace: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -696,6 +713,132 @@ impl Pipeline {
         .await
     }
 
+    /// Makes a webhook: its URL checked (public addresses only, unless
+    /// `[webhooks] allow_private`), its event kinds known, its secret given
+    /// or made. It is sent the events after this one. Answers the webhook
+    /// with its secret (never shown again).
+    pub async fn create_webhook(
+        &self,
+        new: NewWebhook,
+        scope: &Scope,
+        origin: &Origin,
+    ) -> Result<WebhookRow> {
+        let invalid = |m: String| anyhow::Error::from(EngineError::new(Code::InvalidBody, m));
+        if !scope.allows(&new.workspace) {
+            return Err(EngineError::new(
+                Code::WorkspaceForbidden,
+                format!("this token may not use workspace {:?}", new.workspace),
+            )
+            .into());
+        }
+        if !crate::model::valid_workspace(&new.workspace) {
+            return Err(EngineError::new(
+                Code::InvalidWorkspace,
+                format!("workspace {:?} is not a workspace name", new.workspace),
+            )
+            .into());
+        }
+        let events = crate::store::webhooks::parse_kinds(&new.events).map_err(invalid)?;
+        let secret = match new.secret {
+            Some(s) if s.len() < 16 || s.len() > 256 => {
+                return Err(invalid("secret must be 16 to 256 characters long".into()))
+            }
+            Some(s) => s,
+            None => {
+                let mut bytes = [0u8; 24];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                    .map_err(|_| anyhow!("no random numbers for the secret"))?;
+                format!("whsec_{}", hex::encode(bytes))
+            }
+        };
+        let allow_private = self.inner.config.webhooks.allow_private;
+        let url = crate::notifier::deliver::check_url(&new.url, allow_private)
+            .map_err(|e| EngineError::new(Code::WebhookTargetRefused, e))?;
+        if let (false, Some(url::Host::Domain(host))) = (allow_private, url.host()) {
+            let port = url.port_or_known_default().unwrap_or(443);
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| {
+                    EngineError::new(
+                        Code::WebhookTargetRefused,
+                        format!("url {:?}: {host} does not resolve: {e}", new.url),
+                    )
+                })?
+                .collect();
+            if let Some(a) = addrs
+                .iter()
+                .find(|a| !crate::notifier::deliver::is_public(a.ip()))
+            {
+                return Err(EngineError::new(
+                    Code::WebhookTargetRefused,
+                    format!(
+                        "url {:?}: {host} resolves to {}, a loopback or private address; set [webhooks] allow_private = true to allow it",
+                        new.url,
+                        a.ip()
+                    ),
+                )
+                .into());
+            }
+        }
+        let id = format!("wh_{}", uuid::Uuid::now_v7().simple());
+        let row = WebhookRow {
+            id,
+            workspace: new.workspace,
+            url: url.to_string(),
+            events,
+            secret,
+            cursor: 0,
+            created_at: crate::model::format_ms(crate::model::now_ms()),
+        };
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::CreateWebhook {
+                webhook: row.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await?;
+        Ok(row)
+    }
+
+    /// Deletes a webhook of the scope (its waiting deliveries are dropped);
+    /// false if there is none.
+    pub async fn delete_webhook(&self, id: &str, scope: &Scope, origin: &Origin) -> Result<bool> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::DeleteWebhook {
+                id: id.to_string(),
+                scope: scope.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
+    /// Sends a failed delivery again (now, with a fresh count of attempts);
+    /// false if the webhook has no failed delivery of this event.
+    pub async fn resend_delivery(
+        &self,
+        webhook: &str,
+        event: i64,
+        scope: &Scope,
+        origin: &Origin,
+    ) -> Result<bool> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::Resend {
+                webhook: webhook.to_string(),
+                event,
+                scope: scope.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
+    }
+
     /// Revokes a token; false if there is none with this id or it is revoked.
     pub async fn revoke_token(&self, id: &str, origin: &Origin) -> Result<bool> {
         let owned = id.to_string();
@@ -747,6 +890,9 @@ impl Pipeline {
             );
         }
         let _ = self.ask(|r| r.indexer.clone(), IndexerMsg::CommitNow).await;
+        // Webhook deliveries in the air finish and are written down, so
+        // that the next start does not send them again.
+        let _ = self.ask(|r| r.notifier.clone(), NotifierMsg::Quiesce).await;
         let _ = self.ask(|r| r.catalog.clone(), CatalogMsg::Sync).await;
         let _ = self
             .inner

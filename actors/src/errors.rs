@@ -100,6 +100,7 @@ codes! {
     MethodNotAllowed = "method_not_allowed", 405, false;
     RateLimited = "rate_limited", 429, true;
     TooManySubscribers = "too_many_subscribers", 503, true;
+    WebhookTargetRefused = "webhook_target_refused", 400, false;
 }
 
 impl serde::Serialize for Code {

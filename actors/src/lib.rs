@@ -52,6 +52,7 @@ pub mod llm;
 pub mod maintenance;
 pub mod memory;
 pub mod model;
+pub mod notifier;
 pub mod pipeline;
 pub mod reader;
 pub mod routes;
@@ -60,9 +61,9 @@ pub mod store;
 pub mod trainer;
 pub mod types;
 
-pub use config::{EngineConfig, TypeConfig};
+pub use config::{EngineConfig, TypeConfig, WebhooksConfig};
 pub use counters::ActorSnapshot;
-pub use engine::{Pipeline, TypeError};
+pub use engine::{NewWebhook, Pipeline, TypeError};
 pub use errors::{Code, EngineError};
 pub use extract::detect::{sniff, Sniffed};
 pub use fields::normalize;
@@ -78,6 +79,7 @@ pub use reader::{
 };
 pub use store::blobs::{Staged, StoreUnavailable, Upload, HEAD_BYTES};
 pub use store::events::{StreamEvent, StreamFilter, STREAM_STAGES};
+pub use store::webhooks::{DeliveryRow, WebhookRow};
 pub use store::{
     Cmp, DocExtras, DocOrder, DocQuery, Edit, EditResult, Event, Flag, Label, LabelFilter,
     LabelKind, Links, ListFilter, MimeCount, Note, TaskView, TokenRow, UserField,

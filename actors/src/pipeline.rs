@@ -29,6 +29,7 @@ use crate::extract::{ExtractCtx, Extractor};
 use crate::indexer::{Indexer, IndexerArgs};
 use crate::intake::{Intake, IntakeArgs};
 use crate::model::DocJob;
+use crate::notifier::{Notifier, NotifierArgs};
 use crate::routes::{IntakeMsg, Routes, SchedulerMsg};
 use crate::scheduler::{Scheduler, SchedulerArgs};
 use crate::store::blobs::Blobs;
@@ -65,13 +66,15 @@ pub enum Child {
     Enrich,
     Trainer,
     Embedder,
+    Notifier,
 }
 
 /// The children in the order they start (the writers first, the pools that
 /// feed them last); they stop in the opposite order of the flow: upstream
 /// first, so nothing new is admitted while later stages stop.
-const START_ORDER: [Child; 9] = [
+const START_ORDER: [Child; 10] = [
     Child::Catalog,
+    Child::Notifier,
     Child::Scheduler,
     Child::Trainer,
     Child::Embedder,
@@ -81,7 +84,7 @@ const START_ORDER: [Child; 9] = [
     Child::Classify,
     Child::Extract,
 ];
-const STOP_ORDER: [Child; 9] = [
+const STOP_ORDER: [Child; 10] = [
     Child::Intake,
     Child::Scheduler,
     Child::Extract,
@@ -90,6 +93,7 @@ const STOP_ORDER: [Child; 9] = [
     Child::Trainer,
     Child::Embedder,
     Child::Indexer,
+    Child::Notifier,
     Child::Catalog,
 ];
 
@@ -152,6 +156,7 @@ fn counters_of(c: &Counters, child: Child) -> &ActorCounters {
         Child::Enrich => &c.enrich,
         Child::Trainer => &c.trainer,
         Child::Embedder => &c.embedder,
+        Child::Notifier => &c.notifier,
     }
 }
 
@@ -233,6 +238,19 @@ async fn spawn_child(
                 counters,
             };
             Actor::spawn_linked(None, Intake, args, sup)
+                .await?
+                .0
+                .get_cell()
+        }
+        Child::Notifier => {
+            let args = NotifierArgs {
+                config: cfg.webhooks.clone(),
+                db: sh.db.clone(),
+                events: sh.events_tx.subscribe(),
+                routes,
+                counters,
+            };
+            Actor::spawn_linked(None, Notifier, args, sup)
                 .await?
                 .0
                 .get_cell()
@@ -351,6 +369,7 @@ impl PipelineSupervisor {
             enrich: get(Child::Enrich)?.into(),
             trainer: get(Child::Trainer)?.into(),
             embedder: get(Child::Embedder)?.into(),
+            notifier: get(Child::Notifier)?.into(),
             vectors: st.shared.embedding.vectors.clone(),
             counters: st.shared.counters.clone(),
         };

@@ -18,6 +18,7 @@ use crate::model::{
     Classification, DocJob, ErrorInfo, Extracted, Found, Kind, NewDocument, NewNote, Origin,
     Registered, RetryOutcome, Scope, Stage,
 };
+use crate::store::webhooks::{Attempted, WebhookRow};
 use crate::store::{Edit, EditResult, Flag, LabelKind, TokenRow};
 
 /// How an actor answers a call: the value, or a typed error.
@@ -176,6 +177,35 @@ pub enum CatalogMsg {
         trained_at: i64,
         reply: Reply<()>,
     },
+    /// Stores a new webhook.
+    CreateWebhook {
+        webhook: WebhookRow,
+        origin: Origin,
+        reply: Reply<()>,
+    },
+    /// Deletes a webhook of the scope; replies whether there was one.
+    DeleteWebhook {
+        id: String,
+        scope: Scope,
+        origin: Origin,
+        reply: Reply<bool>,
+    },
+    /// Makes a failed delivery due again; replies whether there was one.
+    Resend {
+        webhook: String,
+        event: i64,
+        scope: Scope,
+        origin: Origin,
+        reply: Reply<bool>,
+    },
+    /// The Notifier's progress with a webhook: the events it has handled,
+    /// and the attempts that did not go through (or went through on a
+    /// later attempt).
+    WebhookProgress {
+        webhook: String,
+        cursor: Option<i64>,
+        attempts: Vec<Attempted>,
+    },
     /// Replies once everything received before it is committed.
     Sync(Reply<()>),
     /// Internal: the Catalog's writer thread stopped (why); the Catalog
@@ -269,6 +299,14 @@ pub enum EmbedderMsg {
     Next,
 }
 
+pub enum NotifierMsg {
+    /// A webhook was created or deleted, or has a delivery due again.
+    Changed(String),
+    /// Shutdown: let each feed finish the attempt it is in (and report it),
+    /// start no other, and reply.
+    Quiesce(Reply<()>),
+}
+
 pub enum TrainerMsg {
     /// A user set the type of a document of this workspace.
     Corrected(String),
@@ -288,6 +326,7 @@ pub struct Routes {
     pub enrich: FactoryRef<(), DocJob>,
     pub trainer: ActorRef<TrainerMsg>,
     pub embedder: ActorRef<EmbedderMsg>,
+    pub notifier: ActorRef<NotifierMsg>,
     /// The search's vectors: the Catalog updates them after each commit.
     pub vectors: Arc<crate::embed::vectors::VectorIndex>,
     pub counters: Arc<Counters>,

@@ -22,6 +22,7 @@ pub mod templates;
 mod tests;
 pub mod tokens;
 pub mod vectors;
+pub mod webhooks;
 
 use anyhow::Result;
 use bytes::Bytes;

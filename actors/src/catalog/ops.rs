@@ -16,6 +16,9 @@ use crate::store::queue::{write_failure, write_reindex, write_reprocess_flagged,
 use crate::store::templates::write_delete_template;
 use crate::store::tokens::{write_revoke_token, write_token};
 use crate::store::vectors::write_vectors;
+use crate::store::webhooks::{
+    write_delete_webhook, write_resend, write_webhook, write_webhook_progress,
+};
 
 pub(super) fn write_one(
     tx: &Transaction<'_>,
@@ -241,6 +244,45 @@ pub(super) fn write_one(
             write_classifier(tx, &workspace, &model, trained_at)?;
             fx.push(Effect::reply(reply, ()));
         }
+        CatalogMsg::CreateWebhook {
+            webhook,
+            origin,
+            reply,
+        } => {
+            write_webhook(tx, &webhook, &origin, now)?;
+            fx.push(Effect::Webhook(webhook.id));
+            fx.push(Effect::reply(reply, ()));
+        }
+        CatalogMsg::DeleteWebhook {
+            id,
+            scope,
+            origin,
+            reply,
+        } => {
+            let r = write_delete_webhook(tx, &id, &scope, &origin, now)?;
+            if r {
+                fx.push(Effect::Webhook(id));
+            }
+            fx.push(Effect::reply(reply, r));
+        }
+        CatalogMsg::Resend {
+            webhook,
+            event,
+            scope,
+            origin,
+            reply,
+        } => {
+            let r = write_resend(tx, &webhook, event, &scope, &origin, now)?;
+            if r {
+                fx.push(Effect::Webhook(webhook));
+            }
+            fx.push(Effect::reply(reply, r));
+        }
+        CatalogMsg::WebhookProgress {
+            webhook,
+            cursor,
+            attempts,
+        } => write_webhook_progress(tx, &webhook, cursor, &attempts, now)?,
         CatalogMsg::Sync(reply) => fx.push(Effect::reply(reply, ())),
         CatalogMsg::WriterDown(_) => {}
     }

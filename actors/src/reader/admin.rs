@@ -12,6 +12,9 @@ use crate::store::events::audit_events;
 use crate::store::labels::{get_label, list_labels, LabelFilter};
 use crate::store::tasks::tasks;
 use crate::store::tokens::list_tokens;
+use crate::store::webhooks::{
+    get_webhook, list_deliveries, list_webhooks, DeliveryRow, WebhookRow,
+};
 use crate::store::{Event, Label, LabelKind, TaskView, TokenRow};
 use crate::types;
 
@@ -73,6 +76,33 @@ impl Reader {
 
     pub async fn tokens(&self) -> Result<Vec<TokenRow>> {
         self.db.run(list_tokens).await
+    }
+
+    /// The webhooks of the scope's workspaces.
+    pub async fn webhooks(&self, scope: &Scope) -> Result<Vec<WebhookRow>> {
+        let scope = scope.clone();
+        self.db.run(move |c| list_webhooks(c, &scope)).await
+    }
+
+    /// A webhook of the scope, with its deliveries in `state` (None: those
+    /// waiting and those failed), newest first.
+    pub async fn webhook(
+        &self,
+        id: &str,
+        scope: &Scope,
+        state: Option<String>,
+        limit: usize,
+    ) -> Result<Option<(WebhookRow, Vec<DeliveryRow>)>> {
+        let (id, scope) = (id.to_string(), scope.clone());
+        self.db
+            .run(move |c| {
+                let Some(w) = get_webhook(c, &id, &scope)? else {
+                    return Ok(None);
+                };
+                let d = list_deliveries(c, &id, state.as_deref(), limit)?;
+                Ok(Some((w, d)))
+            })
+            .await
     }
 
     /// The workspace's learned classifier.

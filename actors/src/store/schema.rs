@@ -295,6 +295,31 @@ CREATE TABLE field_templates (
 "#,
     // A short PDF's text as laid out on its pages, for the field rules.
     "ALTER TABLE texts ADD COLUMN layout TEXT;",
+    // Webhooks: each reads the events table from its cursor (the outbox is
+    // the audit trail itself); a delivery that did not go through on its
+    // first attempt waits in webhook_deliveries for its next one.
+    r#"
+CREATE TABLE webhooks (
+    id         TEXT PRIMARY KEY,
+    workspace  TEXT NOT NULL,
+    url        TEXT NOT NULL,
+    events     TEXT NOT NULL,
+    secret     TEXT NOT NULL,
+    cursor     INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE webhook_deliveries (
+    webhook_id  TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL,
+    next_at     INTEGER,
+    last_status INTEGER,
+    last_error  TEXT,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (webhook_id, seq)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// `AND`-able SQL that keeps the rows of the scope's workspaces; `?{n}` is
