@@ -16,6 +16,7 @@ pub mod templates;
 pub mod tokens;
 pub mod types;
 pub mod webhooks;
+pub mod workflows;
 
 use docpipe_actors::Code;
 use std::future::Future;
@@ -207,6 +208,22 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             post(webhooks::resend),
         ),
         (
+            spec!(GET "/api/v1/workflows", Some(Reader), "Your workspaces' workflows"),
+            get(workflows::list),
+        ),
+        (
+            spec!(GET "/api/v1/workflows/{name}", Some(Reader), "A workflow"),
+            get(workflows::get),
+        ),
+        (
+            spec!(PUT "/api/v1/workflows/{name}", Some(Editor), "Create or replace a workflow: {workspace, triggers, conditions, actions}"),
+            put(workflows::put),
+        ),
+        (
+            spec!(DELETE "/api/v1/workflows/{name}", Some(Editor), "Delete a workflow"),
+            delete(workflows::delete),
+        ),
+        (
             spec!(GET "/api/v1/search", Some(Reader), "Search: full-text, semantic or hybrid, with filters, facets and cursor pages"),
             get(search),
         ),
@@ -387,7 +404,13 @@ pub fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
         .collect();
     tower_http::cors::CorsLayer::new()
         .allow_origin(allowed)
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::PATCH])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+        ])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

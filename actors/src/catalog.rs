@@ -54,8 +54,12 @@ enum Effect {
     Embed(Vec<i64>),
     /// A document's vectors in the search, replaced (or dropped: `None`).
     Vectors(i64, Option<Vec<crate::embed::vectors::ChunkVector>>),
-    /// A webhook created, deleted or with a delivery due again.
+    /// A webhook created or deleted.
     Webhook(String),
+    /// A webhook with deliveries made due.
+    Poke(String),
+    /// A workflow stored or deleted.
+    Workflow(String),
 }
 
 impl Effect {
@@ -162,6 +166,10 @@ fn apply_effects(routes: &Routes, effects: Vec<Effect>) {
             Effect::Vectors(seq, Some(chunks)) => routes.vectors.replace(seq, &chunks),
             Effect::Vectors(seq, None) => routes.vectors.remove(seq),
             Effect::Webhook(id) => tell(&routes.notifier, NotifierMsg::Changed(id), "notifier"),
+            Effect::Poke(id) => tell(&routes.notifier, NotifierMsg::Poke(id), "notifier"),
+            Effect::Workflow(name) => {
+                tell(&routes.notifier, NotifierMsg::Workflow(name), "notifier")
+            }
         }
     }
     if !indexed.is_empty() {

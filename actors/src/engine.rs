@@ -23,6 +23,7 @@ use crate::extract::ocr::Ocr;
 use crate::fields::templates::{Template, TemplatesSlot};
 use crate::llm::Llm;
 use crate::model::{Kind, NewDocument, NewNote, Origin, Registered, RetryOutcome, Scope};
+use crate::notifier::workflow::{Workflow, WorkflowDef};
 use crate::pipeline::{PipelineSupervisor, Shared, SupervisorMsg};
 use crate::reader::Reader;
 use crate::routes::{
@@ -38,6 +39,7 @@ use crate::store::queue::requeue_indexed;
 use crate::store::schema::{db_path, open_writer};
 use crate::store::templates::{read_templates, TemplateRow};
 use crate::store::webhooks::WebhookRow;
+use crate::store::workflows::{PutOutcome, WorkflowRow};
 use crate::store::{Edit, EditResult, Flag, LabelKind, TokenRow};
 use crate::types::{self, Types};
 
@@ -800,6 +802,104 @@ impl Pipeline {
         )
         .await?;
         Ok(row)
+    }
+
+    /// Stores workflow `name` (created, or its definition replaced); the
+    /// definition is checked first and a bad one refused naming what is
+    /// wrong (`invalid_body`).
+    pub async fn put_workflow(
+        &self,
+        name: &str,
+        definition: serde_json::Value,
+        scope: &Scope,
+        origin: &Origin,
+    ) -> Result<(PutOutcome, WorkflowRow)> {
+        let invalid = |m: String| anyhow::Error::from(EngineError::new(Code::InvalidBody, m));
+        let def: WorkflowDef =
+            serde_json::from_value(definition.clone()).map_err(|e| invalid(e.to_string()))?;
+        if !crate::model::valid_workspace(&def.workspace) {
+            return Err(EngineError::new(
+                Code::InvalidWorkspace,
+                format!("workspace {:?} is not a workspace name", def.workspace),
+            )
+            .into());
+        }
+        if !scope.allows(&def.workspace) {
+            return Err(EngineError::new(
+                Code::WorkspaceForbidden,
+                format!("this token may not use workspace {:?}", def.workspace),
+            )
+            .into());
+        }
+        let types = types::current(&self.inner.reader.types);
+        let workspace = def.workspace.clone();
+        let wf = Workflow::compile(name, def, &|f| types.field_kind(f), &|t| {
+            types.get(t).is_some()
+        })
+        .map_err(invalid)?;
+        if let Some(hook) = &wf.def.actions.webhook {
+            let (h, ws) = (hook.clone(), Scope::only([workspace.clone()]));
+            let found = self
+                .inner
+                .reader
+                .db
+                .run(move |c| crate::store::webhooks::get_webhook(c, &h, &ws))
+                .await?;
+            if found.is_none() {
+                return Err(invalid(format!(
+                    "actions.webhook: workspace {workspace:?} has no webhook {hook:?}"
+                )));
+            }
+        }
+        let stored = serde_json::to_value(&wf.def)?;
+        let outcome = self
+            .ask(
+                |r| r.catalog.clone(),
+                |reply| CatalogMsg::PutWorkflow {
+                    name: name.to_string(),
+                    workspace: workspace.clone(),
+                    definition: stored.clone(),
+                    scope: scope.clone(),
+                    origin: origin.clone(),
+                    reply,
+                },
+            )
+            .await?;
+        if outcome == PutOutcome::Forbidden {
+            return Err(EngineError::new(
+                Code::WorkspaceForbidden,
+                format!("workflow {name:?} belongs to a workspace this token may not use"),
+            )
+            .into());
+        }
+        let (n, sc) = (name.to_string(), scope.clone());
+        let row = self
+            .inner
+            .reader
+            .db
+            .run(move |c| crate::store::workflows::get_workflow(c, &n, &sc))
+            .await?
+            .ok_or_else(|| anyhow!("the workflow just stored is not there"))?;
+        Ok((outcome, row))
+    }
+
+    /// Deletes a workflow of the scope; false if there is none.
+    pub async fn delete_workflow(
+        &self,
+        name: &str,
+        scope: &Scope,
+        origin: &Origin,
+    ) -> Result<bool> {
+        self.ask(
+            |r| r.catalog.clone(),
+            |reply| CatalogMsg::DeleteWorkflow {
+                name: name.to_string(),
+                scope: scope.clone(),
+                origin: origin.clone(),
+                reply,
+            },
+        )
+        .await
     }
 
     /// Deletes a webhook of the scope (its waiting deliveries are dropped);

@@ -80,6 +80,7 @@ pub use reader::{
 pub use store::blobs::{Staged, StoreUnavailable, Upload, HEAD_BYTES};
 pub use store::events::{StreamEvent, StreamFilter, STREAM_STAGES};
 pub use store::webhooks::{DeliveryRow, WebhookRow};
+pub use store::workflows::{PutOutcome, WorkflowRow};
 pub use store::{
     Cmp, DocExtras, DocOrder, DocQuery, Edit, EditResult, Event, Flag, Label, LabelFilter,
     LabelKind, Links, ListFilter, MimeCount, Note, TaskView, TokenRow, UserField,

@@ -10,6 +10,8 @@
 
 pub mod deliver;
 pub mod feed;
+pub mod flows;
+pub mod workflow;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -25,6 +27,7 @@ use crate::model::Scope;
 use crate::routes::{NotifierMsg, RoutesRx};
 use crate::store::pool::ReadPool;
 use crate::store::webhooks::list_webhooks;
+use crate::store::workflows::list_workflows;
 use feed::FeedCtx;
 
 pub struct NotifierArgs {
@@ -33,27 +36,41 @@ pub struct NotifierArgs {
     pub events: watch::Receiver<i64>,
     pub routes: RoutesRx,
     pub counters: Arc<Counters>,
+    /// The document types in force (a workflow's field kinds).
+    pub types: crate::types::TypesSlot,
 }
 
 pub struct NotifierState {
     ctx: Arc<FeedCtx>,
     stop: watch::Sender<bool>,
-    feeds: HashMap<String, JoinHandle<()>>,
+    /// Per webhook: its feed, and how to tell it of deliveries made due.
+    feeds: HashMap<String, (JoinHandle<()>, watch::Sender<()>)>,
+    flows: HashMap<String, JoinHandle<()>>,
 }
 
 impl NotifierState {
     fn start(&mut self, id: String) {
-        if let Some(old) = self.feeds.remove(&id) {
+        if let Some((old, _)) = self.feeds.remove(&id) {
             old.abort();
         }
-        let task = tokio::spawn(feed::run(self.ctx.clone(), id.clone()));
-        self.feeds.insert(id, task);
-        self.feeds.retain(|_, t| !t.is_finished());
+        let (poke, poked) = watch::channel(());
+        let task = tokio::spawn(feed::run(self.ctx.clone(), id.clone(), poked));
+        self.feeds.insert(id, (task, poke));
+        self.feeds.retain(|_, (t, _)| !t.is_finished());
         self.ctx
             .counters
             .notifier
             .pool_size
             .store(self.feeds.len() as u64, Relaxed);
+    }
+
+    fn start_flow(&mut self, name: String) {
+        if let Some(old) = self.flows.remove(&name) {
+            old.abort();
+        }
+        let task = tokio::spawn(flows::run(self.ctx.clone(), name.clone()));
+        self.flows.insert(name, task);
+        self.flows.retain(|_, t| !t.is_finished());
     }
 }
 
@@ -71,6 +88,7 @@ impl Actor for Notifier {
     ) -> Result<NotifierState, ActorProcessingErr> {
         let client = deliver::client(&args.config)?;
         let hooks = args.db.run(|c| list_webhooks(c, &Scope::All)).await?;
+        let flows = args.db.run(|c| list_workflows(c, &Scope::All)).await?;
         let (stop, stopping) = watch::channel(false);
         let ctx = Arc::new(FeedCtx {
             stop: stopping,
@@ -80,14 +98,19 @@ impl Actor for Notifier {
             routes: args.routes,
             client,
             counters: args.counters,
+            types: args.types,
         });
         let mut st = NotifierState {
             ctx,
             stop,
             feeds: HashMap::new(),
+            flows: HashMap::new(),
         };
         for h in hooks {
             st.start(h.id);
+        }
+        for f in flows {
+            st.start_flow(f.name);
         }
         Ok(st)
     }
@@ -105,10 +128,22 @@ impl Actor for Notifier {
                     st.start(id)
                 }
             }
+            NotifierMsg::Poke(id) => match st.feeds.get(&id) {
+                Some((_, poke)) => {
+                    poke.send_replace(());
+                }
+                None => st.start(id),
+            },
+            NotifierMsg::Workflow(name) => {
+                if !*st.ctx.stop.borrow() {
+                    st.start_flow(name)
+                }
+            }
             NotifierMsg::Quiesce(reply) => {
                 st.stop.send_replace(true);
                 let limit = std::time::Duration::from_millis(st.ctx.config.timeout_ms + 1_000);
-                let feeds: Vec<_> = st.feeds.drain().map(|(_, t)| t).collect();
+                let mut feeds: Vec<_> = st.feeds.drain().map(|(_, (t, _))| t).collect();
+                feeds.extend(st.flows.drain().map(|(_, t)| t));
                 let all = futures::future::join_all(feeds);
                 if tokio::time::timeout(limit, all).await.is_err() {
                     tracing::warn!("webhook deliveries still in the air at shutdown; they are sent again at the next start");
@@ -124,7 +159,10 @@ impl Actor for Notifier {
         _me: ActorRef<NotifierMsg>,
         st: &mut NotifierState,
     ) -> Result<(), ActorProcessingErr> {
-        for (_, t) in st.feeds.drain() {
+        for (_, (t, _)) in st.feeds.drain() {
+            t.abort();
+        }
+        for (_, t) in st.flows.drain() {
             t.abort();
         }
         Ok(())

@@ -249,6 +249,7 @@ async fn spawn_child(
                 events: sh.events_tx.subscribe(),
                 routes,
                 counters,
+                types: sh.analyzer.types.clone(),
             };
             Actor::spawn_linked(None, Notifier, args, sup)
                 .await?

@@ -19,6 +19,7 @@ use crate::model::{
     Registered, RetryOutcome, Scope, Stage,
 };
 use crate::store::webhooks::{Attempted, WebhookRow};
+use crate::store::workflows::PutOutcome;
 use crate::store::{Edit, EditResult, Flag, LabelKind, TokenRow};
 
 /// How an actor answers a call: the value, or a typed error.
@@ -206,6 +207,30 @@ pub enum CatalogMsg {
         cursor: Option<i64>,
         attempts: Vec<Attempted>,
     },
+    /// Creates or replaces a workflow of the scope.
+    PutWorkflow {
+        name: String,
+        workspace: String,
+        definition: serde_json::Value,
+        scope: Scope,
+        origin: Origin,
+        reply: Reply<PutOutcome>,
+    },
+    DeleteWorkflow {
+        name: String,
+        scope: Scope,
+        origin: Origin,
+        reply: Reply<bool>,
+    },
+    /// A workflow has handled the events up to `cursor`.
+    WorkflowCursor { name: String, cursor: i64 },
+    /// A workflow sends `event` to a webhook: a delivery due now; replies
+    /// whether it is new.
+    QueueDelivery {
+        webhook: String,
+        event: i64,
+        reply: Reply<bool>,
+    },
     /// Replies once everything received before it is committed.
     Sync(Reply<()>),
     /// Internal: the Catalog's writer thread stopped (why); the Catalog
@@ -300,8 +325,12 @@ pub enum EmbedderMsg {
 }
 
 pub enum NotifierMsg {
-    /// A webhook was created or deleted, or has a delivery due again.
+    /// A webhook was created or deleted: its feed starts over.
     Changed(String),
+    /// A webhook has deliveries made due (a re-send, a workflow's).
+    Poke(String),
+    /// A workflow was stored or deleted: its feed starts over.
+    Workflow(String),
     /// Shutdown: let each feed finish the attempt it is in (and report it),
     /// start no other, and reply.
     Quiesce(Reply<()>),

@@ -23,6 +23,7 @@ mod tests;
 pub mod tokens;
 pub mod vectors;
 pub mod webhooks;
+pub mod workflows;
 
 use anyhow::Result;
 use bytes::Bytes;

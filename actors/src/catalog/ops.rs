@@ -19,6 +19,10 @@ use crate::store::vectors::write_vectors;
 use crate::store::webhooks::{
     write_delete_webhook, write_resend, write_webhook, write_webhook_progress,
 };
+use crate::store::workflows::{
+    write_delete_workflow, write_put_workflow, write_queue_delivery, write_workflow_cursor,
+    PutOutcome,
+};
 
 pub(super) fn write_one(
     tx: &Transaction<'_>,
@@ -274,7 +278,7 @@ pub(super) fn write_one(
         } => {
             let r = write_resend(tx, &webhook, event, &scope, &origin, now)?;
             if r {
-                fx.push(Effect::Webhook(webhook));
+                fx.push(Effect::Poke(webhook));
             }
             fx.push(Effect::reply(reply, r));
         }
@@ -283,6 +287,44 @@ pub(super) fn write_one(
             cursor,
             attempts,
         } => write_webhook_progress(tx, &webhook, cursor, &attempts, now)?,
+        CatalogMsg::PutWorkflow {
+            name,
+            workspace,
+            definition,
+            scope,
+            origin,
+            reply,
+        } => {
+            let r = write_put_workflow(tx, &name, &workspace, &definition, &scope, &origin, now)?;
+            if r != PutOutcome::Forbidden {
+                fx.push(Effect::Workflow(name));
+            }
+            fx.push(Effect::reply(reply, r));
+        }
+        CatalogMsg::DeleteWorkflow {
+            name,
+            scope,
+            origin,
+            reply,
+        } => {
+            let r = write_delete_workflow(tx, &name, &scope, &origin, now)?;
+            if r {
+                fx.push(Effect::Workflow(name));
+            }
+            fx.push(Effect::reply(reply, r));
+        }
+        CatalogMsg::WorkflowCursor { name, cursor } => write_workflow_cursor(tx, &name, cursor)?,
+        CatalogMsg::QueueDelivery {
+            webhook,
+            event,
+            reply,
+        } => {
+            let r = write_queue_delivery(tx, &webhook, event, now)?;
+            if r {
+                fx.push(Effect::Poke(webhook));
+            }
+            fx.push(Effect::reply(reply, r));
+        }
         CatalogMsg::Sync(reply) => fx.push(Effect::reply(reply, ())),
         CatalogMsg::WriterDown(_) => {}
     }

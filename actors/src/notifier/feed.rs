@@ -36,6 +36,8 @@ pub struct FeedCtx {
     pub counters: Arc<crate::counters::Counters>,
     /// Set at shutdown: no attempt starts after it.
     pub stop: watch::Receiver<bool>,
+    /// The document types in force (a workflow's field kinds).
+    pub types: crate::types::TypesSlot,
 }
 
 /// Events read per step.
@@ -44,9 +46,9 @@ const PAGE: usize = 64;
 const READ_RETRY: Duration = Duration::from_secs(2);
 
 /// Runs the feed of webhook `id` until it is deleted or the task aborted.
-pub async fn run(ctx: Arc<FeedCtx>, id: String) {
+pub async fn run(ctx: Arc<FeedCtx>, id: String, poke: watch::Receiver<()>) {
     loop {
-        match feed(&ctx, &id).await {
+        match feed(&ctx, &id, poke.clone()).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(webhook = %id, error = %e, "webhook feed failed; starting it again");
@@ -56,7 +58,7 @@ pub async fn run(ctx: Arc<FeedCtx>, id: String) {
     }
 }
 
-async fn feed(ctx: &FeedCtx, id: &str) -> Result<()> {
+async fn feed(ctx: &FeedCtx, id: &str, mut poke: watch::Receiver<()>) -> Result<()> {
     let mut routes = ctx.routes.clone();
     routes.wait_for(|r| r.is_some()).await?;
     let catalog = current_routes(&routes)
@@ -74,14 +76,8 @@ async fn feed(ctx: &FeedCtx, id: &str) -> Result<()> {
     else {
         return Ok(()); // deleted
     };
-    let owned = id.to_string();
-    let mut waiting: BTreeMap<i64, (u32, i64)> = ctx
-        .db
-        .run(move |c| retrying_deliveries(c, &owned))
-        .await?
-        .into_iter()
-        .map(|(seq, made, at)| (seq, (made, at)))
-        .collect();
+    let mut waiting: BTreeMap<i64, (u32, i64)> = BTreeMap::new();
+    let mut reload = true;
     let filter = StreamFilter {
         document: None,
         stages: Some(hook.events.clone()),
@@ -96,6 +92,16 @@ async fn feed(ctx: &FeedCtx, id: &str) -> Result<()> {
         if stopping() {
             return Ok(());
         }
+        if reload || poke.has_changed().unwrap_or(false) {
+            // Deliveries made due by a re-send or a workflow (committed
+            // before the poke) join those this feed keeps.
+            poke.borrow_and_update();
+            reload = false;
+            let owned = id.to_string();
+            for (seq, made, at) in ctx.db.run(move |c| retrying_deliveries(c, &owned)).await? {
+                waiting.entry(seq).or_insert((made, at));
+            }
+        }
         c.num_queued.store(waiting.len() as i64, Relaxed);
         let upto = *events.borrow_and_update();
         let now = now_ms();
@@ -109,7 +115,13 @@ async fn feed(ctx: &FeedCtx, id: &str) -> Result<()> {
             if stopping() {
                 return Ok(());
             }
-            let (f, s) = (filter.clone(), seq);
+            // Any event of the workspace: a workflow may send one the
+            // webhook did not ask for.
+            let f = StreamFilter {
+                stages: None,
+                ..filter.clone()
+            };
+            let s = seq;
             let ev = ctx
                 .db
                 .run(move |c| stream_events(c, s - 1, s, &f, &Scope::All, 1))
@@ -164,6 +176,7 @@ async fn feed(ctx: &FeedCtx, id: &str) -> Result<()> {
             }
             _ = sleep_or_never(wait) => {}
             _ = stop.changed() => {}
+            poked = poke.changed() => reload = poked.is_ok(),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::store::tokens::list_tokens;
 use crate::store::webhooks::{
     get_webhook, list_deliveries, list_webhooks, DeliveryRow, WebhookRow,
 };
+use crate::store::workflows::{get_workflow, list_workflows, WorkflowRow};
 use crate::store::{Event, Label, LabelKind, TaskView, TokenRow};
 use crate::types;
 
@@ -76,6 +77,17 @@ impl Reader {
 
     pub async fn tokens(&self) -> Result<Vec<TokenRow>> {
         self.db.run(list_tokens).await
+    }
+
+    /// The workflows of the scope's workspaces.
+    pub async fn workflows(&self, scope: &Scope) -> Result<Vec<WorkflowRow>> {
+        let scope = scope.clone();
+        self.db.run(move |c| list_workflows(c, &scope)).await
+    }
+
+    pub async fn workflow(&self, name: &str, scope: &Scope) -> Result<Option<WorkflowRow>> {
+        let (name, scope) = (name.to_string(), scope.clone());
+        self.db.run(move |c| get_workflow(c, &name, &scope)).await
     }
 
     /// The webhooks of the scope's workspaces.

@@ -22,6 +22,8 @@ pub struct Edit {
     /// Field values set by hand (already checked against their kind); None
     /// removes the user's value, and the next enrichment fills it again.
     pub fields: Option<Vec<(String, Option<UserField>)>>,
+    /// Put in (or take out of) the review queue.
+    pub needs_review: Option<bool>,
 }
 
 /// Stores the fields Enrich found, in place of the ones found before; a
@@ -200,6 +202,12 @@ pub fn write_edit(
             ensure_doc_type(tx, &workspace, name, now)?;
         }
     }
+    if let Some(r) = edit.needs_review {
+        tx.execute(
+            "UPDATE documents SET needs_review = ?2 WHERE seq = ?1",
+            params![seq, r],
+        )?;
+    }
     if let Some(d) = &edit.doc_date {
         tx.execute(
             "UPDATE documents SET doc_date = ?2 WHERE seq = ?1",
@@ -235,7 +243,15 @@ pub fn write_edit(
                 }
             }
         }
-        learn_templates(tx, seq, id, &workspace, fields, origin, now)?;
+        // A person's correction teaches where an issuer puts a field; a
+        // workflow's value teaches nothing.
+        let by_workflow = origin
+            .token_id
+            .as_deref()
+            .is_some_and(|t| t.starts_with("workflow:"));
+        if !by_workflow {
+            learn_templates(tx, seq, id, &workspace, fields, origin, now)?;
+        }
     }
     let mut stage = Stage::parse(&stage).unwrap_or(Stage::Failed);
     // A new type has other fields: enrich again (values set by hand stay).
@@ -283,6 +299,9 @@ pub fn write_edit(
     }
     if let Some(a) = &edit.asn {
         changed.insert("archive_serial_number".into(), serde_json::json!(a));
+    }
+    if let Some(r) = edit.needs_review {
+        changed.insert("needs_review".into(), serde_json::json!(r));
     }
     if let Some(fields) = &edit.fields {
         let values: serde_json::Map<String, serde_json::Value> = fields

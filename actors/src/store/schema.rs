@@ -295,9 +295,9 @@ CREATE TABLE field_templates (
 "#,
     // A short PDF's text as laid out on its pages, for the field rules.
     "ALTER TABLE texts ADD COLUMN layout TEXT;",
-    // Webhooks: each reads the events table from its cursor (the outbox is
-    // the audit trail itself); a delivery that did not go through on its
-    // first attempt waits in webhook_deliveries for its next one.
+    // Webhooks and workflows: each reads the events table from its cursor
+    // (the outbox is the audit trail itself); a delivery that did not go
+    // through on its first attempt waits in webhook_deliveries for its next.
     r#"
 CREATE TABLE webhooks (
     id         TEXT PRIMARY KEY,
@@ -318,6 +318,14 @@ CREATE TABLE webhook_deliveries (
     last_error  TEXT,
     updated_at  INTEGER NOT NULL,
     PRIMARY KEY (webhook_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE workflows (
+    name       TEXT PRIMARY KEY,
+    workspace  TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    cursor     INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
 ];
