@@ -2,6 +2,7 @@
 //! [`run`] serves until `shutdown` resolves, then stops accepting and lets
 //! open requests finish.
 
+pub mod analytics;
 pub mod ask;
 pub mod auth;
 pub mod documents;
@@ -206,6 +207,10 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec!(POST "/api/v1/webhooks/{id}/deliveries/{delivery}/resend", Some(Editor), "Send a failed delivery again"),
             post(webhooks::resend),
+        ),
+        (
+            spec!(GET "/api/v1/analytics", Some(Reader), "Documents per type and period, money sums per issuer, type, period and currency, stage latencies, failures (?from=&to=&workspace=&period=day|week|month&field=total)"),
+            get(analytics::analytics),
         ),
         (
             spec!(GET "/api/v1/workflows", Some(Reader), "Your workspaces' workflows"),

@@ -77,6 +77,7 @@ pub use reader::{
     ClassifierInfo, Original, Reader, SearchError, SearchHit, SearchMode, SearchResults,
     StageStatus, Status, TypeInfo,
 };
+pub use store::analytics::{Analytics, AnalyticsQuery, Period};
 pub use store::blobs::{Staged, StoreUnavailable, Upload, HEAD_BYTES};
 pub use store::events::{StreamEvent, StreamFilter, STREAM_STAGES};
 pub use store::webhooks::{DeliveryRow, WebhookRow};

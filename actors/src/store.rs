@@ -5,6 +5,7 @@
 //! writes SQLite (the `write_*` functions, inside its group commit) and only
 //! the Indexer writes the index; everyone else reads.
 
+pub mod analytics;
 pub mod blobs;
 pub mod classifier;
 pub mod documents;

@@ -79,6 +79,19 @@ impl Reader {
         self.db.run(list_tokens).await
     }
 
+    /// Documents per type and period, money sums, stage latencies and
+    /// failures over a window (`GET /api/v1/analytics`).
+    pub async fn analytics(
+        &self,
+        q: crate::store::analytics::AnalyticsQuery,
+        scope: &Scope,
+    ) -> Result<crate::store::analytics::Analytics> {
+        let scope = scope.clone();
+        self.db
+            .run(move |c| crate::store::analytics::analytics(c, &q, &scope))
+            .await
+    }
+
     /// The workflows of the scope's workspaces.
     pub async fn workflows(&self, scope: &Scope) -> Result<Vec<WorkflowRow>> {
         let scope = scope.clone();

@@ -319,6 +319,7 @@ CREATE TABLE webhook_deliveries (
     updated_at  INTEGER NOT NULL,
     PRIMARY KEY (webhook_id, seq)
 ) WITHOUT ROWID;
+CREATE INDEX events_kind_at ON events(kind, at);
 CREATE TABLE workflows (
     name       TEXT PRIMARY KEY,
     workspace  TEXT NOT NULL,
