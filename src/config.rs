@@ -245,6 +245,46 @@ pub fn load(flags: &Flags) -> Result<(Config, Figment), String> {
     Ok((cfg, fig))
 }
 
+/// The settings `SIGHUP` applies while running.
+pub const LIVE_KEYS: [&str; 3] = [
+    "pipeline.extract.workers",
+    "pipeline.classify.workers",
+    "pipeline.enrich.workers",
+];
+
+/// The dotted keys whose values differ between two configurations.
+pub fn changed_keys(a: &Config, b: &Config) -> Vec<String> {
+    fn walk(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    let null = serde_json::Value::Null;
+                    walk(
+                        &key,
+                        x.get(k).unwrap_or(&null),
+                        y.get(k).unwrap_or(&null),
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push(prefix.to_string()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    match (serde_json::to_value(a), serde_json::to_value(b)) {
+        (Ok(x), Ok(y)) => walk("", &x, &y, &mut out),
+        _ => out.push("(the configuration)".into()),
+    }
+    out
+}
+
 impl Config {
     pub fn engine(&self, parser_command: Vec<String>) -> EngineConfig {
         EngineConfig {

@@ -2,6 +2,7 @@
 //! [`run`] serves until `shutdown` resolves, then stops accepting and lets
 //! open requests finish.
 
+pub mod admin;
 pub mod analytics;
 pub mod ask;
 pub mod auth;
@@ -275,6 +276,10 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         (
             spec!(DELETE "/api/v1/tokens/{id}", Some(Admin), "Revoke a token"),
             delete(tokens::revoke),
+        ),
+        (
+            spec!(PUT "/api/v1/admin/pools", Some(Admin), "Resize worker pools while running: {\"extract\": N, \"classify\": N, \"enrich\": N}; answers the sizes in force"),
+            put(admin::put_pools),
         ),
         (
             spec!(GET "/api/v1/audit", Some(Admin), "The audit trail"),

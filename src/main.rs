@@ -175,6 +175,11 @@ async fn serve(flags: config::Flags) -> Result<(), String> {
         mail: mail::start(&pipeline, &cfg.mail, cfg.server.max_upload_bytes),
         subscribers: http::events::Subscribers::new(&cfg.server),
     });
+    tokio::spawn(reload_on_hangup(
+        pipeline.clone(),
+        flags.clone(),
+        cfg.clone(),
+    ));
     // Tests and scripts read this line to learn the port when given port 0.
     println!("docpipe listening on http://{local}");
     tracing::info!(%local, data_dir = %cfg.data_dir.display(), "docpipe serving");
@@ -188,6 +193,48 @@ async fn serve(flags: config::Flags) -> Result<(), String> {
         .map_err(|e| format!("shutdown failed: {e:#}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// On `SIGHUP`: reads the configuration again and resizes the worker pools
+/// to it; every other setting that differs from the one in force is named
+/// in the log (it needs a restart).
+async fn reload_on_hangup(pipeline: Pipeline, flags: config::Flags, started: config::Config) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        let cfg = match config::load(&flags) {
+            Ok((cfg, _)) => cfg,
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: the configuration has problems; nothing changed");
+                continue;
+            }
+        };
+        let p = &cfg.pipeline;
+        let ask = docpipe_actors::PoolsRequest {
+            extract: Some(p.extract.workers),
+            classify: Some(p.classify.workers),
+            enrich: Some(p.enrich.workers),
+        };
+        match pipeline.resize_pools(&ask).await {
+            Ok(sizes) => tracing::info!(?sizes, "SIGHUP: pools in force"),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "SIGHUP: the pools were not resized")
+            }
+        }
+        let stale = config::changed_keys(&started, &cfg)
+            .into_iter()
+            .filter(|k| !config::LIVE_KEYS.contains(&k.as_str()))
+            .collect::<Vec<_>>();
+        if !stale.is_empty() {
+            tracing::warn!(settings = %stale.join(", "), "SIGHUP: these settings changed and take effect only after a restart");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -24,7 +24,7 @@ use crate::fields::templates::{Template, TemplatesSlot};
 use crate::llm::Llm;
 use crate::model::{Kind, NewDocument, NewNote, Origin, Registered, RetryOutcome, Scope};
 use crate::notifier::workflow::{Workflow, WorkflowDef};
-use crate::pipeline::{PipelineSupervisor, Shared, SupervisorMsg};
+use crate::pipeline::{PipelineSupervisor, PoolSizes, Shared, SupervisorMsg};
 use crate::reader::Reader;
 use crate::routes::{
     current_routes, CatalogMsg, IndexerMsg, IntakeMsg, NotifierMsg, Reply, Routes, RoutesRx,
@@ -60,7 +60,32 @@ struct Inner {
     /// Reads of the templates into their slot, one at a time (so that an
     /// older read never lands after a newer one).
     templates_lock: tokio::sync::Mutex<()>,
+    /// The worker pools' sizes in force.
+    pools: Arc<PoolSizes>,
+    /// One resize at a time.
+    pools_lock: tokio::sync::Mutex<()>,
 }
+
+/// Worker pool sizes asked for (`PUT /api/v1/admin/pools`, `SIGHUP`);
+/// None leaves a pool as it is.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolsRequest {
+    pub extract: Option<usize>,
+    pub classify: Option<usize>,
+    pub enrich: Option<usize>,
+}
+
+/// The sizes in force.
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+pub struct PoolsInForce {
+    pub extract: usize,
+    pub classify: usize,
+    pub enrich: usize,
+}
+
+/// The most workers a pool may have.
+pub const MAX_POOL_WORKERS: usize = 64;
 
 /// A webhook to make (`POST /api/v1/webhooks`).
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -206,6 +231,7 @@ impl Pipeline {
             review_threshold: config.pipeline.classify.review_threshold,
             llm: llm.clone(),
         });
+        let pools = Arc::new(PoolSizes::new(&config.pipeline));
         let shared = Arc::new(Shared {
             config: config.clone(),
             db: db.clone(),
@@ -218,7 +244,9 @@ impl Pipeline {
             embedding: embedding.clone(),
             events_tx,
             stale_models: stale,
+            pools: pools.clone(),
         });
+        let pools_in_force = pools;
         let (supervisor, _) = Actor::spawn(None, PipelineSupervisor, shared)
             .await
             .map_err(|e| anyhow!("failed to start the pipeline: {e}"))?;
@@ -245,6 +273,8 @@ impl Pipeline {
                 supervisor,
                 types_lock: tokio::sync::Mutex::new(()),
                 templates_lock: tokio::sync::Mutex::new(()),
+                pools: pools_in_force,
+                pools_lock: tokio::sync::Mutex::new(()),
             }),
         };
         for id in p.inner.reader.db.run(deleting_ids).await? {
@@ -881,6 +911,74 @@ impl Pipeline {
             .await?
             .ok_or_else(|| anyhow!("the workflow just stored is not there"))?;
         Ok((outcome, row))
+    }
+
+    /// The worker pools' sizes in force.
+    pub fn pools(&self) -> PoolsInForce {
+        let p = &self.inner.pools;
+        PoolsInForce {
+            extract: p.extract.load(Relaxed),
+            classify: p.classify.load(Relaxed),
+            enrich: p.enrich.load(Relaxed),
+        }
+    }
+
+    /// Changes the worker count of the pools asked for, while running. A
+    /// pool that grows takes queued jobs at once; one that shrinks lets
+    /// each worker it stops finish its job first, so no document is lost
+    /// or read twice. Answers the sizes in force.
+    pub async fn resize_pools(&self, ask: &PoolsRequest) -> Result<PoolsInForce> {
+        for (name, n) in [
+            ("extract", ask.extract),
+            ("classify", ask.classify),
+            ("enrich", ask.enrich),
+        ] {
+            if let Some(n) = n {
+                if n == 0 || n > MAX_POOL_WORKERS {
+                    return Err(EngineError::new(
+                        Code::InvalidBody,
+                        format!("{name}: {n} workers; a pool has 1 to {MAX_POOL_WORKERS}"),
+                    )
+                    .into());
+                }
+            }
+        }
+        let _one = self.inner.pools_lock.lock().await;
+        let routes = self.routes()?;
+        let p = &self.inner.pools;
+        let c = &self.inner.counters;
+        for (n, size, factory, counters, name) in [
+            (
+                ask.extract,
+                &p.extract,
+                &routes.extract,
+                &c.extract,
+                "extract",
+            ),
+            (
+                ask.classify,
+                &p.classify,
+                &routes.classify,
+                &c.classify,
+                "classify",
+            ),
+            (ask.enrich, &p.enrich, &routes.enrich, &c.enrich, "enrich"),
+        ] {
+            let Some(n) = n else { continue };
+            let was = size.swap(n, Relaxed);
+            counters.pool_size.store(n as u64, Relaxed);
+            if factory.adjust_worker_pool(n).is_err() {
+                // Restarting: it comes back at the size in force.
+                tracing::warn!(
+                    pool = name,
+                    "the pool is restarting; it starts with the new size"
+                );
+            }
+            if was != n {
+                tracing::info!(pool = name, from = was, to = n, "pool resized");
+            }
+        }
+        Ok(self.pools())
     }
 
     /// Deletes a workflow of the scope; false if there is none.

@@ -63,7 +63,7 @@ pub mod types;
 
 pub use config::{EngineConfig, TypeConfig, WebhooksConfig};
 pub use counters::ActorSnapshot;
-pub use engine::{NewWebhook, Pipeline, TypeError};
+pub use engine::{NewWebhook, Pipeline, PoolsInForce, PoolsRequest, TypeError, MAX_POOL_WORKERS};
 pub use errors::{Code, EngineError};
 pub use extract::detect::{sniff, Sniffed};
 pub use fields::normalize;

@@ -53,6 +53,28 @@ pub struct Shared {
     pub events_tx: Arc<watch::Sender<i64>>,
     /// Workspaces whose classifier the Trainer trains at start.
     pub stale_models: Vec<String>,
+    /// The worker pools' sizes in force (changed live; a restarted pool
+    /// comes back at its size in force).
+    pub pools: Arc<PoolSizes>,
+}
+
+/// The sizes of the pools that can change while running.
+#[derive(Debug)]
+pub struct PoolSizes {
+    pub extract: std::sync::atomic::AtomicUsize,
+    pub classify: std::sync::atomic::AtomicUsize,
+    pub enrich: std::sync::atomic::AtomicUsize,
+}
+
+impl PoolSizes {
+    pub fn new(cfg: &crate::config::PipelineConfig) -> PoolSizes {
+        use std::sync::atomic::AtomicUsize;
+        PoolSizes {
+            extract: AtomicUsize::new(cfg.extract.workers),
+            classify: AtomicUsize::new(cfg.classify.workers),
+            enrich: AtomicUsize::new(cfg.enrich.workers),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -292,10 +314,8 @@ async fn spawn_child(
                 ocr: sh.ocr.clone(),
                 analyzer: sh.analyzer.clone(),
             });
-            counters
-                .extract
-                .pool_size
-                .store(p.extract.workers as u64, Relaxed);
+            let workers = sh.pools.extract.load(Relaxed);
+            counters.extract.pool_size.store(workers as u64, Relaxed);
             // A worker stuck well past its own time limit is a bug: the
             // dead-man's switch replaces it (the lease re-admits its job).
             let dms = DeadMansSwitchConfiguration {
@@ -305,9 +325,7 @@ async fn spawn_child(
                 kill_worker: true,
             };
             let make = move || Extractor { ctx: ctx.clone() };
-            spawn_pool(make, p.extract.workers, Some(dms), sup)
-                .await?
-                .get_cell()
+            spawn_pool(make, workers, Some(dms), sup).await?.get_cell()
         }
         Child::Enrich => {
             let ctx = Arc::new(EnrichCtx {
@@ -316,14 +334,10 @@ async fn spawn_child(
                 routes,
                 counters: counters.clone(),
             });
-            counters
-                .enrich
-                .pool_size
-                .store(p.enrich.workers as u64, Relaxed);
+            let workers = sh.pools.enrich.load(Relaxed);
+            counters.enrich.pool_size.store(workers as u64, Relaxed);
             let make = move || Enricher { ctx: ctx.clone() };
-            spawn_pool(make, p.enrich.workers, None, sup)
-                .await?
-                .get_cell()
+            spawn_pool(make, workers, None, sup).await?.get_cell()
         }
         Child::Classify => {
             let ctx = Arc::new(ClassifyCtx {
@@ -331,14 +345,10 @@ async fn spawn_child(
                 routes,
                 counters: counters.clone(),
             });
-            counters
-                .classify
-                .pool_size
-                .store(p.classify.workers as u64, Relaxed);
+            let workers = sh.pools.classify.load(Relaxed);
+            counters.classify.pool_size.store(workers as u64, Relaxed);
             let make = move || Classifier { ctx: ctx.clone() };
-            spawn_pool(make, p.classify.workers, None, sup)
-                .await?
-                .get_cell()
+            spawn_pool(make, workers, None, sup).await?.get_cell()
         }
     };
     Ok(cell)
