@@ -9,6 +9,7 @@ pub mod auth;
 pub mod documents;
 pub mod events;
 pub mod gateway;
+pub mod metrics;
 pub mod paperless;
 pub mod paperless_apps;
 pub mod paperless_fields;
@@ -79,6 +80,8 @@ pub struct App {
     pub mail: Vec<Arc<crate::mail::MailState>>,
     /// Live event subscribers.
     pub subscribers: events::Subscribers,
+    /// The Prometheus recorder's handle (`/metrics` renders it).
+    pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 pub const STATUS_PAGE: &str = include_str!("../assets/index.html");
@@ -126,7 +129,7 @@ fn routes(metrics_public: bool) -> Vec<(RouteSpec, MethodRouter<AppState>)> {
                 role: metrics_role,
                 summary: "Prometheus metrics of the whole pipeline (admin, or open with auth.metrics_public)",
             },
-            get(metrics),
+            get(metrics::metrics),
         ),
         (
             spec!(GET "/", Some(Reader), "The status page"),
@@ -458,6 +461,7 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(middleware::from_fn(gateway::security_headers))
+        .layer(middleware::from_fn(metrics::track))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.body_timeout,
         ))
@@ -530,138 +534,6 @@ async fn status(State(app): State<AppState>, caller: Caller) -> Result<Response,
 }
 
 /// The pipeline's figures in the Prometheus text format.
-async fn metrics(State(app): State<AppState>) -> Result<Response, Problem> {
-    use std::fmt::Write;
-    let st = app
-        .pipeline
-        .reader()
-        .status(&docpipe_actors::Scope::All)
-        .await?;
-    let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
-        let _ = writeln!(
-            out,
-            "# HELP docpipe_{name} {help}\n# TYPE docpipe_{name} {kind}"
-        );
-        for (labels, v) in rows {
-            let _ = writeln!(out, "docpipe_{name}{labels} {v}");
-        }
-    };
-    let stage = |f: &dyn Fn(&docpipe_actors::StageStatus) -> u64| {
-        st.stages
-            .iter()
-            .map(|(k, s)| (format!("{{stage=\"{k}\"}}"), f(s)))
-            .collect::<Vec<_>>()
-    };
-    family(
-        "documents",
-        "gauge",
-        "Documents per stage.",
-        stage(&|s| s.documents),
-    );
-    family(
-        "event_subscribers",
-        "gauge",
-        "Live event subscribers (SSE and WebSocket).",
-        vec![(String::new(), app.subscribers.count() as u64)],
-    );
-    let actor = |f: &dyn Fn(&docpipe_actors::ActorSnapshot) -> u64| {
-        st.actors
-            .iter()
-            .map(|a| (format!("{{actor=\"{}\"}}", a.name), f(a)))
-            .collect::<Vec<_>>()
-    };
-    family(
-        "actor_processed_total",
-        "counter",
-        "Jobs an actor finished.",
-        actor(&|a| a.processed),
-    );
-    family(
-        "actor_failed_total",
-        "counter",
-        "Jobs an actor failed.",
-        actor(&|a| a.failed),
-    );
-    family(
-        "actor_busy",
-        "gauge",
-        "Jobs an actor is working on now.",
-        actor(&|a| a.busy),
-    );
-    family(
-        "actor_queue_depth",
-        "gauge",
-        "Jobs waiting in an actor's mailbox.",
-        actor(&|a| a.queue_depth),
-    );
-    family(
-        "actor_restarts_total",
-        "counter",
-        "Restarts of an actor after a crash.",
-        actor(&|a| a.restarts),
-    );
-    family(
-        "actor_busy_microseconds_total",
-        "counter",
-        "Time an actor spent working.",
-        actor(&|a| a.busy_micros),
-    );
-    family(
-        "in_flight",
-        "gauge",
-        "Documents inside the actor chain.",
-        vec![(String::new(), st.in_flight)],
-    );
-    family(
-        "max_in_flight",
-        "gauge",
-        "pipeline.max_in_flight.",
-        vec![(String::new(), st.max_in_flight as u64)],
-    );
-    family(
-        "commits_total",
-        "counter",
-        "Group commits of the catalog and the index.",
-        vec![
-            ("{store=\"catalog\"}".into(), st.commits.catalog),
-            ("{store=\"index\"}".into(), st.commits.index),
-        ],
-    );
-    family(
-        "retries_scheduled_total",
-        "counter",
-        "Failed attempts given another try.",
-        vec![(String::new(), st.retries_scheduled)],
-    );
-    family(
-        "parked_total",
-        "counter",
-        "Documents parked as failed.",
-        vec![(String::new(), st.parked)],
-    );
-    family(
-        "leases_expired_total",
-        "counter",
-        "Admissions that outlived their lease.",
-        vec![(String::new(), st.leases_expired)],
-    );
-    family(
-        "index_documents",
-        "gauge",
-        "Documents in the search index.",
-        vec![(String::new(), st.index_docs)],
-    );
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response())
-}
-
 async fn status_page() -> impl IntoResponse {
     ([(header::CACHE_CONTROL, "no-cache")], Html(STATUS_PAGE))
 }

@@ -174,6 +174,7 @@ async fn serve(flags: config::Flags) -> Result<(), String> {
         watch: watch::start(&pipeline, &cfg.watch, cfg.server.max_upload_bytes)?,
         mail: mail::start(&pipeline, &cfg.mail, cfg.server.max_upload_bytes),
         subscribers: http::events::Subscribers::new(&cfg.server),
+        prometheus: http::metrics::install().map_err(|e| format!("cannot start: {e}"))?,
     });
     tokio::spawn(reload_on_hangup(
         pipeline.clone(),

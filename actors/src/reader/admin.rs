@@ -92,6 +92,11 @@ impl Reader {
             .await
     }
 
+    /// Webhook deliveries waiting for another attempt, and failed.
+    pub async fn outbox_depth(&self) -> Result<(u64, u64)> {
+        self.db.run(crate::store::webhooks::outbox_depth).await
+    }
+
     /// The workflows of the scope's workspaces.
     pub async fn workflows(&self, scope: &Scope) -> Result<Vec<WorkflowRow>> {
         let scope = scope.clone();
