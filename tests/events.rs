@@ -113,26 +113,6 @@ fn ws(s: &Server, query: &str, token: &str) -> Sub {
     Sub { rx, task }
 }
 
-/// The stream's stages of a document as its own event list has them.
-fn stages_in_table(s: &Server, id: &str) -> Vec<(i64, String)> {
-    let (code, v) = get_json(&s.url(&format!("/api/v1/documents/{id}/events")));
-    assert_eq!(code, 200, "{v}");
-    v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| {
-            let stage = match e["kind"].as_str()? {
-                "uploaded" | "attached" => "queued",
-                k @ ("extracted" | "classified" | "enriched" | "indexed" | "failed"
-                | "attempt_failed" | "retried" | "edited" | "deleted") => k,
-                _ => return None,
-            };
-            Some((e["seq"].as_i64()?, stage.to_string()))
-        })
-        .collect()
-}
-
 fn of(events: &[Value], id: &str) -> Vec<(i64, String)> {
     events
         .iter()
@@ -189,7 +169,7 @@ fn sse_and_websocket_subscribers_get_every_stage_event_of_each_document_in_order
         );
     }
     for id in &ids {
-        let table = stages_in_table(&s, id);
+        let table = stream_stages_of(&s, id);
         assert_eq!(
             of(&got, id),
             table,
@@ -210,7 +190,7 @@ fn sse_and_websocket_subscribers_get_every_stage_event_of_each_document_in_order
         None,
     );
     let only = one.collect_until(|e| e.iter().any(|e| e["stage"] == "indexed"));
-    assert_eq!(of(&only, &ids[2]), stages_in_table(&s, &ids[2]));
+    assert_eq!(of(&only, &ids[2]), stream_stages_of(&s, &ids[2]));
     assert!(only.iter().all(|e| e["document"] == ids[2].as_str()));
     let indexed = sse(&s, "since=0&stage=indexed,queued", ADMIN_TOKEN, None);
     let got = indexed.collect_until(|e| e.len() == 2 * ids.len());
@@ -267,7 +247,7 @@ fn a_subscriber_that_resumes_from_its_last_id_misses_nothing_and_gets_nothing_tw
     for id in &all_ids {
         assert_eq!(
             of(&seen, id),
-            stages_in_table(&s, id),
+            stream_stages_of(&s, id),
             "{id}: nothing missed"
         );
     }

@@ -132,26 +132,6 @@ fn expected_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The stream's events of a document, as its own event list has them.
-fn doc_events(s: &Server, id: &str) -> Vec<(i64, String)> {
-    let (code, v) = get_json(&s.url(&format!("/api/v1/documents/{id}/events")));
-    assert_eq!(code, 200, "{v}");
-    v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| {
-            let stage = match e["kind"].as_str()? {
-                "uploaded" | "attached" => "queued",
-                k @ ("extracted" | "classified" | "enriched" | "indexed" | "failed"
-                | "attempt_failed" | "retried" | "edited" | "deleted") => k,
-                _ => return None,
-            };
-            Some((e["seq"].as_i64()?, stage.to_string()))
-        })
-        .collect()
-}
-
 fn config(extra: &str) -> String {
     format!(
         "{FAST_CONFIG}
@@ -208,7 +188,7 @@ fn a_receiver_gets_every_event_signed_once_per_delivery_across_a_restart_and_a_r
 
     let mut expected: BTreeSet<i64> = BTreeSet::new();
     for id in &ids {
-        expected.extend(doc_events(&s, id).into_iter().map(|(seq, _)| seq));
+        expected.extend(stream_stages_of(&s, id).into_iter().map(|(seq, _)| seq));
     }
     wait_until(WAIT, "every event delivered", || {
         expected.iter().all(|e| rx.delivered().contains_key(e))

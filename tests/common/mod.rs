@@ -575,3 +575,25 @@ pub fn on_data_dir(args: &[&str], data: &Path, config: &Path) -> (i32, String, S
     ]);
     cli(&all)
 }
+
+/// A document's events as the live stream names their stages (`queued`
+/// for uploaded or attached, and so on), from its own event list.
+pub fn stream_stages_of(s: &Server, id: &str) -> Vec<(i64, String)> {
+    let (code, v) = get_json(&s.url(&format!("/api/v1/documents/{id}/events")));
+    assert_eq!(code, 200, "{v}");
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            let stage = match e["kind"].as_str()? {
+                "uploaded" | "attached" => "queued",
+                "reprocess_requested" => "reprocessed",
+                k @ ("extracted" | "classified" | "enriched" | "indexed" | "failed"
+                | "attempt_failed" | "retried" | "edited" | "deleted") => k,
+                _ => return None,
+            };
+            Some((e["seq"].as_i64()?, stage.to_string()))
+        })
+        .collect()
+}

@@ -140,12 +140,7 @@ async fn feed(ctx: &FeedCtx, id: &str, mut poke: watch::Receiver<()>) -> Result<
             report(ctx, &hook.id, None, vec![outcome]);
         }
         if cursor < upto {
-            let (f, after) = (filter.clone(), cursor);
-            let page = ctx
-                .db
-                .run(move |c| stream_events(c, after, upto, &f, &Scope::All, PAGE))
-                .await?;
-            let full = page.len() == PAGE;
+            let (page, full) = next_page(ctx, &filter, cursor, upto).await?;
             for ev in &page {
                 if stopping() {
                     return Ok(());
@@ -179,6 +174,23 @@ async fn feed(ctx: &FeedCtx, id: &str, mut poke: watch::Receiver<()>) -> Result<
             poked = poke.changed() => reload = poked.is_ok(),
         }
     }
+}
+
+/// The filter's events after `after` up to `upto`, oldest first, a page
+/// of them; true if the page is full (there may be more).
+pub(super) async fn next_page(
+    ctx: &FeedCtx,
+    filter: &StreamFilter,
+    after: i64,
+    upto: i64,
+) -> Result<(Vec<StreamEvent>, bool)> {
+    let f = filter.clone();
+    let page = ctx
+        .db
+        .run(move |c| stream_events(c, after, upto, &f, &Scope::All, PAGE))
+        .await?;
+    let full = page.len() == PAGE;
+    Ok((page, full))
 }
 
 async fn sleep_or_never(d: Option<Duration>) {

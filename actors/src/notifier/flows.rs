@@ -13,16 +13,14 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use ractor::rpc::CallResult;
 
-use super::feed::FeedCtx;
+use super::feed::{next_page, FeedCtx};
 use super::workflow::{Workflow, WorkflowDef};
 use crate::model::{Origin, Scope};
 use crate::routes::{current_routes, tell, CatalogMsg};
-use crate::store::events::{stream_events, StreamEvent, StreamFilter};
+use crate::store::events::{StreamEvent, StreamFilter};
 use crate::store::workflows::{by_workflow, doc_view, get_workflow};
 use crate::store::LabelKind;
 
-/// Events read per step.
-const PAGE: usize = 64;
 const CALL: Duration = Duration::from_secs(60);
 
 /// Runs workflow `name` until it is deleted or the task aborted.
@@ -86,12 +84,7 @@ async fn flow(ctx: &FeedCtx, name: &str) -> Result<()> {
         }
         let upto = *events.borrow_and_update();
         if cursor < upto {
-            let (f, after) = (filter.clone(), cursor);
-            let page = ctx
-                .db
-                .run(move |c| stream_events(c, after, upto, &f, &Scope::All, PAGE))
-                .await?;
-            let full = page.len() == PAGE;
+            let (page, full) = next_page(ctx, &filter, cursor, upto).await?;
             for ev in &page {
                 if *ctx.stop.borrow() {
                     return Ok(());

@@ -94,17 +94,10 @@ pub fn write_delete_webhook(
     origin: &Origin,
     now: i64,
 ) -> Result<bool> {
-    let ws: Option<String> = tx
-        .query_row(
-            &format!(
-                "DELETE FROM webhooks WHERE id = ?1 AND {} RETURNING workspace",
-                workspace_filter("workspace", 2)
-            ),
-            params![id, scope.sql_param()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(ws) = ws else { return Ok(false) };
+    let Some(ws) = owner(tx, "webhooks", "id", id, scope)? else {
+        return Ok(false);
+    };
+    tx.execute("DELETE FROM webhooks WHERE id = ?1", [id])?;
     let ev = NewEvent::action(origin, "webhook_deleted", Some(&ws))
         .detail(serde_json::json!({"id": id}));
     write_event(tx, &ev, now)?;
@@ -146,6 +139,27 @@ fn kinds_list() -> String {
         .map(|s| format!("document.{s}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The workspace of the row of `table` whose `key` column is `value`, if
+/// it is in the scope (webhooks and workflows belong to one workspace).
+pub(super) fn owner(
+    tx: &Transaction<'_>,
+    table: &str,
+    key: &str,
+    value: &str,
+    scope: &Scope,
+) -> Result<Option<String>> {
+    Ok(tx
+        .query_row(
+            &format!(
+                "SELECT workspace FROM {table} WHERE {key} = ?1 AND {}",
+                workspace_filter("workspace", 2)
+            ),
+            params![value, scope.sql_param()],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// A delivery that did not go through on its first attempt.
@@ -324,17 +338,9 @@ pub fn write_resend(
     origin: &Origin,
     now: i64,
 ) -> Result<bool> {
-    let ws: Option<String> = tx
-        .query_row(
-            &format!(
-                "SELECT workspace FROM webhooks WHERE id = ?1 AND {}",
-                workspace_filter("workspace", 2)
-            ),
-            params![webhook, scope.sql_param()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(ws) = ws else { return Ok(false) };
+    let Some(ws) = owner(tx, "webhooks", "id", webhook, scope)? else {
+        return Ok(false);
+    };
     let n = tx.execute(
         "UPDATE webhook_deliveries SET state = 'retrying', attempts = 0, next_at = ?3,
            updated_at = ?3 WHERE webhook_id = ?1 AND seq = ?2 AND state = 'failed'",

@@ -112,17 +112,10 @@ pub fn write_delete_workflow(
     origin: &Origin,
     now: i64,
 ) -> Result<bool> {
-    let ws: Option<String> = tx
-        .query_row(
-            &format!(
-                "DELETE FROM workflows WHERE name = ?1 AND {} RETURNING workspace",
-                workspace_filter("workspace", 2)
-            ),
-            params![name, scope.sql_param()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(ws) = ws else { return Ok(false) };
+    let Some(ws) = super::webhooks::owner(tx, "workflows", "name", name, scope)? else {
+        return Ok(false);
+    };
+    tx.execute("DELETE FROM workflows WHERE name = ?1", [name])?;
     let ev = NewEvent::action(origin, "workflow_deleted", Some(&ws))
         .detail(serde_json::json!({"name": name}));
     write_event(tx, &ev, now)?;
