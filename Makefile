@@ -165,6 +165,7 @@ bench: corpus deps labeled release
 	$(CARGO) bench --bench load
 	$(CARGO) bench --bench search
 	$(CARGO) bench --bench embed
+	$(CARGO) bench --bench events
 	$(CARGO) bench --bench memory
 
 clean:
