@@ -179,6 +179,9 @@ async fn flush(st: &mut IndexerState) -> Result<(), ActorProcessingErr> {
     let jobs = std::mem::take(&mut st.staged);
     let counters = st.args.counters.clone();
     let _timer = counters.indexer.start_job();
+    // Each job was counted as queued when it was forwarded; the timer took
+    // one off for the batch.
+    counters.indexer.queued(1 - jobs.len() as i64);
     let seqs: Vec<i64> = jobs.iter().map(|j| j.seq).collect();
     let db = st.args.db.clone();
     let meta = tokio::task::spawn_blocking(move || db.with(|c| index_meta(c, &seqs))).await??;
